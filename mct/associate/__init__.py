@@ -1,0 +1,1 @@
+"""Cross-camera association: FAISS kNN candidates, space-time constraints, clustering."""

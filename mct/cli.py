@@ -1,0 +1,173 @@
+"""The ``mct`` command line: thin; parses arguments, configures logging, calls the library.
+
+This is the only module that prints or formats for a terminal. Heavy modules (torch,
+faiss, ray) are imported inside the subcommands, so ``mct --help`` is fast.
+Each subcommand is registered in :data:`COMMANDS` by a module of its own stage in
+``mct/cli_commands/``-style functions below; a subcommand whose stage is not built yet
+exits with status 2 and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from mct import __version__
+
+log = logging.getLogger("mct")
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
+    """Configure logging once, for the whole process: rich on stderr, plain text in a file."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
+    handlers: list[logging.Handler] = [
+        RichHandler(console=err_console, show_path=verbose > 0, rich_tracebacks=verbose > 0, markup=False)
+    ]
+    if log_file:
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.setLevel(logging.DEBUG)
+        handlers.append(fh)
+    logging.basicConfig(level=logging.DEBUG if log_file else level, handlers=handlers, format="%(message)s", force=True)
+    handlers[0].setLevel(level)
+    for noisy in ("matplotlib", "PIL", "numba", "ray", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if quiet:
+        # tqdm reads TQDM_* variables as defaults: progress bars off, logs only.
+        os.environ["TQDM_DISABLE"] = "1"
+
+
+def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
+    """Print an error the user can act on and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise click.exceptions.Exit(code)
+
+
+def not_available(name: str, issue: str) -> None:
+    fail(f"`mct {name}` is not available yet ({issue}).")
+
+
+class MctGroup(click.Group):
+    """Turns the library's expected errors into one clean line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from mct.config import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail(str(exc))
+        except (FileNotFoundError, ValueError) as exc:
+            if ctx.meta.get("mct.verbose"):
+                raise
+            fail(str(exc))
+
+
+@click.group(cls=MctGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mct")
+@click.option("-v", "--verbose", count=True, help="More log output (debug level, tracebacks).")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only; no progress bars.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Also write a full debug log here.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, log_file: str | None) -> None:
+    """mct: multi-camera vehicle tracking on AI City (CityFlowV2) style data."""
+    setup_logging(verbose, quiet, log_file)
+    ctx.meta["mct.verbose"] = verbose > 0
+    ctx.meta["mct.quiet"] = quiet
+
+
+SET_OPTION = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set tracker.max_age=50."
+)
+
+
+# ---------------------------------------------------------------------------- config
+@main.command("config")
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@SET_OPTION
+def config_cmd(config: str | None, overrides: tuple[str, ...]) -> None:
+    """Validate a config and print it fully resolved (defaults, extends, --set)."""
+    from mct.config import dump_config, load_config
+
+    cfg = load_config(config, overrides)
+    console.print(dump_config(cfg), end="", highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------------------- stubs
+# Each stage replaces its stub below when it is built.
+@main.command("synth")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (AI City layout).")
+@SET_OPTION
+def synth_cmd(config: str, out: str, overrides: tuple[str, ...]) -> None:
+    """Generate a synthetic multi-camera scenario in the AI City layout."""
+    not_available("synth", "the synthetic world is being built")
+
+
+@main.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@SET_OPTION
+def run_cmd(config: str, overrides: tuple[str, ...]) -> None:
+    """Run the pipeline (detect, embed, track, associate, evaluate) on many cameras."""
+    not_available("run", "batch running is being built")
+
+
+@main.command("eval")
+def eval_cmd() -> None:
+    """Score a submission against ground truth exactly as the AI City evaluation does."""
+    not_available("eval", "the evaluation is being built")
+
+
+@main.command("train-detector")
+@click.argument("config", type=click.Path(dir_okay=False))
+def train_detector_cmd(config: str) -> None:
+    """Train or fine-tune the Mask R-CNN detector on data in the AI City layout."""
+    not_available("train-detector", "detector training is being built")
+
+
+@main.command("train-reid")
+@click.argument("config", type=click.Path(dir_okay=False))
+def train_reid_cmd(config: str) -> None:
+    """Train the ResNet re-ID model on identities from AI City style ground truth."""
+    not_available("train-reid", "re-ID training is being built")
+
+
+@main.command("eval-reid")
+def eval_reid_cmd() -> None:
+    """Re-ID mAP and CMC (rank-1, rank-5) on held-out identities, cross-camera protocol."""
+    not_available("eval-reid", "re-ID evaluation is being built")
+
+
+@main.command("fit-topology")
+def fit_topology_cmd() -> None:
+    """Estimate camera-pair travel-time windows from training ground truth."""
+    not_available("fit-topology", "association is being built")
+
+
+@main.command("render")
+def render_cmd() -> None:
+    """Render a camera's video annotated with global ids, and an id-over-time overview."""
+    not_available("render", "rendering is being built")
+
+
+@main.command("bench")
+def bench_cmd() -> None:
+    """Run the benchmarks in benchmarks/ and write JSON results plus a markdown table."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    if not script.is_file():
+        fail(f"{script} not found: `mct bench` runs from a source checkout")
+    raise SystemExit(subprocess.call([sys.executable, str(script)]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

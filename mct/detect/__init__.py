@@ -1,0 +1,1 @@
+"""Detection: Mask R-CNN with Soft-NMS, or precomputed detections read from files."""

@@ -1,0 +1,1 @@
+"""Re-identification: ResNet embedder, training, re-ID metrics."""

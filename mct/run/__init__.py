@@ -1,0 +1,1 @@
+"""Running the pipeline: camera jobs, executors, run folders, resume."""

@@ -1,0 +1,1 @@
+"""Single-camera tracking: Deep SORT and tracklets."""
