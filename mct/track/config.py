@@ -1,23 +1,90 @@
-"""Tracker configuration (owned by ``mct.track``); defaults are the Deep SORT reference values."""
+"""Tracker configuration (owned by ``mct.track``); defaults are the Deep SORT reference values.
+
+Every constant of the reference implementation (Wojke et al. 2017, nwojke/deep_sort) is a
+field here with the reference value as its default; the options beyond the reference are
+off by default and documented in ``docs/tracking.md``.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
 from mct.schema import StrictModel
 
+__all__ = ["TrackerConfig", "TrackletConfig", "CHI2_95_4DOF"]
+
+#: 95% quantile of the chi-square distribution with 4 degrees of freedom (the measurement
+#: ``x, y, a, h`` has 4 dimensions); the reference's ``chi2inv95[4]``.
+CHI2_95_4DOF = 9.4877
+
 
 class TrackerConfig(StrictModel):
     """Deep SORT (Wojke et al. 2017), reference defaults."""
 
+    #: appearance gate: a (track, detection) pair whose smallest cosine distance to the
+    #: track's gallery exceeds this is impossible (0.2 in the paper's setting).
     max_cosine_distance: float = Field(default=0.2, ge=0.0, le=2.0)
+    #: gallery size: each confirmed track keeps its last ``nn_budget`` features.
     nn_budget: int = Field(default=100, gt=0)
+    #: IoU stage: pairs with ``1 - IoU`` above this are impossible.
     max_iou_distance: float = Field(default=0.7, ge=0.0, le=1.0)
+    #: a confirmed track is deleted when frames since its last match exceed this; also the
+    #: depth of the matching cascade.
     max_age: int = Field(default=30, gt=0)
+    #: consecutive hits that confirm a tentative track.
     n_init: int = Field(default=3, gt=0)
+    #: squared-Mahalanobis gate of the motion model (reference: 95% chi-square, 4 dof).
+    gating_threshold: float = Field(default=CHI2_95_4DOF, gt=0.0)
+    #: Kalman noise: position std = ``std_weight_position * h``, velocity std =
+    #: ``std_weight_velocity * h`` (h = box height, pixels); reference 1/20 and 1/160.
+    std_weight_position: float = Field(default=1.0 / 20.0, gt=0.0)
+    std_weight_velocity: float = Field(default=1.0 / 160.0, gt=0.0)
+
+    # ---- options beyond the reference (off by default) ----
+    #: ``deep_sort``: the reference (appearance cascade, then IoU). ``motion_only``: no
+    #: embeddings needed (SORT-like): the cascade uses ``1 - IoU`` of the predicted box,
+    #: gated by the Mahalanobis gate, instead of the appearance cost.
+    mode: Literal["deep_sort", "motion_only"] = "deep_sort"
+    #: lambda of the paper's combined cost ``lambda * d_mahalanobis + (1 - lambda) * d_cosine``
+    #: in the cascade (both gates still apply). 0 is the reference (the paper's setting).
+    motion_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: when set, ``max_age`` is derived per camera as ``max(1, round(max_age_s * fps))``
+    #: (cameras differ in fps); ``None`` uses ``max_age`` frames.
+    max_age_s: float | None = Field(default=None, gt=0.0)
+
+    def max_age_frames(self, fps: float) -> int:
+        """The effective ``max_age`` in frames for a camera running at ``fps``."""
+        if self.max_age_s is None:
+            return self.max_age
+        if not fps > 0:
+            raise ValueError(f"tracker.max_age_s: camera fps must be > 0, got {fps}")
+        return max(1, int(round(self.max_age_s * fps)))
 
 
 class TrackletConfig(StrictModel):
-    """How tracks become tracklets."""
+    """How tracks become tracklets (see ``mct.track.tracklets``)."""
 
+    #: tracklets with fewer detected (not interpolated) frames are dropped.
     min_length: int = Field(default=1, ge=1)
+    #: gaps of at most this many missing frames inside a track are filled by linear
+    #: interpolation of the boxes (score 0, det index -1); 0 = off.
+    max_interpolation_gap: int = Field(default=0, ge=0)
+    #: output box expansion about the box centre, per side length s:
+    #: ``s' = min(expand_scale * s, s + expand_max_px)``; ``expand_scale = 1`` is off
+    #: (one AI City winner used 1.2 and 40 px). Applied after the feature is computed.
+    expand_scale: float = Field(default=1.0, ge=1.0)
+    expand_max_px: float = Field(default=40.0, ge=0.0)
+    #: clip output boxes to the frame when the frame size is known.
+    clip_to_frame: bool = True
+    #: feature rule: observations with box area >= this (square pixels) ...
+    min_feature_area_px: float = Field(default=750.0, ge=0.0)
+    #: ... and at most this fraction of their area covered by another detection of the
+    #: same frame ("unoccluded") ...
+    max_feature_occlusion: float = Field(default=0.3, ge=0.0, le=1.0)
+    #: ... are averaged, weighted by ``score`` (detection confidence) or ``uniform``; when
+    #: no observation qualifies, all observations of the track are used.
+    feature_weight: Literal["score", "uniform"] = "score"
+    #: keep every per-frame feature in ``Tracklet.features`` (memory: T x D floats).
+    keep_frame_features: bool = False
