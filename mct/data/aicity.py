@@ -299,7 +299,7 @@ def load_dataset(
             if cam_id not in offsets:
                 raise FileNotFoundError(f"{timestamp_path}: no line for camera {cam_id} (folder {scenario_dir / cam_id})")
             camera, calibration, fps_source = _load_camera(
-                root, scenario_dir / cam_id, scenario, cam_id, offsets[cam_id], frame_counts.get(cam_id),
+                scenario_dir / cam_id, scenario, cam_id, offsets[cam_id], frame_counts.get(cam_id),
                 default_fps=by_camera.get(cam_id, default_fps), min_roi_value=min_roi_value,
                 require_video=require_video,
             )
@@ -318,7 +318,6 @@ def load_dataset(
 
 
 def _load_camera(
-    root: Path,
     cam_dir: Path,
     scenario: str,
     cam_id: str,

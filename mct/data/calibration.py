@@ -150,10 +150,10 @@ def _parse_matrix(path: Path, lineno: int, key: str, text: str, shape: tuple[int
             raise CalibrationError(f"{path}:{lineno}: {key}: no values")
         return np.asarray(flat, dtype=np.float64)
     if len(values) != shape[0] or any(len(r) != shape[1] for r in values):
-        got = "x".join(str(len(r)) for r in values)
+        got = ", ".join(str(len(r)) for r in values)
         raise CalibrationError(
             f"{path}:{lineno}: {key}: expected {shape[0]} rows of {shape[1]} values separated by ';', "
-            f"got rows of {got}"
+            f"got {len(values)} rows of {got} values"
         )
     out = np.asarray(values, dtype=np.float64)
     if not np.isfinite(out).all():

@@ -25,6 +25,7 @@ parse: frame and id must be integers, frame >= 1, width and height > 0, all fini
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import math
@@ -211,11 +212,14 @@ class MotRows:
 
 
 # ---------------------------------------------------------------------------- reading
-def _fail_line_by_line(path: Path, kind: str, accepted: tuple[int, ...]) -> None:
-    """Walk ``path`` line by line and raise for the first malformed line."""
+def _parse_line_by_line(path: Path, kind: str, accepted: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The slow, exact parser: ``(values (N, C) float64, line numbers (N,))``; raises for the
+    first malformed line. Used when the vectorised parse fails or looks irregular."""
     names = _COLUMN_NAMES[kind]
     want = _want(accepted)
     first_n: int | None = None
+    rows: list[list[float]] = []
+    lines: list[int] = []
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             text = line.strip()
@@ -232,6 +236,7 @@ def _fail_line_by_line(path: Path, kind: str, accepted: tuple[int, ...]) -> None
                 raise MotFormatError(
                     f"{path}:{lineno}: expected {first_n} comma-separated columns like the lines above, got {n}"
                 )
+            row = []
             for k, cell in enumerate(cells):
                 try:
                     value = float(cell)
@@ -240,14 +245,21 @@ def _fail_line_by_line(path: Path, kind: str, accepted: tuple[int, ...]) -> None
                         f"{path}:{lineno}: column {k + 1} ({names[k]}): expected a number, got {cell.strip()!r}"
                     ) from None
                 if not math.isfinite(value):
-                    raise MotFormatError(f"{path}:{lineno}: column {k + 1} ({names[k]}): expected a finite number, got {cell.strip()!r}")
-    raise MotFormatError(f"{path}: could not be parsed as a MOT {kind} file")  # pragma: no cover - defensive
+                    raise MotFormatError(
+                        f"{path}:{lineno}: column {k + 1} ({names[k]}): expected a finite number, got {cell.strip()!r}"
+                    )
+                row.append(value)
+            rows.append(row)
+            lines.append(lineno)
+    if not rows:
+        return np.zeros((0, 10)), np.zeros(0, np.int64)
+    return np.asarray(rows, dtype=np.float64), np.asarray(lines, dtype=np.int64)
 
 
 def _want(accepted: tuple[int, ...]) -> str:
     if len(accepted) == 1:
         return str(accepted[0])
-    if accepted == tuple(range(accepted[0], accepted[-1] + 1)):
+    if len(accepted) > 2 and accepted == tuple(range(accepted[0], accepted[-1] + 1)):
         return f"{accepted[0]} to {accepted[-1]}"
     return " or ".join(str(a) for a in accepted)
 
@@ -256,22 +268,19 @@ def _parse_table(path: Path, kind: str, accepted: tuple[int, ...]) -> tuple[np.n
     """``(values (N, C) float64, line numbers (N,) int64)`` of the non-blank lines."""
     try:
         df = pd.read_csv(
-            path, header=None, sep=",", skip_blank_lines=False, dtype=np.float64, engine="c", comment=None
+            path, header=None, sep=",", skip_blank_lines=False, dtype=np.float64, engine="c",
+            quoting=csv.QUOTE_NONE,
         )
-    except pd.errors.EmptyDataError:
-        return np.zeros((0, 10)), np.zeros(0, np.int64)
-    except (pd.errors.ParserError, ValueError, TypeError):
-        _fail_line_by_line(path, kind, accepted)
-        raise  # pragma: no cover - _fail_line_by_line always raises
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, TypeError):
+        # empty file, leading blank lines, ragged or non-numeric lines: the exact parser
+        # either reads it or names the bad line
+        return _parse_line_by_line(path, kind, accepted)
     values = df.to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    blank = ~finite.any(axis=1) if values.shape[1] else np.zeros(len(values), bool)
-    if values.shape[1] not in accepted or not finite[~blank].all():
-        _fail_line_by_line(path, kind, accepted)
-    # pandas skips a leading run of blank lines only when skip_blank_lines is True; with it
-    # False every physical line is a row, so row i is line i + 1.
-    lines = np.flatnonzero(~blank) + 1
-    return values[~blank], lines
+    if values.shape[1] not in accepted or not np.isfinite(values).all():
+        # wrong column count, short lines (NaN-filled), blank lines, nan/inf values
+        return _parse_line_by_line(path, kind, accepted)
+    # no blank lines (they would be NaN rows): row i is line i + 1
+    return values, np.arange(1, len(values) + 1, dtype=np.int64)
 
 
 def read_mot(path: str | Path, kind: MotKind = "gt") -> MotRows:
