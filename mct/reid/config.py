@@ -1,20 +1,114 @@
-"""Re-ID embedder configuration (owned by ``mct.reid``)."""
+"""Re-ID configuration (owned by ``mct.reid``): the embedder and its training.
+
+``EmbedderConfig`` is the ``reid:`` section of a pipeline config and also the ``model:``
+section of a re-ID training config (there, ``weights`` is the initialisation).
+``ReidTrainConfig`` is the whole file read by ``mct train-reid``.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from mct.schema import StrictModel
 
+__all__ = ["ARCHS", "EmbedderConfig", "ReidCropConfig", "ReidTrainConfig"]
+
+#: The backbones; ``compact`` is the small width-reduced ResNet of the shipped demo model.
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "compact")
+
 
 class EmbedderConfig(StrictModel):
-    """The appearance embedder applied to every detection."""
+    """The appearance embedder applied to every detection (and the model of training)."""
 
     enabled: bool = True
-    arch: str = "resnet18"
-    #: ``imagenet``, a checkpoint path, or ``none`` (random init, tests only).
+    #: one of :data:`ARCHS`.
+    arch: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "compact"] = "resnet18"
+    #: ``imagenet`` (torchvision's cached file), a project checkpoint path (it records
+    #: arch, crop size, pooling; those then win over this config), or ``none`` (random init).
     weights: str = "none"
+    #: every box is cropped and resized to this many pixels (256 x 256 suits vehicles).
     crop_height: int = Field(default=256, gt=0)
     crop_width: int = Field(default=256, gt=0)
+    #: boxes per forward pass; any number of boxes is embedded in chunks of this size.
     batch_size: int = Field(default=64, gt=0)
+    #: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:1``, ...
     device: str = "auto"
+    #: half precision on a GPU (ignored on the CPU).
+    fp16: bool = True
+    #: 1 keeps layer4 at twice the resolution (the re-ID "strong baseline"); 2 = torchvision.
+    last_stride: Literal[1, 2] = 1
+    pooling: Literal["avg", "gem"] = "avg"
+    #: the GeM exponent (1 = average pooling, large = max pooling); used when pooling is gem.
+    gem_p: float = Field(default=3.0, ge=1.0)
+    #: average each feature with the one of the horizontally flipped crop.
+    flip: bool = False
+    #: channel widths of the four stages of the ``compact`` arch (torchvision BasicBlocks).
+    compact_widths: tuple[int, int, int, int] = (32, 64, 128, 256)
+    #: BasicBlocks per stage of the ``compact`` arch.
+    compact_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+
+
+class ReidCropConfig(StrictModel):
+    """Which ground-truth boxes become training / evaluation crops."""
+
+    #: boxes smaller than this (pixels, after clipping to the frame) are dropped.
+    min_box_width: int = Field(default=24, ge=1)
+    min_box_height: int = Field(default=24, ge=1)
+    #: boxes whose area is covered more than this fraction by other gt boxes are dropped.
+    max_occlusion: float = Field(default=0.4, ge=0.0, le=1.0)
+    #: crops kept per (identity, camera) track, evenly spread over the track's frames.
+    crops_per_track: int = Field(default=8, ge=1)
+    #: the crop cache (``<cache_dir>/<split>_<hash>.npz``); relative to the working folder.
+    cache_dir: str = "data/cache/reid"
+
+
+class ReidTrainConfig(StrictModel):
+    """A ``mct train-reid`` config: data, model, sampler, losses, augmentation, schedule."""
+
+    name: str = "reid"
+    seed: int = 0
+    #: AI City layout root; identities come from ``<split>/*/*/gt/gt.txt``.
+    data_root: str = "data/demo"
+    train_split: str = "train"
+    #: held-out split evaluated after training (and every ``eval_every_epochs``); ``""`` = none.
+    val_split: str = "validation"
+    #: scenarios of each split to use (empty = all).
+    train_scenarios: tuple[str, ...] = ()
+    val_scenarios: tuple[str, ...] = ()
+    crops: ReidCropConfig = Field(default_factory=ReidCropConfig)
+    model: EmbedderConfig = Field(default_factory=lambda: EmbedderConfig(weights="imagenet"))
+    out_dir: str = "runs/reid"
+    #: P identities x K images per batch (batch-hard triplet needs K >= 2).
+    num_identities: int = Field(default=16, ge=2)
+    num_instances: int = Field(default=4, ge=2)
+    epochs: int = Field(default=30, ge=1)
+    #: batches per epoch; 0 = (number of crops) / (P x K).
+    batches_per_epoch: int = Field(default=0, ge=0)
+    lr: float = Field(default=3.5e-4, gt=0)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    #: linear warm-up from lr / 10, then cosine decay to lr / 100.
+    warmup_epochs: int = Field(default=2, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    triplet_margin: float = Field(default=0.3, gt=0)
+    ce_weight: float = Field(default=1.0, ge=0)
+    triplet_weight: float = Field(default=1.0, ge=0)
+    flip_prob: float = Field(default=0.5, ge=0, le=1)
+    #: pad-crop: pad by this many pixels (reflect) and crop back at a random offset.
+    pad_pixels: int = Field(default=10, ge=0)
+    erasing_prob: float = Field(default=0.5, ge=0, le=1)
+    #: torch CPU threads (the training machines are small and shared).
+    num_threads: int = Field(default=2, ge=1)
+    #: write ``last.pt`` every this many epochs (and always at the end).
+    checkpoint_every_epochs: int = Field(default=1, ge=1)
+    #: evaluate on ``val_split`` every this many epochs (0 = only at the end).
+    eval_every_epochs: int = Field(default=0, ge=0)
+    #: continue from ``<out_dir>/last.pt`` when it exists.
+    resume: bool = True
+
+    @model_validator(mode="after")
+    def _check_losses(self) -> "ReidTrainConfig":
+        if self.ce_weight == 0 and self.triplet_weight == 0:
+            raise ValueError("ce_weight and triplet_weight are both 0: nothing to train")
+        return self
