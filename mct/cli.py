@@ -135,15 +135,56 @@ def train_detector_cmd(config: str) -> None:
 
 @main.command("train-reid")
 @click.argument("config", type=click.Path(dir_okay=False))
-def train_reid_cmd(config: str) -> None:
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (overrides out_dir).")
+@click.option("--resume/--no-resume", default=None, help="Continue from OUT/last.pt (default: the config's resume).")
+@SET_OPTION
+@click.pass_context
+def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: bool | None, overrides: tuple[str, ...]) -> None:
     """Train the ResNet re-ID model on identities from AI City style ground truth."""
-    not_available("train-reid", "re-ID training is being built")
+    from mct.config import load_config
+    from mct.reid.config import ReidTrainConfig
+    from mct.reid.train import train_reid
+
+    extra = [*overrides, *([f"out_dir={out}"] if out else []), *([f"resume={str(resume).lower()}"] if resume is not None else [])]
+    cfg = load_config(config, extra, model=ReidTrainConfig)
+    summary = train_reid(cfg, progress=not ctx.meta.get("mct.quiet"))
+    console.print(f"model: {summary['model']}  ({summary['epochs']} epochs, {summary['steps']} steps)")
+    if "val" in summary:
+        v = summary["val"]
+        console.print(
+            f"{cfg.val_split}: mAP {v['mAP']:.4f}  rank-1 {v['rank1']:.4f}  rank-5 {v['rank5']:.4f}  "
+            f"({v['num_valid_queries']} queries, {v['num_gallery']} gallery crops)"
+        )
 
 
 @main.command("eval-reid")
-def eval_reid_cmd() -> None:
+@click.option("--data", "root", type=click.Path(file_okay=False), required=True, help="Dataset root (AI City layout).")
+@click.option("--split", default="validation", show_default=True, help="Split whose gt identities are evaluated.")
+@click.option("--weights", required=True, help="Re-ID checkpoint (e.g. models/reid_demo.pt), or imagenet / none.")
+@click.option("--scenario", "scenarios", multiple=True, help="Only these scenarios (repeatable).")
+@click.option("--flip/--no-flip", default=False, show_default=True, help="Average features with the flipped crop.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the metrics here.")
+def eval_reid_cmd(
+    root: str, split: str, weights: str, scenarios: tuple[str, ...], flip: bool, batch_size: int, device: str, json_out: str | None
+) -> None:
     """Re-ID mAP and CMC (rank-1, rank-5) on held-out identities, cross-camera protocol."""
-    not_available("eval-reid", "re-ID evaluation is being built")
+    import json
+
+    from mct.reid.train import evaluate_reid
+
+    metrics, crops = evaluate_reid(root, split, weights, scenarios=scenarios, batch_size=batch_size, device=device, flip=flip)
+    result = {"data": root, "split": split, "weights": weights, "flip": flip, "identities": crops.num_identities,
+              "cameras": crops.num_cameras, **metrics.as_dict()}
+    console.print(
+        f"{root} {split}: mAP {metrics.mAP:.4f}  rank-1 {metrics.rank1:.4f}  rank-5 {metrics.rank5:.4f}  "
+        f"({metrics.num_valid_queries} queries, {metrics.num_gallery} gallery crops, "
+        f"{crops.num_identities} identities, {crops.num_cameras} cameras)",
+        highlight=False,
+    )
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2))
 
 
 @main.command("fit-topology")
