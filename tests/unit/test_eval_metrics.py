@@ -1,0 +1,111 @@
+"""CLEAR-MOT / IDF1 core: golden devkit numbers, hand-built stories, empty inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mct.evaluate.metrics import TrackBoxes, evaluate_boxes, iou_distance_tlwh
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "motchallenge"
+
+
+def _load(path: Path) -> TrackBoxes:
+    a = np.loadtxt(path, delimiter=",")
+    return TrackBoxes(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2:6])
+
+
+# The MOTChallenge devkit's values for the files the motmetrics 1.4.0 wheel ships
+# (py-motmetrics tests/test_metrics.py::test_motchallenge_files; cityflow.md lists the
+# first five). motp is motmetrics' convention there: mean (1 - IoU) of the matches.
+DEVKIT = {
+    "TUD-Campus": dict(
+        idf1=0.557659, idp=0.729730, idr=0.451253, recall=0.582173, precision=0.941441,
+        num_unique_objects=8, mostly_tracked=1, partially_tracked=6, mostly_lost=1,
+        num_false_positives=13, num_misses=150, num_switches=7, num_fragmentations=7,
+        mota=0.526462, motp_distance=0.277201,
+    ),
+    "TUD-Stadtmitte": dict(
+        idf1=0.644619, idp=0.819760, idr=0.531142, recall=0.608997, precision=0.939920,
+        num_unique_objects=10, mostly_tracked=5, partially_tracked=4, mostly_lost=1,
+        num_false_positives=45, num_misses=452, num_switches=7, num_fragmentations=6,
+        mota=0.564014, motp_distance=0.345904,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEVKIT))
+def test_reproduces_motchallenge_devkit(name: str) -> None:
+    metrics, _ = evaluate_boxes(_load(DATA / name / "gt.txt"), _load(DATA / name / "test.txt"))
+    got = metrics.as_dict()
+    got["motp_distance"] = 1.0 - metrics.motp
+    for key, want in DEVKIT[name].items():
+        assert got[key] == pytest.approx(want, abs=1e-4), key
+
+
+def _boxes(rows: list[tuple[int, int, float, float, float, float]]) -> TrackBoxes:
+    if not rows:
+        return TrackBoxes.empty()
+    a = np.asarray(rows, dtype=np.float64)
+    return TrackBoxes(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2:6])
+
+
+def test_iou_distance_matches_hand_values() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5], [0, 0, 10, 20]], float)
+    # identical: IoU 1; half overlap: 50/150; disjoint: 0; contained: 100/200
+    np.testing.assert_allclose(iou_distance_tlwh(a, b), [0.0, 1 - 50 / 150, 1.0, 0.5])
+
+
+def test_identity_switch_story() -> None:
+    # One car (gt id 1) over 4 frames; the tracker calls it 7, then 8 from frame 3.
+    gt = _boxes([(f, 1, 10, 10, 20, 20) for f in range(1, 5)])
+    pred = _boxes([(1, 7, 10, 10, 20, 20), (2, 7, 10, 10, 20, 20), (3, 8, 10, 10, 20, 20), (4, 8, 10, 10, 20, 20)])
+    m, d = evaluate_boxes(gt, pred)
+    # frame 3: 1 was matched to 7 before, now 8 -> one switch; frame 4 keeps 8 -> match
+    assert m.num_switches == 1 and m.num_misses == 0 and m.num_false_positives == 0
+    assert m.mota == pytest.approx(1 - 1 / 4)
+    # identity: 1 <-> 7 (or 8), 2 of 4 frames each: IDTP 2, IDF1 = 2*2 / (4 + 4)
+    assert m.idtp == 2 and m.idf1 == pytest.approx(0.5)
+    assert d.gt_switch.tolist() == [False, False, True, False]
+
+
+def test_keeps_previous_correspondence_over_a_better_iou() -> None:
+    # frame 1: gt 1 matched to pred 5 (exact box); pred 6 absent.
+    # frame 2: pred 6 fits gt 1 perfectly, pred 5 still overlaps (IoU 0.6): 1 keeps 5,
+    #          6 becomes a false positive (py-motmetrics / devkit rule 1).
+    gt = _boxes([(1, 1, 0, 0, 10, 10), (2, 1, 0, 0, 10, 10)])
+    pred = _boxes([(1, 5, 0, 0, 10, 10), (2, 5, 0, 0, 10, 6), (2, 6, 0, 0, 10, 10)])
+    m, d = evaluate_boxes(gt, pred)
+    assert m.num_switches == 0 and m.num_false_positives == 1
+    assert d.gt_iou.tolist() == pytest.approx([1.0, 0.6])
+
+
+def test_fragmentation_and_track_ratios() -> None:
+    # gt 1 over 6 frames; matched in 1, 2, missed 3, matched 4, missed 5, 6.
+    gt = _boxes([(f, 1, 0, 0, 10, 10) for f in range(1, 7)])
+    pred = _boxes([(f, 3, 0, 0, 10, 10) for f in (1, 2, 4)])
+    m, _ = evaluate_boxes(gt, pred)
+    # one interruption inside the matched span (frame 3); the trailing misses are no fragment
+    assert m.num_fragmentations == 1
+    assert (m.mostly_tracked, m.partially_tracked, m.mostly_lost) == (0, 1, 0)  # 3/6 tracked
+    assert m.num_misses == 3 and m.recall == pytest.approx(0.5)
+
+
+def test_threshold_is_inclusive_at_half() -> None:
+    # IoU exactly 0.5 (a 10x10 box inside a 10x20 box) counts as a match.
+    m, _ = evaluate_boxes(_boxes([(1, 1, 0, 0, 10, 20)]), _boxes([(1, 2, 0, 0, 10, 10)]))
+    assert m.num_matches == 1 and m.idtp == 1
+
+
+def test_empty_prediction_and_empty_ground_truth() -> None:
+    gt = _boxes([(1, 1, 0, 0, 10, 10), (2, 1, 0, 0, 10, 10)])
+    m, _ = evaluate_boxes(gt, TrackBoxes.empty())
+    assert m.idf1 == 0.0 and np.isnan(m.idp) and m.idr == 0.0
+    assert m.num_misses == 2 and m.mota == 0.0 and m.mostly_lost == 1
+    m, _ = evaluate_boxes(TrackBoxes.empty(), gt)
+    assert m.num_false_positives == 2 and np.isnan(m.mota) and m.idf1 == 0.0
+    m, _ = evaluate_boxes(TrackBoxes.empty(), TrackBoxes.empty())
+    assert m.num_frames == 0 and np.isnan(m.idf1)
