@@ -276,11 +276,24 @@ def _parse_table(path: Path, kind: str, accepted: tuple[int, ...]) -> tuple[np.n
         # either reads it or names the bad line
         return _parse_line_by_line(path, kind, accepted)
     values = df.to_numpy(dtype=np.float64)
-    if values.shape[1] not in accepted or not np.isfinite(values).all():
-        # wrong column count, short lines (NaN-filled), blank lines, nan/inf values
+    if values.shape[1] not in accepted:
         return _parse_line_by_line(path, kind, accepted)
-    # no blank lines (they would be NaN rows): row i is line i + 1
-    return values, np.arange(1, len(values) + 1, dtype=np.int64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values, np.arange(1, len(values) + 1, dtype=np.int64)
+    # With skip_blank_lines=False every physical line is a row, so row i is line i + 1 and a
+    # blank line is an all-NaN row. Keep the fast result when every non-finite row is really
+    # a blank line (a "nan,nan,..." line is not); anything else (short lines, nan/inf values)
+    # goes to the exact parser, which names the line.
+    suspicious = np.flatnonzero(~finite.all(axis=1))
+    if finite[suspicious].any():
+        return _parse_line_by_line(path, kind, accepted)
+    text_lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    if len(text_lines) < len(values) or any(text_lines[i].strip() for i in suspicious):
+        return _parse_line_by_line(path, kind, accepted)
+    keep = np.ones(len(values), bool)
+    keep[suspicious] = False
+    return values[keep], np.flatnonzero(keep) + 1
 
 
 def read_mot(path: str | Path, kind: MotKind = "gt") -> MotRows:

@@ -97,6 +97,13 @@ def test_blank_lines_are_counted_in_line_numbers(tmp_path: Path) -> None:
         read_mot(write(tmp_path, text), "gt")
     good = "\n1,1,1,1,5,5,1,-1,-1,-1\n\n2,1,1,1,5,5,1,-1,-1,-1\n\n"
     np.testing.assert_array_equal(read_mot(write(tmp_path, good), "gt").frame, [1, 2])
+    # blank lines only after the first line (the vectorised path keeps them as rows): line 3
+    text = "1,1,1,1,5,5,1,-1,-1,-1\n\n2,1,1,1,5,-2,1,-1,-1,-1\n\n"
+    with pytest.raises(MotFormatError, match=r"gt\.txt:3: height must be > 0, got -2"):
+        read_mot(write(tmp_path, text), "gt")
+    # a line of nan is not a blank line
+    with pytest.raises(MotFormatError, match=r"gt\.txt:2: column 1 \(frame\): expected a finite number, got 'nan'"):
+        read_mot(write(tmp_path, "1,1,1,1,5,5,1,-1,-1,-1\n" + ",".join(["nan"] * 10) + "\n"), "gt")
 
 
 @pytest.mark.parametrize(
