@@ -1,0 +1,308 @@
+"""``mct run``: camera jobs, then association, the submission file and evaluation.
+
+:func:`run_pipeline` resolves the dataset, runs one camera job per camera through the
+configured executor (local processes or Ray), associates all tracklets across cameras,
+writes the submission file and scores it when evaluation ground truth exists. A config
+with a ``sweep`` runs each variant (:mod:`mct.run.sweep`).
+
+Faults stay local: a camera that fails (missing or corrupt video, a crash, a dead worker)
+is reported in ``summary.json`` with its message; the other cameras finish and keep their
+results, association runs on the cameras that succeeded, and the run's status is
+``failed``. Ctrl-C removes every temporary file and records ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import mct
+from mct.run import run_folder as rf
+from mct.run.camera_job import CameraJob, CameraResult
+from mct.run.progress import RunProgress
+from mct.run.stages import PipelineStages
+from mct.types import Camera, GlobalAssignment, Tracklet
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RunSummary",
+    "run_pipeline",
+    "run_single",
+    "run_camera_jobs",
+    "submission_rows",
+    "save_assignment",
+    "load_assignment",
+    "default_run_dir",
+]
+
+ASSIGNMENT_FILE = "assignment.csv"
+SUBMISSION_FILE = "submission.txt"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class RunSummary:
+    """The outcome of one run (also written as ``summary.json``)."""
+
+    name: str
+    run_dir: str
+    status: str = "ok"  # ok | failed | interrupted
+    seconds: float = 0.0
+    cameras: list[CameraResult] = field(default_factory=list)
+    association: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_cameras(self) -> list[CameraResult]:
+        return [c for c in self.cameras if c.status != "ok"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.evaluation.get("metrics") or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        stage_totals: dict[str, float] = {}
+        for cam in self.cameras:
+            for stage, entry in cam.stages.items():
+                if entry.get("status") == "computed":
+                    stage_totals[stage] = round(stage_totals.get(stage, 0.0) + float(entry.get("seconds", 0.0)), 4)
+        return {
+            "name": self.name,
+            "run_dir": self.run_dir,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "frames": int(sum(c.frames for c in self.cameras)),
+            "failed": {c.key: c.error for c in self.failed_cameras},
+            "stage_seconds": stage_totals,
+            "cameras": {c.key: c.to_dict() for c in self.cameras},
+            "association": self.association,
+            "evaluation": self.evaluation,
+        }
+
+
+def default_run_dir(cfg: Any) -> Path:
+    return Path(cfg.run.output_dir) / cfg.name
+
+
+# ---------------------------------------------------------------------------- camera jobs
+def run_camera_jobs(jobs: Sequence[CameraJob], run_cfg: Any, progress: RunProgress | None = None) -> list[CameraResult]:
+    """Run camera jobs on the configured executor."""
+    on_progress = progress.on_progress if progress is not None else None
+    on_result = progress.on_result if progress is not None else None
+    if run_cfg.executor == "ray":
+        from mct.run.ray_executor import run_ray  # the only ray import of mct
+
+        return run_ray(jobs, run_cfg, on_progress, on_result)
+    from mct.run.local import run_local
+
+    return run_local(jobs, run_cfg.workers, run_cfg.start_method, on_progress, on_result)
+
+
+# ---------------------------------------------------------------------------- association
+def save_assignment(path: Path, assignment: GlobalAssignment) -> None:
+    """``scenario,camera_id,track_id,global_id`` lines (with a header), atomically."""
+    lines = ["scenario,camera_id,track_id,global_id"]
+    order = sorted(range(len(assignment)), key=lambda i: (str(assignment.scenarios[i]), str(assignment.camera_ids[i]),
+                                                          int(assignment.track_ids[i])))
+    for i in order:
+        lines.append(f"{assignment.scenarios[i]},{assignment.camera_ids[i]},{int(assignment.track_ids[i])},"
+                     f"{int(assignment.global_ids[i])}")
+    rf.write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def load_assignment(path: str | Path) -> GlobalAssignment:
+    path = Path(path)
+    lines = path.read_text().splitlines()
+    if not lines or lines[0] != "scenario,camera_id,track_id,global_id":
+        raise ValueError(f"{path}:1: expected the header 'scenario,camera_id,track_id,global_id'")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        parts = line.split(",")
+        if len(parts) != 4:
+            raise ValueError(f"{path}:{number}: expected 4 comma-separated columns, got {len(parts)}")
+        try:
+            rows.append((parts[0], parts[1], int(parts[2]), int(parts[3])))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: track_id and global_id must be integers: {line!r}") from exc
+    if not rows:
+        return GlobalAssignment(np.zeros(0, object), np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    s, c, t, g = zip(*rows)
+    return GlobalAssignment(np.array(s, object), np.array(c, object), np.array(t, np.int64), np.array(g, np.int64))
+
+
+def submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> np.ndarray:
+    """``(N, 9) int64`` submission rows of every tracklet with a global id, sorted by camera,
+    frame, id. Boxes are rounded to whole pixels (the format is integer)."""
+    from mct.types import camera_number, xyxy_to_tlwh
+
+    parts = []
+    for t in tracklets:
+        gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)
+        if gid is None or len(t) == 0:
+            continue
+        tlwh = np.round(xyxy_to_tlwh(t.xyxy.astype(np.float64))).astype(np.int64)
+        tlwh[:, 2:] = np.maximum(tlwh[:, 2:], 1)
+        n = len(t)
+        parts.append(np.column_stack([
+            np.full(n, camera_number(t.camera_id)), np.full(n, gid), t.frames, tlwh, np.full((n, 2), -1)
+        ]).astype(np.int64))
+    if not parts:
+        return np.zeros((0, 9), np.int64)
+    rows = np.concatenate(parts)
+    return rows[np.lexsort((rows[:, 1], rows[:, 2], rows[:, 0]))]
+
+
+def _associate(
+    cfg: Any, folder: rf.RunFolder, cameras: Sequence[Camera], results: Sequence[CameraResult],
+    stages: PipelineStages, force: bool,
+) -> dict[str, Any]:
+    ok = [r for r in results if r.status == "ok"]
+    if not ok:
+        return {"status": "skipped", "reason": "no camera finished"}
+    ok_keys = {r.key for r in ok}
+    cams = [c for c in cameras if rf.camera_dirname(*c.key) in ok_keys]
+    track_fps = sorted((r.key, r.stages["track"]["fingerprint"]) for r in ok)
+    fp = rf.fingerprint("association", mct.__version__, track_fps, cfg.association.model_dump(mode="json"))
+    adir = folder.stage_dir("association", "all", fp)
+    recomputed = any(r.stages["track"]["status"] == "computed" for r in ok)
+    t0 = time.perf_counter()
+    if force or recomputed or not rf.stage_is_done(adir, fp):
+        rf.remove_temp_files(adir)
+        tracklets: list[Tracklet] = []
+        for r in ok:
+            tracklets.extend(stages.load_tracklets(Path(r.stages["track"]["dir"]) / stages.tracklets_name))
+        log.info("associating %d tracklets of %d cameras", len(tracklets), len(cams))
+        assignment = stages.associate(tracklets, cams, cfg.association)
+        save_assignment(adir / ASSIGNMENT_FILE, assignment)
+        rows = submission_rows(tracklets, assignment)
+        with rf.atomic_path(adir / SUBMISSION_FILE) as tmp:
+            stages.write_submission(tmp, rows)
+        seconds = time.perf_counter() - t0
+        info = {"seconds": round(seconds, 4), "tracklets": len(tracklets), "global_ids": int(len(np.unique(assignment.global_ids))),
+                "rows": int(len(rows)), "cameras": sorted(ok_keys)}
+        rf.mark_stage_done(adir, fp, [ASSIGNMENT_FILE, SUBMISSION_FILE], info)
+        status = "computed"
+    else:
+        info = {k: v for k, v in rf.read_json(adir / "done.json").items() if k in ("seconds", "tracklets", "global_ids", "rows", "cameras")}
+        status = "cached"
+    folder.association_dir.mkdir(parents=True, exist_ok=True)
+    for name in (ASSIGNMENT_FILE, SUBMISSION_FILE):
+        rf.link_atomic(adir / name, folder.association_dir / name)
+    rf.link_atomic(adir / SUBMISSION_FILE, folder.root / SUBMISSION_FILE)
+    return {"status": status, "fingerprint": fp, "dir": str(adir), "submission": str(folder.root / SUBMISSION_FILE), **info}
+
+
+def _evaluate(
+    cfg: Any, folder: rf.RunFolder, association: dict[str, Any], gt_path: Path | None, roi_dir: Path | None,
+    stages: PipelineStages, force: bool,
+) -> dict[str, Any]:
+    if not cfg.evaluation.enabled:
+        return {"status": "skipped", "reason": "evaluation.enabled is false"}
+    if gt_path is None:
+        return {"status": "skipped", "reason": "no evaluation ground truth for this split"}
+    if association.get("status") not in ("computed", "cached"):
+        return {"status": "skipped", "reason": "no association result"}
+    st = Path(gt_path).stat()
+    fp = rf.fingerprint("eval", association["fingerprint"], cfg.evaluation.model_dump(mode="json"),
+                        [str(gt_path), st.st_size, st.st_mtime_ns])
+    edir = folder.stage_dir("eval", "all", fp)
+    t0 = time.perf_counter()
+    if force or association["status"] == "computed" or not rf.stage_is_done(edir, fp):
+        rf.remove_temp_files(edir)
+        metrics = stages.evaluate(Path(gt_path), Path(association["dir"]) / SUBMISSION_FILE, roi_dir, cfg.evaluation)
+        rf.write_json_atomic(edir / METRICS_FILE, metrics)
+        seconds = time.perf_counter() - t0
+        rf.mark_stage_done(edir, fp, [METRICS_FILE], {"seconds": round(seconds, 4), "ground_truth": str(gt_path)})
+        status = "computed"
+    else:
+        metrics = rf.read_json(edir / METRICS_FILE)
+        seconds = float(rf.read_json(edir / "done.json").get("seconds", 0.0))
+        status = "cached"
+    rf.link_atomic(edir / METRICS_FILE, folder.eval_dir / METRICS_FILE)
+    return {"status": status, "fingerprint": fp, "seconds": round(seconds, 4), "ground_truth": str(gt_path), "metrics": metrics}
+
+
+# ---------------------------------------------------------------------------- one run
+def run_single(
+    cfg: Any,
+    run_dir: str | Path | None = None,
+    *,
+    cache_root: str | Path | None = None,
+    force: bool = False,
+    stages: PipelineStages | None = None,
+    progress: bool = True,
+    argv: Sequence[str] | None = None,
+) -> RunSummary:
+    """Run the whole pipeline once (no sweep) into ``run_dir``; returns the summary."""
+    from mct.config import dump_config
+
+    stages = stages if stages is not None else PipelineStages()
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    folder = rf.RunFolder(run_dir, cache_root)
+    summary = RunSummary(cfg.name, str(folder.root))
+    t0 = time.perf_counter()
+    folder.prepare(dump_config(cfg), cfg.seed, argv)
+    bars: RunProgress | None = None
+    try:
+        cameras, gt_path, roi_dir = stages.load_dataset(cfg.dataset)
+        if not cameras:
+            raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
+        log.info("run %s: %d camera(s), executor %s, output %s", cfg.name, len(cameras), cfg.run.executor, folder.root)
+        jobs = [CameraJob(cam, cfg, str(folder.root), str(folder.cache_root), force, stages) for cam in cameras]
+        bars = RunProgress(len(jobs), enabled=progress and os.environ.get("TQDM_DISABLE", "") in ("", "0"))
+        summary.cameras = run_camera_jobs(jobs, cfg.run, bars)
+        bars.close()
+        try:
+            summary.association = _associate(cfg, folder, cameras, summary.cameras, stages, force)
+        except Exception as exc:
+            log.error("association failed: %s: %s", type(exc).__name__, exc)
+            summary.association = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            summary.evaluation = _evaluate(cfg, folder, summary.association, gt_path, roi_dir, stages, force)
+        except Exception as exc:
+            log.error("evaluation failed: %s: %s", type(exc).__name__, exc)
+            summary.evaluation = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        failed = bool(summary.failed_cameras) or "failed" in (summary.association.get("status"), summary.evaluation.get("status"))
+        summary.status = "failed" if failed else "ok"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"
+        raise
+    finally:
+        if bars is not None:
+            bars.close()
+        summary.seconds = time.perf_counter() - t0
+        if summary.status == "interrupted":
+            rf.remove_temp_files(folder.root)
+            rf.remove_temp_files(folder.cache_root)
+        rf.write_json_atomic(folder.summary_path, summary.to_dict())
+    return summary
+
+
+def run_pipeline(
+    cfg: Any,
+    out_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    stages: PipelineStages | None = None,
+    progress: bool = True,
+    argv: Sequence[str] | None = None,
+) -> Any:
+    """Run ``cfg``: a :class:`RunSummary`, or a :class:`mct.run.sweep.SweepSummary` when the
+    config declares a sweep. ``out_dir`` replaces ``run.output_dir/<name>``."""
+    if cfg.sweep is not None and (cfg.sweep.grid or cfg.sweep.variants):
+        from mct.run.sweep import run_sweep
+
+        return run_sweep(cfg, out_dir, force=force, stages=stages, progress=progress, argv=argv)
+    return run_single(cfg, out_dir, force=force, stages=stages, progress=progress, argv=argv)

@@ -1,0 +1,59 @@
+"""Progress bars for a run: one per running camera (frames) and one overall (cameras).
+
+tqdm bars on stderr; ``TQDM_DISABLE=1`` (``mct --quiet``) turns them off, leaving logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mct.run.camera_job import CameraResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunProgress"]
+
+
+class RunProgress:
+    """Receives executor callbacks; draws bars; logs each finished camera."""
+
+    def __init__(self, total_cameras: int, enabled: bool = True, desc: str = "cameras") -> None:
+        self.enabled = enabled
+        self.overall = tqdm(total=total_cameras, desc=desc, unit="cam", position=0, disable=not enabled, leave=True)
+        self.bars: dict[str, Any] = {}
+        self._next_position = 1
+
+    def on_progress(self, key: str, done: int, total: int | None, stage: str) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = tqdm(total=total, desc=f"{key} {stage}", unit="frame", position=self._next_position, leave=False)
+            self._next_position += 1
+            self.bars[key] = bar
+        if bar.total != total:
+            bar.total = total
+        bar.set_description_str(f"{key} {stage}", refresh=False)
+        bar.n = done
+        bar.refresh()
+
+    def on_result(self, result: CameraResult) -> None:
+        bar = self.bars.pop(result.key, None)
+        if bar is not None:
+            bar.close()
+        self.overall.update(1)
+        if result.status == "ok":
+            computed = [s for s, e in result.stages.items() if e.get("status") == "computed"]
+            log.info("camera %s done: %d frames, %d tracklets, %.1f s (computed: %s)", result.key, result.frames,
+                     result.num_tracklets, result.seconds, ", ".join(computed) or "nothing, all cached")
+        else:
+            log.error("camera %s FAILED: %s", result.key, result.error)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+        self.overall.close()

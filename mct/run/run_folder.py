@@ -1,0 +1,249 @@
+"""The run folder: layout, atomic writes, stage fingerprints and completion records.
+
+Layout of ``runs/<name>/`` (see ``docs/running.md``)::
+
+    config.yaml            the resolved config (mct.config.dump_config)
+    manifest.json          versions, seed, command, host, start time
+    summary.json           status of every camera and stage, timings, metrics
+    cameras/<S>_<cam>/     the camera's current outputs (hard links into cache/)
+        detections.npz  embeddings.npy  tracklets.npz  tracks.txt  status.json  [error.txt]
+    association/           assignment.csv, submission.txt (links into cache/)
+    eval/metrics.json
+    cache/<stage>/<key>/<fingerprint>/   content-addressed stage outputs + done.json
+
+Every file is written under a temporary name (``*.tmp-*``) and renamed into place, so
+an interrupted run leaves whole files or none. A stage is finished when its folder holds
+``done.json`` whose fingerprint matches; the fingerprint hashes exactly the config
+sections the stage depends on plus the fingerprint of the stage before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TMP_MARK",
+    "atomic_path",
+    "write_text_atomic",
+    "write_json_atomic",
+    "read_json",
+    "link_atomic",
+    "remove_temp_files",
+    "fingerprint",
+    "stage_is_done",
+    "mark_stage_done",
+    "camera_dirname",
+    "RunFolder",
+    "package_versions",
+]
+
+#: Every temporary file carries this in its name; ``remove_temp_files`` deletes them.
+TMP_MARK = ".tmp-"
+
+#: Packages whose versions are recorded in the manifest.
+_PACKAGES = (
+    "mct", "numpy", "scipy", "pandas", "torch", "torchvision", "opencv-python-headless", "faiss-cpu",
+    "filterpy", "pydantic", "pyyaml", "ray", "matplotlib",
+)
+
+
+# ---------------------------------------------------------------------------- atomic files
+def _tmp_name(path: Path) -> Path:
+    # Keep the suffix last: writers such as np.savez append ".npz" to names without it.
+    return path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it to ``path``.
+
+    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{tmp}: the writer did not create the file for {path}")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (Path, tuple, set)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+
+
+def link_atomic(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` the same file as ``src`` (hard link; a copy across file systems), atomically."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # already linked (renaming a link onto itself would leave the temp name behind)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def remove_temp_files(root: str | Path) -> int:
+    """Delete every temporary file under ``root`` (left by a killed process); returns the count."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    n = 0
+    for p in root.rglob(f"*{TMP_MARK}*"):
+        if p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+    if n:
+        log.info("removed %d unfinished temporary file(s) under %s", n, root)
+    return n
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def fingerprint(*parts: Any) -> str:
+    """A stable hex digest of JSON-serialisable ``parts`` (dict key order does not matter)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def stage_is_done(stage_dir: str | Path, fp: str) -> bool:
+    """True when ``stage_dir/done.json`` records ``fp`` and every output it lists exists."""
+    done = Path(stage_dir) / "done.json"
+    if not done.is_file():
+        return False
+    try:
+        record = read_json(done)
+    except ValueError:
+        return False
+    if record.get("fingerprint") != fp:
+        return False
+    return all((Path(stage_dir) / name).is_file() for name in record.get("outputs", ()))
+
+
+def mark_stage_done(stage_dir: str | Path, fp: str, outputs: Sequence[str], info: Mapping[str, Any]) -> None:
+    """Record a finished stage (written last, so its presence means every output is whole)."""
+    record = {"fingerprint": fp, "outputs": list(outputs), "finished": _now(), **dict(info)}
+    write_json_atomic(Path(stage_dir) / "done.json", record)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------- the folder
+def camera_dirname(scenario: str, camera_id: str) -> str:
+    return f"{scenario}_{camera_id}"
+
+
+def package_versions(names: Sequence[str] = _PACKAGES) -> dict[str, str | None]:
+    """Installed versions (``None`` when a package is absent)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+class RunFolder:
+    """Paths of one run folder; ``cache_root`` may be shared by several runs (a sweep)."""
+
+    def __init__(self, root: str | Path, cache_root: str | Path | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.cache_root = Path(cache_root).resolve() if cache_root is not None else self.root / "cache"
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def association_dir(self) -> Path:
+        return self.root / "association"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    def camera_dir(self, scenario: str, camera_id: str) -> Path:
+        return self.root / "cameras" / camera_dirname(scenario, camera_id)
+
+    def stage_dir(self, stage: str, key: str, fp: str) -> Path:
+        """Content-addressed output folder of one stage of one camera (or ``key="all"``)."""
+        return self.cache_root / stage / key / fp
+
+    # writing
+    def prepare(self, config_yaml: str, seed: int, argv: Sequence[str] | None = None) -> None:
+        """Create the folder, remove leftovers of a killed run, write config and manifest."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(self.root)
+        if self.cache_root != self.root / "cache":
+            remove_temp_files(self.cache_root)
+        write_text_atomic(self.config_path, config_yaml)
+        manifest = {
+            "started": _now(),
+            "seed": seed,
+            "command": list(argv if argv is not None else sys.argv),
+            "cwd": os.getcwd(),
+            "host": socket.gethostname(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "packages": package_versions(),
+            "cache": str(self.cache_root),
+        }
+        write_json_atomic(self.manifest_path, manifest)

@@ -1,0 +1,174 @@
+"""The per-camera stage implementations a camera job calls, behind one small seam.
+
+:class:`Stages` builds the real detector, embedder, tracker and tracklet builder from
+their packages (imported lazily, inside the worker that needs them). Tests pass a
+subclass with small fakes; nothing else in ``mct.run`` imports a stage package directly,
+so this file is where the orchestration meets the stage interfaces.
+
+A subclass must be defined at module level (camera jobs are pickled to worker processes
+and Ray workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from mct.types import Camera, Detections, Tracklet
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Stages", "Detector", "Embedder", "Tracker", "TrackletBuilder"]
+
+
+class Detector(Protocol):
+    needs_frames: bool
+
+    def detect(self, frame_numbers: Sequence[int], frames: Sequence[np.ndarray] | None) -> list[Detections]: ...
+
+
+class Embedder(Protocol):
+    dim: int
+
+    def embed_many(self, frames: Sequence[np.ndarray], xyxy_list: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class Tracker(Protocol):
+    def update(self, dets: Detections) -> list[tuple[int, int]]: ...
+
+
+class TrackletBuilder(Protocol):
+    def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None: ...
+
+    def finish(self) -> list[Tracklet]: ...
+
+
+class Stages:
+    """Factories of the real stages; override methods to inject other implementations."""
+
+    #: the file name of the stored tracklets inside a stage folder.
+    tracklets_name = "tracklets.npz"
+
+    # --------------------------------------------------------------- environment
+    def prepare_worker(self, seed: int, threads: int) -> None:
+        """Seed the random generators and cap the threads of this worker process."""
+        np.random.seed(seed)
+        try:
+            import cv2
+
+            cv2.setNumThreads(threads)
+        except ImportError:  # pragma: no cover - cv2 is a dependency
+            pass
+        if "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            torch.manual_seed(seed)
+            torch.set_num_threads(threads)
+
+    # --------------------------------------------------------------- frames
+    def iter_frames(self, path: Path, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
+        from mct.data.video import iter_frames
+
+        return iter_frames(path, start=start, stop=stop)
+
+    def video_num_frames(self, path: Path) -> int:
+        from mct.data.video import video_info
+
+        return video_info(path).num_frames
+
+    # --------------------------------------------------------------- stages
+    def detector(self, cfg: Any, camera: Camera) -> Detector:
+        from mct.detect import DETECTORS
+
+        return DETECTORS[cfg.source](cfg, camera)
+
+    def embedder(self, cfg: Any, seed: int) -> Embedder:
+        from mct.reid.embedder import Embedder as RealEmbedder
+
+        import torch  # the embedder imports it anyway; seeds its random init
+
+        torch.manual_seed(seed)
+        return RealEmbedder(cfg)
+
+    def tracker(self, cfg: Any, camera: Camera) -> Tracker:
+        from mct.track.deep_sort import DeepSortTracker
+
+        return DeepSortTracker(cfg, camera.fps)
+
+    def tracklet_builder(self, cfg: Any, camera: Camera) -> TrackletBuilder:
+        from mct.track.tracklets import TrackletBuilder as RealBuilder
+
+        return _BuilderAdapter(RealBuilder(cfg, camera))
+
+    def save_tracklets(self, path: Path, tracklets: Sequence[Tracklet]) -> None:
+        from mct.track.tracklets import save_tracklets
+
+        save_tracklets(path, tracklets)
+
+    def load_tracklets(self, path: Path) -> list[Tracklet]:
+        from mct.track.tracklets import load_tracklets
+
+        return list(load_tracklets(path))
+
+
+class _BuilderAdapter:
+    """Adapts ``mct.track.tracklets.TrackletBuilder`` to the two calls the job makes."""
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+
+    def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None:
+        self.builder.add(dets, matches)
+
+    def finish(self) -> list[Tracklet]:
+        return list(self.builder.finish())
+
+
+class PipelineStages(Stages):
+    """Adds the stages that run once per run in the main process (dataset, association,
+    evaluation) to the per-camera factories of :class:`Stages`."""
+
+    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None]:
+        """``(cameras, evaluation ground truth or None, split folder holding roi.jpg files)``."""
+        from mct.data.aicity import dataset_from_config
+
+        ds = dataset_from_config(cfg)
+        return list(ds.cameras), ds.ground_truth_path(), Path(ds.root) / ds.split
+
+    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> Any:
+        from mct.associate import associate
+
+        return associate(tracklets, cameras, cfg)
+
+    def write_submission(self, path: Path, rows: np.ndarray) -> None:
+        from mct.data.submission import write_submission
+
+        write_submission(path, rows)
+
+    def evaluate(self, gt_path: Path, pred_path: Path, roi_dir: Path | None, cfg: Any) -> dict[str, Any]:
+        from mct.evaluate import evaluate_mtmc
+
+        result = evaluate_mtmc(gt_path, pred_path, roi_dir=roi_dir if cfg.use_roi else None)
+        return _to_plain(result)
+
+
+def _to_plain(value: Any) -> Any:
+    """An evaluation result (dataclass, mapping, numpy scalars) as JSON-able data."""
+    import dataclasses
+
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value

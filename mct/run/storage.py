@@ -1,0 +1,166 @@
+"""Files a camera job writes between its stages: detections and streamed embeddings.
+
+* ``detections.npz``: all detections of a camera, rows concatenated over frames:
+  ``frames (F,) int64`` (every processed frame, also empty ones), ``counts (F,) int64``
+  (detections per frame), ``xyxy (N, 4) float32`` pixels, ``scores (N,) float32``,
+  ``class_ids (N,) int64``. Masks are not stored (no later stage reads them).
+* ``embeddings.npy``: ``(N, D) float32``, row ``i`` belongs to detection row ``i``. It is
+  written batch by batch to a raw temporary file and read back in row ranges, so a long
+  video never holds all its features in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+import numpy as np
+
+from mct.run.run_folder import atomic_path, _tmp_name
+from mct.types import Detections
+
+__all__ = ["save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
+
+
+def save_detections(path: str | Path, detections: Sequence[Detections]) -> None:
+    """Write per-frame detections (frames in processing order) atomically to ``path``."""
+    frames = np.array([d.frame for d in detections], dtype=np.int64)
+    counts = np.array([len(d) for d in detections], dtype=np.int64)
+    xyxy = np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32)
+    scores = np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32)
+    class_ids = np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, frames=frames, counts=counts, xyxy=xyxy, scores=scores, class_ids=class_ids)
+
+
+def load_detections(path: str | Path) -> list[Detections]:
+    """Read ``detections.npz`` back into one :class:`Detections` per frame."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            frames, counts = data["frames"], data["counts"]
+            xyxy, scores, class_ids = data["xyxy"], data["scores"], data["class_ids"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a detections file written by mct run: {exc}") from exc
+    if counts.sum() != len(xyxy):
+        raise ValueError(f"{path}: counts sum to {int(counts.sum())} but there are {len(xyxy)} boxes")
+    out: list[Detections] = []
+    start = 0
+    for frame, n in zip(frames.tolist(), counts.tolist()):
+        sl = slice(start, start + n)
+        out.append(Detections(frame, xyxy[sl], scores[sl], class_ids[sl]))
+        start += n
+    return out
+
+
+class EmbeddingWriter:
+    """Append ``(n, D) float32`` blocks; :meth:`close` writes ``path`` as one ``.npy`` atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._raw_path = _tmp_name(self.path.with_suffix(".raw"))
+        self._raw: IO[bytes] | None = open(self._raw_path, "wb")
+        self.rows = 0
+        self.dim: int | None = None
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.ndim != 2:
+            raise ValueError(f"{self.path}: embeddings must be (n, D), got shape {block.shape}")
+        if len(block) == 0 and block.shape[1] == 0:
+            return
+        if self.dim is None:
+            self.dim = block.shape[1]
+        elif block.shape[1] != self.dim:
+            raise ValueError(f"{self.path}: embedding dim changed from {self.dim} to {block.shape[1]}")
+        if self._raw is None:
+            raise ValueError(f"{self.path}: append after close")
+        self._raw.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self, dim_if_empty: int = 0) -> None:
+        """Finish: write the ``.npy`` header then the rows, rename into place."""
+        if self._raw is None:
+            return
+        self._raw.close()
+        self._raw = None
+        dim = self.dim if self.dim is not None else dim_if_empty
+        try:
+            with atomic_path(self.path) as tmp, open(tmp, "wb") as out, open(self._raw_path, "rb") as raw:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                          "fortran_order": False, "shape": (self.rows, dim)}
+                np.lib.format.write_array_header_1_0(out, header)
+                shutil.copyfileobj(raw, out, length=1 << 20)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self._raw_path)
+
+    def abort(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+        with contextlib.suppress(OSError):
+            os.unlink(self._raw_path)
+
+    def __enter__(self) -> "EmbeddingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class EmbeddingReader:
+    """Read row ranges of an ``embeddings.npy`` without loading (or mapping) the whole file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: io.BufferedReader = open(self.path, "rb")
+        try:
+            version = np.lib.format.read_magic(self._fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(self._fh)
+        except ValueError as exc:
+            self._fh.close()
+            raise ValueError(f"{self.path}: not an .npy file: {exc}") from exc
+        if dtype != np.float32 or fortran or len(shape) != 2:
+            self._fh.close()
+            raise ValueError(f"{self.path}: expected a C-ordered (N, D) float32 array, got {shape} {dtype}")
+        self.rows, self.dim = int(shape[0]), int(shape[1])
+        self._offset = self._fh.tell()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as ``(stop - start, D) float32``."""
+        if not (0 <= start <= stop <= self.rows):
+            raise IndexError(f"{self.path}: rows [{start}, {stop}) outside 0..{self.rows}")
+        n = stop - start
+        self._fh.seek(self._offset + start * self.dim * 4)
+        data = np.frombuffer(self._fh.read(n * self.dim * 4), dtype=np.float32)
+        return data.reshape(n, self.dim).copy()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "EmbeddingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def iter_detections(detections: Sequence[Detections], embeddings: EmbeddingReader | None) -> Iterator[Detections]:
+    """Detections frame by frame, each carrying its embeddings when a reader is given."""
+    row = 0
+    for det in detections:
+        if embeddings is not None:
+            det = det.with_embeddings(embeddings.read(row, row + len(det)))
+        row += len(det)
+        yield det
