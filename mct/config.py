@@ -62,6 +62,8 @@ class SweepConfig(StrictModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     #: named variants: name -> {dotted key: value}; run in addition to the grid.
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: also run the config unchanged, as variant ``base`` (see mct/run/sweep.py).
+    include_base: bool = True
 
 
 class Config(StrictModel):
