@@ -57,8 +57,8 @@ def main() -> int:
         path = tmp_path / "det.txt"
         t_write = timed(lambda: write_mot(path, rows), repeat=1)
         t_read = timed(lambda: read_mot(path, "det"))
-        # one blank line forces the exact (line-by-line) parser: the slow path's cost
-        path.write_text(path.read_text() + "\n\n")
+        # a whitespace-only last line forces the exact (line-by-line) parser: the slow path's cost
+        path.write_text(path.read_text() + "  \n")
         t_read_slow = timed(lambda: read_mot(path, "det"), repeat=1)
         loaded = read_mot(path, "det")
         t_group = timed(lambda: MotRows(*(getattr(loaded, f) for f in ("frame", "id", "tlwh", "conf", "cls", "vis", "col10"))).by_frame(), repeat=1)

@@ -39,6 +39,7 @@ import numpy as np
 
 from mct.data.calibration import Calibration, read_calibration
 from mct.data.config import DatasetConfig
+from mct.data.mot import MotRows, read_mot
 from mct.data.video import video_info
 from mct.types import Camera, camera_number
 
@@ -192,6 +193,15 @@ class Dataset:
             have = ", ".join(self.det_names(camera)) or "none"
             raise FileNotFoundError(f"{path}: detection file not found (available: {have})")
         return path
+
+    def read_gt(self, camera: Camera | tuple[str, str]) -> MotRows | None:
+        """The camera's ``gt/gt.txt`` rows, or ``None`` when it has no ground truth."""
+        path = self.gt_path(camera)
+        return None if path is None else read_mot(path, "gt")
+
+    def read_det(self, camera: Camera | tuple[str, str], name: str) -> MotRows:
+        """The rows of ``det/det_<name>.txt`` (see :meth:`det_path`)."""
+        return read_mot(self.det_path(camera, name), "det")
 
     def ground_truth_path(self, split: str | None = None) -> Path | None:
         """The evaluation ground truth (``eval/ground_truth_<split>.txt``, or the configured

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from mct.schema import StrictModel
 
@@ -34,3 +36,13 @@ class DatasetConfig(StrictModel):
     min_roi_value: int = Field(default=128, ge=1, le=255)
     #: a camera folder without ``vdo.avi`` is an error (otherwise allowed: detection-file runs).
     require_video: bool = False
+
+    @field_validator("default_fps_by_camera")
+    @classmethod
+    def _camera_ids_and_positive_fps(cls, value: dict[str, float]) -> dict[str, float]:
+        for cam, fps in value.items():
+            if not re.match(r"^c\d+$", cam):
+                raise ValueError(f"camera id {cam!r}: expected 'c' followed by digits, e.g. 'c015'")
+            if not fps > 0:
+                raise ValueError(f"{cam}: fps must be > 0, got {fps}")
+        return value

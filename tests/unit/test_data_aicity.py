@@ -50,6 +50,7 @@ def test_loads_every_part(tmp_path: Path) -> None:
     assert ds.ground_truth_path() == root / "eval" / "ground_truth_train.txt"
     assert ds.ground_truth_path("train") == ds.ground_truth_path()
     assert ds.camera("S01", "c002") is c2
+    assert ds.read_gt(c1).frame.tolist() == [1, 2] and len(ds.read_det(c2, "test")) == 2
 
 
 def test_optional_parts_absent(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_optional_parts_absent(tmp_path: Path) -> None:
     assert c15.video_path is None and c15.roi_mask is None and c15.homography is None
     assert c15.num_frames is None and c15.frame_size is None
     assert ds.calibration(c15) is None
-    assert ds.gt_path(c15) is None and ds.det_names(c15) == []
+    assert ds.gt_path(c15) is None and ds.read_gt(c15) is None and ds.det_names(c15) == []
     assert ds.ground_truth_path() is None
     with pytest.raises(FileNotFoundError, match=re.escape(f"{c15.root}/gt/gt.txt: ground truth not found")):
         ds.gt_path(c15, required=True)
@@ -208,3 +209,13 @@ def test_dataset_from_config(tmp_path: Path) -> None:
     assert dataset_from_config(DatasetConfig(root=str(root), split="train")).ground_truth_path() == (
         root / "eval" / "ground_truth_train.txt"
     )
+
+
+def test_config_validates_fps_overrides() -> None:
+    from mct.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=r"dataset\.default_fps_by_camera: .*camera id 'cam15'"):
+        validate({"dataset": {"default_fps_by_camera": {"cam15": 8.0}}})
+    with pytest.raises(ConfigError, match=r"c015: fps must be > 0, got 0"):
+        validate({"dataset": {"default_fps_by_camera": {"c015": 0}}})
+    assert validate({"dataset": {"default_fps_by_camera": {"c003": 12.5}}}).dataset.default_fps_by_camera == {"c003": 12.5}
