@@ -19,6 +19,8 @@ class SoftNMSConfig(StrictModel):
     sigma: float = Field(default=0.5, gt=0.0)
     #: a box is dropped once its decayed score falls below this (authors' default 0.001).
     min_score: float = Field(default=0.001, ge=0.0, le=1.0)
+    #: the authors' "+1 pixel" area convention (``w = x2 - x1 + 1``); default: modern (torchvision).
+    plus_one_area: bool = False
 
 
 class DetectorConfig(StrictModel):
