@@ -115,9 +115,78 @@ def synth_cmd(config: str, out: str, overrides: tuple[str, ...]) -> None:
 @main.command("run")
 @click.argument("config", type=click.Path(dir_okay=False))
 @SET_OPTION
-def run_cmd(config: str, overrides: tuple[str, ...]) -> None:
-    """Run the pipeline (detect, embed, track, associate, evaluate) on many cameras."""
-    not_available("run", "batch running is being built")
+@click.option("--force", is_flag=True, help="Redo every stage, ignoring finished work in the run folder.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default: <run.output_dir>/<name>).")
+@click.pass_context
+def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: bool, out: str | None) -> None:
+    """Run the pipeline (detect, embed, track, associate, evaluate) on many cameras.
+
+    Finished stages are kept in the run folder and skipped when the command is run again;
+    a config change redoes exactly the stages it affects. Exit status 1 when any camera
+    or stage failed, 130 when interrupted.
+    """
+    from mct.config import load_config
+    from mct.run.pipeline import run_pipeline
+
+    cfg = load_config(config, overrides)
+    try:
+        summary = run_pipeline(cfg, out, force=force, progress=not ctx.meta.get("mct.quiet", False), argv=sys.argv)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished stages are kept; run the same command again to resume.", highlight=False)
+        raise click.exceptions.Exit(130)
+    if hasattr(summary, "variants"):
+        _print_sweep(summary)
+    else:
+        _print_run(summary)
+    if not summary.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _fmt_stage(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    if entry.get("status") == "skipped":
+        return "off"
+    fps = entry.get("fps")
+    text = f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
+    return ("cached " if entry.get("status") == "cached" else "") + text
+
+
+def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    table = Table(title=f"run {summary.name}", title_justify="left")
+    for col in ("camera", "status", "frames", "tracklets", "detect", "embed", "track", "error"):
+        table.add_column(col, overflow="fold")
+    for cam in summary.cameras:
+        table.add_row(cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
+                      _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")), cam.error or "")
+    console.print(table)
+    assoc = summary.association
+    line = f"association: {assoc.get('status')}"
+    if assoc.get("status") in ("computed", "cached"):
+        line += f", {assoc.get('tracklets')} tracklets -> {assoc.get('global_ids')} global ids, submission {assoc.get('submission')}"
+    elif assoc.get("error") or assoc.get("reason"):
+        line += f" ({assoc.get('error') or assoc.get('reason')})"
+    console.print(line, highlight=False, markup=False)
+    ev = summary.evaluation
+    if ev.get("status") in ("computed", "cached"):
+        shown = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float)) and k.lower() in
+                 ("idf1", "idp", "idr", "mota", "motp", "idsw", "num_switches")}
+        console.print("evaluation: " + ", ".join(f"{k} {100 * v:.2f}" if isinstance(v, float) and abs(v) <= 1 else f"{k} {v}"
+                                                for k, v in shown.items()), highlight=False, markup=False)
+    else:
+        console.print(f"evaluation: {ev.get('status')} ({ev.get('error') or ev.get('reason', '')})", highlight=False, markup=False)
+    console.print(f"{summary.status}: {len(summary.failed_cameras)} camera(s) failed, {summary.seconds:.1f} s; "
+                  f"run folder {summary.run_dir}", highlight=False, markup=False)
+
+
+def _print_sweep(summary) -> None:  # type: ignore[no-untyped-def]
+    from mct.run.sweep import comparison_markdown, comparison_rows
+
+    console.print(comparison_markdown(comparison_rows(summary)), highlight=False, markup=False)
+    console.print(f"{summary.status}: {len(summary.variants)} variant(s) in {summary.seconds:.1f} s; "
+                  f"comparison in {summary.run_dir}/comparison.md", highlight=False, markup=False)
 
 
 @main.command("eval")
@@ -194,9 +263,19 @@ def fit_topology_cmd() -> None:
 
 
 @main.command("render")
-def render_cmd() -> None:
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--camera", "camera_id", required=True, help="Camera id, e.g. c001.")
+@click.option("--scenario", default=None, help="Scenario, when the camera id is in several (e.g. S02).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (default: RUN_DIR/render).")
+@click.option("--max-frames", type=int, default=None, help="Render only the first N frames.")
+def render_cmd(run_dir: str, camera_id: str, scenario: str | None, out: str | None, max_frames: int | None) -> None:
     """Render a camera's video annotated with global ids, and an id-over-time overview."""
-    not_available("render", "rendering is being built")
+    from mct.run.render import render_camera
+
+    result = render_camera(run_dir, camera_id, scenario, out, max_frames)
+    if result.video is not None:
+        console.print(f"wrote {result.video} ({result.frames} frames)", highlight=False, markup=False)
+    console.print(f"wrote {result.overview}", highlight=False, markup=False)
 
 
 @main.command("bench")
