@@ -1,1 +1,149 @@
-"""Cross-camera association: FAISS kNN candidates, space-time constraints, clustering."""
+"""Cross-camera association: FAISS kNN candidates, space-time constraints, clustering.
+
+``associate(tracklets, cameras, cfg)`` gives every tracklet that passes the length and
+quality filters a global id; :func:`write_submission_rows` turns the result into the rows
+of the AI City submission file. See ``docs/association.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import numpy as np
+
+from mct.associate.config import AssociationConfig, TopologyFile
+from mct.associate.table import TrackletTable
+from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
+
+__all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: the 9 integer columns of the AI City MTMC submission file.
+SUBMISSION_COLUMNS = ("camera_id", "obj_id", "frame_id", "xmin", "ymin", "width", "height", "xworld", "yworld")
+
+
+def associate_table(
+    table: TrackletTable,
+    cfg: AssociationConfig,
+    topology: TopologyFile | None = None,
+    timings: dict[str, float] | None = None,
+    progress: bool = True,
+    details: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Cluster the rows of ``table`` into vehicles.
+
+    Args:
+        topology: the topology (``None``: none; ``cfg.topology`` is not read here).
+        timings: if given, filled with seconds per step (``pca``, ``knn``, ``rerank``,
+            ``pairs``, ``cluster``).
+        details: if given, filled with ``knn_idx`` ``(N, k + 1) int64`` (each row's kNN
+            rows, itself usually first, -1 pads) and ``knn_sims``, for measuring recall.
+
+    Returns:
+        ``(N,) int64`` labels ``0..M-1`` (one per vehicle), numbered by first row.
+    """
+    from mct.associate.clustering import candidate_pairs, constrained_agglomerative, k_reciprocal_rerank
+    from mct.associate.constraints import Constraints, search_blocks
+    from mct.associate.index import blocked_knn, fit_pca
+
+    timings = {} if timings is None else timings
+    n = len(table)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    t0 = time.perf_counter()
+    constraints = Constraints.build(table, topology, cfg)
+    feats = table.features
+    if cfg.pca_dim and cfg.pca_dim < table.dim:
+        feats = fit_pca(feats, cfg.pca_dim, cfg.pca_sample).apply(feats)
+    timings["pca"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    k = cfg.k + 1  # a tracklet may find itself
+    blocks = search_blocks(table, constraints, cfg.time_slice_s)
+    # block bases hold a little more than each query reaches: search deeper, drop, trim
+    sims, idx = blocked_knn(feats, blocks, 2 * k, cfg, len(blocks), progress)
+    ok = (idx >= 0) & constraints.within_reach(table, np.arange(n)[:, None], np.maximum(idx, 0))
+    sims = np.where(ok, sims, -np.inf).astype(np.float32)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    sims = np.take_along_axis(sims, order, 1)
+    idx = np.where(np.isfinite(sims), np.take_along_axis(idx, order, 1), -1)
+    timings["knn"] = time.perf_counter() - t0
+    if details is not None:
+        details["knn_idx"], details["knn_sims"] = idx, sims
+
+    t0 = time.perf_counter()
+    if cfg.rerank:
+        sims = k_reciprocal_rerank(idx, sims, cfg.rerank_lambda)
+    timings["rerank"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    a, b, _ = candidate_pairs(table, constraints, idx, sims, cfg.min_similarity)
+    timings["pairs"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    labels = constrained_agglomerative(table, constraints, feats, a, b, cfg.min_similarity, cfg.max_cluster_size, progress)
+    timings["cluster"] = time.perf_counter() - t0
+    log.info("association: %d tracklets -> %d global ids (%d candidate pairs)", n, int(labels.max()) + 1, len(a))
+    return labels
+
+
+def associate(
+    tracklets: Sequence[Tracklet],
+    cameras: Sequence[Camera],
+    cfg: AssociationConfig,
+    topology: TopologyFile | None = None,
+) -> GlobalAssignment:
+    """Give the tracklets of all cameras global ids.
+
+    Args:
+        tracklets: every camera's tracklets; keys ``(scenario, camera_id, track_id)`` unique.
+        cameras: the cameras they come from (fps and time offset put them on one clock).
+        cfg: the association config; ``cfg.topology`` names the topology file(s) unless
+            ``topology`` is given.
+
+    Returns:
+        A :class:`GlobalAssignment` holding the tracklets that pass
+        ``cfg.min_tracklet_frames`` / ``cfg.min_tracklet_mean_score`` (the others have no
+        global id), with global ids ``1..M``.
+    """
+    from mct.associate.constraints import load_topology
+
+    if topology is None and cfg.topology and cfg.use_constraints:
+        topology = load_topology(cfg.topology)
+    table = TrackletTable.from_tracklets(tracklets, cameras, cfg)
+    labels = associate_table(table, cfg, topology)
+    return GlobalAssignment(
+        scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
+        camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
+        track_ids=table.track_id,
+        global_ids=labels + 1,
+    )
+
+
+def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> np.ndarray:
+    """The AI City submission rows of the tracklets that have a global id.
+
+    Returns:
+        ``(M, 9) int64``: ``camera_id obj_id frame_id xmin ymin width height xworld yworld``
+        (:data:`SUBMISSION_COLUMNS`), camera id as an integer (``c006`` -> 6), boxes rounded
+        to whole pixels, world columns -1; sorted by camera, frame, id.
+    """
+    parts: list[np.ndarray] = []
+    for t in tracklets:
+        gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)
+        if gid is None or len(t) == 0:
+            continue
+        rows = np.empty((len(t), 9), np.int64)
+        rows[:, 0] = camera_number(t.camera_id)
+        rows[:, 1] = gid
+        rows[:, 2] = t.frames
+        rows[:, 3:7] = np.rint(xyxy_to_tlwh(t.xyxy.astype(np.float64))).astype(np.int64)
+        rows[:, 7:9] = -1
+        parts.append(rows)
+    if not parts:
+        return np.zeros((0, 9), np.int64)
+    out = np.concatenate(parts)
+    return out[np.lexsort((out[:, 1], out[:, 2], out[:, 0]))]

@@ -1,15 +1,144 @@
-"""Cross-camera association configuration (owned by ``mct.associate``)."""
+"""Cross-camera association configuration and the topology file schema (owned by ``mct.associate``).
+
+Two models live here:
+
+* :class:`AssociationConfig` — the ``association:`` section of a run config.
+* :class:`TopologyFile` — the schema of a topology file (camera-pair travel-time windows,
+  the allowed-transition graph, entry/exit zones), read with :func:`mct.config.load_config`
+  so that a mistyped key names the file and the dotted key. The format is documented in
+  ``docs/association.md``.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from mct.schema import StrictModel
 
 
 class AssociationConfig(StrictModel):
-    """FAISS kNN candidates + space-time constraints + clustering."""
+    """FAISS kNN candidates + space-time constraints + constrained agglomerative clustering."""
 
+    #: neighbours retrieved per tracklet; candidate pairs come only from these lists.
     k: int = Field(default=10, gt=0)
-    #: cosine-similarity threshold for merging two tracklets into one global id.
+    #: cosine-similarity threshold for merging two tracklets (or two clusters) into one global id.
+    #: With re-ranking on, it applies to the re-ranked similarity.
     min_similarity: float = Field(default=0.5, ge=-1.0, le=1.0)
+
+    # ---- index
+    #: "auto": exact inner product while a searched set has at most ``max_exact_size`` vectors,
+    #: "ivf" above it; or force one of "flat", "ivf", "ivfpq", "hnsw".
+    index: Literal["auto", "flat", "ivf", "ivfpq", "hnsw"] = "auto"
+    #: largest searched set (vectors) for which "auto" uses exact search.
+    max_exact_size: int = Field(default=50_000, gt=0)
+    #: IVF lists; 0 = about 4 * sqrt(n) of the indexed set.
+    ivf_nlist: int = Field(default=0, ge=0)
+    ivf_nprobe: int = Field(default=32, gt=0)
+    #: PQ sub-quantisers for "ivfpq" (must divide the feature dim), 8 bits each.
+    pq_m: int = Field(default=16, gt=0)
+    hnsw_m: int = Field(default=32, gt=0)
+    hnsw_ef_search: int = Field(default=64, gt=0)
+    hnsw_ef_construction: int = Field(default=40, gt=0)
+    #: project features to this many dims with PCA (fitted on a sample) before indexing; 0 = off.
+    pca_dim: int = Field(default=0, ge=0)
+    #: vectors used to fit the PCA.
+    pca_sample: int = Field(default=50_000, gt=0)
+    #: split each scenario's timeline into slices of this many seconds and search each slice
+    #: only against tracklets within reach (the topology's largest travel time); 0 = one index
+    #: per scenario. Only used when a reach is known (topology or ``max_time_gap_s``).
+    time_slice_s: float = Field(default=60.0, ge=0.0)
+    #: queries per search call (memory bound for the (batch, k) result arrays).
+    batch_size: int = Field(default=16_384, gt=0)
+
+    # ---- constraints
+    #: topology file, or a folder of ``*.yaml`` topology files (see docs/association.md); "" = none.
+    topology: str = ""
+    #: False: appearance only (ablation): no travel-time windows, transition graph or zones.
+    #: Two time-overlapping tracklets of one camera are never merged in either case.
+    use_constraints: bool = True
+    #: scenarios without a topology: largest gap (s) between two tracklets that may be one
+    #: vehicle; 0 = unlimited.
+    max_time_gap_s: float = Field(default=0.0, ge=0.0)
+
+    # ---- re-ranking
+    #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.
+    rerank: bool = False
+    #: weight of the original similarity in the re-ranked one (lambda of the paper: 0.3).
+    rerank_lambda: float = Field(default=0.3, ge=0.0, le=1.0)
+
+    # ---- clustering
+    #: largest number of tracklets in one global id (bounds the cost of constraint checks).
+    max_cluster_size: int = Field(default=200, gt=1)
+
+    # ---- which tracklets take part
+    #: shorter tracklets (frames) get no global id.
+    min_tracklet_frames: int = Field(default=1, ge=1)
+    #: tracklets whose mean detection score is lower get no global id.
+    min_tracklet_mean_score: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+# ---------------------------------------------------------------------------- topology file
+class Transition(StrictModel):
+    """A vehicle may go from camera ``src`` to camera ``dst``.
+
+    The gap is ``start of the tracklet in dst - end of the tracklet in src`` on the scenario
+    clock, seconds; negative when the two views overlap.
+    """
+
+    src: str
+    dst: str
+    min_gap_s: float
+    max_gap_s: float
+    #: zone of ``src`` where the vehicle leaves (bottom centre of its last box); "" = anywhere.
+    exit_zone: str = ""
+    #: zone of ``dst`` where the vehicle enters (bottom centre of its first box); "" = anywhere.
+    entry_zone: str = ""
+    #: how many ground-truth transitions the window was fitted on (informational).
+    count: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> "Transition":
+        if self.max_gap_s < self.min_gap_s:
+            raise ValueError(f"{self.src}->{self.dst}: max_gap_s {self.max_gap_s} < min_gap_s {self.min_gap_s}")
+        return self
+
+
+class CameraZones(StrictModel):
+    """Named polygons in pixels of one camera: ``name: [[x, y], [x, y], [x, y], ...]``."""
+
+    zones: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _polygons(self) -> "CameraZones":
+        for name, poly in self.zones.items():
+            if len(poly) < 3:
+                raise ValueError(f"zone {name!r}: a polygon needs at least 3 points, got {len(poly)}")
+        return self
+
+
+class ScenarioTopology(StrictModel):
+    """The allowed-transition graph of one scenario."""
+
+    transitions: list[Transition] = Field(default_factory=list)
+    cameras: dict[str, CameraZones] = Field(default_factory=dict)
+    #: camera pairs not listed in ``transitions``: "forbid" (no direct link) or "allow"
+    #: (a direct link at any gap within ``max_unlisted_gap_s``).
+    unlisted: Literal["forbid", "allow"] = "forbid"
+    max_unlisted_gap_s: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _zones_exist(self) -> "ScenarioTopology":
+        for i, t in enumerate(self.transitions):
+            for cam, zone, key in ((t.src, t.exit_zone, "exit_zone"), (t.dst, t.entry_zone, "entry_zone")):
+                if zone and zone not in self.cameras.get(cam, CameraZones()).zones:
+                    raise ValueError(f"transitions[{i}].{key}: camera {cam} has no zone {zone!r}")
+        return self
+
+
+class TopologyFile(StrictModel):
+    """A topology file: ``scenarios: {S02: ScenarioTopology, ...}``; the key ``"*"`` applies to
+    every scenario that has no entry of its own (e.g. a topology fitted on camera ids only)."""
+
+    scenarios: dict[str, ScenarioTopology] = Field(default_factory=dict)

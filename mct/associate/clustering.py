@@ -1,0 +1,228 @@
+"""From kNN lists to global ids: candidate pairs, k-reciprocal re-ranking, constrained
+agglomerative clustering.
+
+Only the pairs found in each tracklet's k nearest neighbours are ever scored (N * k pairs,
+never N * N). Clustering is agglomerative over that sparse candidate graph:
+
+1. candidate pairs with similarity >= ``min_similarity`` whose constraint status is
+   :data:`~mct.associate.constraints.LINK` are visited in order of descending similarity;
+2. the two clusters holding a pair are merged only if the cosine similarity of their mean
+   features (centroid linkage) is still >= ``min_similarity`` — this stops the chaining of
+   single linkage, where A~B and B~C merge A with C however unlike they are;
+3. and only if no tracklet of one cluster is in :data:`~mct.associate.constraints.CONFLICT`
+   with a tracklet of the other (two time-overlapping tracklets of one camera) and the
+   merged cluster has at most ``max_cluster_size`` tracklets.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from tqdm import tqdm
+
+from mct.associate.constraints import CONFLICT, LINK, Constraints
+from mct.associate.table import TrackletTable
+
+__all__ = ["candidate_pairs", "k_reciprocal_rerank", "constrained_agglomerative"]
+
+log = logging.getLogger(__name__)
+
+#: visit candidate pairs in chunks of this many (bounds the Python lists made from them).
+_CHUNK = 200_000
+
+
+def k_reciprocal_rerank(idx: np.ndarray, sims: np.ndarray, lam: float) -> np.ndarray:
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) restricted to the kNN lists.
+
+    For each tracklet ``i`` its reciprocal set ``R(i)`` holds ``i`` and the ``j`` in its kNN
+    list whose own list holds ``i``. Each ``R(i)`` becomes a weight vector
+    ``V_i[j] = exp(-(2 - 2 s_ij))`` (squared distance of unit vectors), normalised to sum 1;
+    the Jaccard similarity ``J = sum min(V_i, V_j) / sum max(V_i, V_j)`` is blended with the
+    original similarity: ``(1 - lam) * J + lam * s`` (the paper's ``d* = (1 - lam) d_J + lam d``
+    for similarities). The paper's expansion of ``R(i)`` by half-size reciprocal sets and its
+    local query expansion are left out.
+
+    Args:
+        idx: ``(N, k) int64`` neighbour rows, -1 pads (rows of the same table).
+        sims: ``(N, k) float32`` their similarities.
+        lam: weight of the original similarity.
+
+    Returns:
+        ``(N, k) float32`` re-ranked similarities for the same ``idx`` entries (-inf at pads).
+    """
+    n, k = idx.shape
+    if n == 0:
+        return sims.copy()
+    valid = idx >= 0
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = idx.ravel()
+    ok = valid.ravel()
+    code = rows[ok] * n + cols[ok]
+    rev = cols[ok] * n + rows[ok]
+    recip = np.zeros(n * k, bool)
+    recip[np.flatnonzero(ok)] = np.isin(rev, code)
+    recip = recip.reshape(n, k) | (idx == np.arange(n)[:, None])
+    # reciprocal sets as (N, k + 1) padded rows: self first
+    set_idx = np.where(recip, idx, -1)
+    set_w = np.where(recip, np.exp(-(2.0 - 2.0 * sims.astype(np.float64))), 0.0)
+    self_in = (idx == np.arange(n)[:, None]).any(axis=1)
+    set_idx = np.concatenate([np.where(self_in, -1, np.arange(n))[:, None], set_idx], axis=1)
+    set_w = np.concatenate([np.where(self_in, 0.0, 1.0)[:, None], set_w], axis=1)
+    set_w /= np.maximum(set_w.sum(axis=1, keepdims=True), 1e-12)
+    out = np.full((n, k), -np.inf, np.float32)
+    chunk = max(1, 2_000_000 // (k * (k + 1) * (k + 1)))
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        qi = np.repeat(np.arange(lo, hi), k)
+        qj = idx[lo:hi].ravel()
+        vj = qj >= 0
+        a_idx, a_w = set_idx[qi], set_w[qi]  # (E, k+1)
+        b_idx, b_w = set_idx[np.maximum(qj, 0)], set_w[np.maximum(qj, 0)]
+        same = (a_idx[:, :, None] == b_idx[:, None, :]) & (a_idx[:, :, None] >= 0)  # (E, k+1, k+1)
+        inter = np.minimum(a_w[:, :, None], b_w[:, None, :])
+        smin = (inter * same).sum(axis=(1, 2))
+        smax = a_w.sum(axis=1) + b_w.sum(axis=1) - smin
+        jac = smin / np.maximum(smax, 1e-12)
+        s = sims[lo:hi].ravel().astype(np.float64)
+        new = (1.0 - lam) * jac + lam * s
+        out[lo:hi] = np.where(vj, new, -np.inf).reshape(hi - lo, k).astype(np.float32)
+    return out
+
+
+def candidate_pairs(
+    table: TrackletTable,
+    constraints: Constraints,
+    idx: np.ndarray,
+    sims: np.ndarray,
+    min_similarity: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unordered pairs ``(i < j)`` from the kNN lists with similarity >= ``min_similarity``
+    that the constraints allow to link; ``(E,) int64, (E,) int64, (E,) float32`` sorted by
+    descending similarity (a pair found from both ends keeps its larger similarity)."""
+    n, k = idx.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = idx.ravel()
+    s = sims.ravel()
+    keep = (cols >= 0) & (cols != rows) & (s >= min_similarity)
+    a, b, s = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep], s[keep]
+    order = np.lexsort((-s, b, a))  # by pair, best similarity first
+    a, b, s = a[order], b[order], s[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    a, b, s = a[first], b[first], s[first]
+    st = constraints.status(table, a, b)
+    link = st == LINK
+    a, b, s = a[link], b[link], s[link]
+    order = np.argsort(-s, kind="stable")
+    log.debug("candidate pairs: %d from %d kNN entries (%d blocked by constraints)", len(a), n * k, int((~link).sum()))
+    return a[order], b[order], s[order]
+
+
+def constrained_agglomerative(
+    table: TrackletTable,
+    constraints: Constraints,
+    features: np.ndarray,
+    pair_a: np.ndarray,
+    pair_b: np.ndarray,
+    min_similarity: float,
+    max_cluster_size: int,
+    progress: bool = True,
+) -> np.ndarray:
+    """Cluster the table's rows; see the module docstring for the rules.
+
+    Args:
+        features: ``(N, d) float32`` L2-normalised features used for centroid linkage.
+        pair_a, pair_b: ``(E,)`` candidate pairs in the order to visit them (best first).
+
+    Returns:
+        ``(N,) int64`` cluster labels ``0..M-1``, numbered in order of each cluster's first row.
+    """
+    n = len(table)
+    parent = list(range(n))
+    size = [1] * n
+    sums = np.array(features, np.float32, copy=True)  # running feature sum per root
+    # per root with more than one member: camera code -> member rows (singletons implicit)
+    by_cam: dict[int, dict[int, list[int]]] = {}
+    cam = table.camera.tolist()
+    start = table.start_s.tolist()
+    end = table.end_s.tolist()
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def members(r: int) -> dict[int, list[int]]:
+        return by_cam.get(r) or {cam[r]: [r]}
+
+    def conflict(ra: int, rb: int) -> bool:
+        ma, mb = members(ra), members(rb)
+        if len(ma) > len(mb):
+            ma, mb = mb, ma
+        for c, rows_a in ma.items():
+            rows_b = mb.get(c)
+            if rows_b is None:
+                continue
+            for x in rows_a:
+                sx, ex = start[x], end[x]
+                for y in rows_b:
+                    if sx <= end[y] and start[y] <= ex:
+                        return True
+        return False
+
+    merges = 0
+    rejected = 0
+    bar = tqdm(total=len(pair_a), desc="clustering", unit="pair", disable=not progress, leave=False)
+    for lo in range(0, len(pair_a), _CHUNK):
+        for x, y in zip(pair_a[lo : lo + _CHUNK].tolist(), pair_b[lo : lo + _CHUNK].tolist()):
+            ra, rb = find(x), find(y)
+            if ra == rb:
+                continue
+            if size[ra] + size[rb] > max_cluster_size:
+                rejected += 1
+                continue
+            ua, ub = sums[ra], sums[rb]
+            if float(ua @ ub) < min_similarity * float(np.sqrt((ua @ ua) * (ub @ ub))):
+                rejected += 1
+                continue
+            if conflict(ra, rb):
+                rejected += 1
+                continue
+            if size[ra] < size[rb]:
+                ra, rb = rb, ra
+            ma, mb = members(ra), members(rb)
+            by_cam.pop(rb, None)
+            for c, rows in mb.items():
+                ma.setdefault(c, []).extend(rows)
+            by_cam[ra] = ma
+            parent[rb] = ra
+            size[ra] += size[rb]
+            sums[ra] += sums[rb]
+            merges += 1
+        bar.update(min(_CHUNK, len(pair_a) - lo))
+    bar.close()
+    roots = np.array([find(x) for x in range(n)], np.int64)
+    _, first, labels = np.unique(roots, return_index=True, return_inverse=True)
+    # renumber by first row so that labels do not depend on union order
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    log.debug("clustering: %d merges, %d merges refused (linkage, size or conflict), %d clusters", merges, rejected, len(first))
+    return rank[labels.ravel()]
+
+
+def conflicts_within(table: TrackletTable, constraints: Constraints, labels: np.ndarray) -> int:
+    """Number of conflicting pairs inside clusters (0 for a valid result); for tests and checks.
+
+    Cost grows with the square of cluster sizes: not for use on huge tables.
+    """
+    count = 0
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for grp in np.split(order, bounds):
+        if len(grp) < 2:
+            continue
+        a, b = np.triu_indices(len(grp), 1)
+        count += int((constraints.status(table, grp[a], grp[b]) == CONFLICT).sum())
+    return count
