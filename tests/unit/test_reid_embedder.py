@@ -15,6 +15,15 @@ from mct.reid.model import build_model, imagenet_weights_path, load_checkpoint, 
 TINY = EmbedderConfig(arch="compact", weights="none", crop_height=32, crop_width=32, compact_widths=(4, 8, 8, 16), device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machines are small and shared: torch's thread pool only slows tiny nets down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _frame(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 
