@@ -23,7 +23,9 @@ What :func:`read_submission` checks, and what the official evaluation does inste
 * ``width <= 0`` or ``height <= 0`` -> error (the official tool would score such a box as an
   IoU of 0 or, for negative sizes, with a meaningless IoU).
 * duplicate ``(camera_id, frame_id, obj_id)`` rows -> error by default; with
-  ``duplicates="keep_first"`` the first row of each group is kept and a warning is logged.
+  ``duplicates="keep_first"`` the first row of each group is kept and a warning is logged;
+  ``duplicates="keep"`` keeps them all (the evaluation drops them after its filters, as the
+  official tool does).
   The official tool keeps the first one of each group of the prediction silently and does
   not check the ground truth at all.
 
@@ -52,6 +54,7 @@ __all__ = [
     "COLUMNS",
     "SubmissionFormatError",
     "SubmissionRows",
+    "duplicate_mask",
     "read_submission",
     "read_submission_text",
     "write_submission",
@@ -66,7 +69,7 @@ _SUFFIXES = (".txt", ".zip", ".tar.gz", ".tgz")
 #: a separator: a comma with optional blanks around it, or a run of blanks.
 _SEP = re.compile(r"[ \t]*,[ \t]*|[ \t]+")
 
-Duplicates = Literal["error", "keep_first"]
+Duplicates = Literal["error", "keep_first", "keep"]
 
 
 class SubmissionFormatError(ValueError):
@@ -357,6 +360,10 @@ def duplicate_mask(rows: SubmissionRows) -> np.ndarray:
 
 
 def _handle_duplicates(rows: SubmissionRows, duplicates: Duplicates) -> SubmissionRows:
+    if duplicates not in ("error", "keep_first", "keep"):
+        raise ValueError(f"duplicates must be 'error', 'keep_first' or 'keep', got {duplicates!r}")
+    if duplicates == "keep":
+        return rows
     dup = duplicate_mask(rows)
     if not dup.any():
         return rows
@@ -370,8 +377,6 @@ def _handle_duplicates(rows: SubmissionRows, duplicates: Duplicates) -> Submissi
     )
     if duplicates == "error":
         raise SubmissionFormatError(what + "; the official evaluation keeps the first row of each (pass duplicates='keep_first')")
-    if duplicates != "keep_first":
-        raise ValueError(f"duplicates must be 'error' or 'keep_first', got {duplicates!r}")
     log.warning("%s; keeping the first row of each, as the official evaluation does", what)
     return rows[~dup]
 
