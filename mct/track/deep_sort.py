@@ -260,13 +260,20 @@ class DeepSortTracker:
             return np.where(gate_ok, iou_cost, INFTY_COST), cfg.max_iou_distance
         if features is None:  # _step raises before this for deep_sort mode without embeddings
             raise RuntimeError("appearance cost requested without detection features")
+        # appearance cost only for the pairs that pass the motion gate (the others are
+        # impossible whatever their cost): one small product per track with gated pairs.
         cosine = np.full(maha.shape, INFTY_COST)
-        for row in np.flatnonzero(gate_ok.any(axis=1)).tolist():
-            gallery = self._galleries[confirmed[row]]
-            if gallery is None or len(gallery) == 0:
-                continue
-            cols = np.flatnonzero(gate_ok[row])
-            cosine[row, cols] = 1.0 - np.max(gallery.samples @ features[cols].T, axis=0)
+        rows, cols = np.nonzero(gate_ok)  # row-major: grouped by track
+        if len(rows):
+            similarity = np.full(len(rows), -np.inf, dtype=np.float32)
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            ends = np.r_[starts[1:], len(rows)]
+            for start, end in zip(starts.tolist(), ends.tolist()):
+                gallery = self._galleries[confirmed[rows[start]]]
+                if gallery is None or len(gallery) == 0:
+                    continue
+                similarity[start:end] = np.max(gallery.samples @ features[cols[start:end]].T, axis=0)
+            cosine[rows, cols] = 1.0 - similarity.astype(np.float64)
         if cfg.motion_weight == 0.0:
             return cosine, cfg.max_cosine_distance  # gated pairs already INFTY_COST
         lam = cfg.motion_weight

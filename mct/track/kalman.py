@@ -25,7 +25,6 @@ checks it to 1e-9):
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 from filterpy.kalman import KalmanFilter
 
 __all__ = ["BatchKalman", "FilterpyTrackFilter", "motion_matrix", "measurement_matrix"]
@@ -140,9 +139,9 @@ class BatchKalman:
         if len(mean) == 0 or len(xyah) == 0:
             return np.zeros((len(mean), len(xyah)))
         proj_mean, proj_cov = self.project(mean, cov)
-        inv = np.linalg.inv(proj_cov)
-        d = xyah[None, :, :] - proj_mean[:, None, :]  # (N, M, 4)
-        return np.einsum("nmi,nij,nmj->nm", d, inv, d)
+        inv = np.linalg.inv(proj_cov)  # (N, 4, 4)
+        d = xyah.T[None, :, :] - proj_mean[:, :, None]  # (N, 4, M)
+        return np.sum((inv @ d) * d, axis=1)
 
 
 class FilterpyTrackFilter:
@@ -192,5 +191,6 @@ class FilterpyTrackFilter:
         xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
         proj_mean, proj_cov = self.project()
         chol = np.linalg.cholesky(proj_cov)
-        z = scipy.linalg.solve_triangular(chol, (xyah - proj_mean).T, lower=True, check_finite=False)
+        # (scipy's solve_triangular gives the same numbers but was ~100x slower here)
+        z = np.linalg.solve(chol, (xyah - proj_mean).T)
         return np.sum(z * z, axis=0)

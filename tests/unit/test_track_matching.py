@@ -1,0 +1,90 @@
+"""Costs, Hungarian matching with the reference's clipping, the cascade and the gallery."""
+
+import numpy as np
+import pytest
+
+from mct.track.matching import (
+    INFTY_COST,
+    FeatureGallery,
+    iou_xyxy,
+    l2_normalise,
+    matching_cascade,
+    min_cost_matching,
+    nn_cosine_distance,
+)
+
+
+def test_iou_golden_values():
+    a = np.array([[0, 0, 10, 10]], dtype=np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [10, 10, 20, 20], [20, 20, 30, 30]], dtype=np.float32)
+    np.testing.assert_allclose(iou_xyxy(a, b)[0], [1.0, 50 / 150, 0.0, 0.0])
+    assert iou_xyxy(np.zeros((0, 4)), b).shape == (0, 4)
+    assert iou_xyxy(a, np.zeros((0, 4))).shape == (1, 0)
+
+
+def test_nn_cosine_distance_is_smallest_over_the_gallery():
+    gallery = l2_normalise(np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32))
+    feats = l2_normalise(np.array([[0, 1, 0], [0, 0, 1], [-1, 0, 0]], dtype=np.float32))
+    np.testing.assert_allclose(nn_cosine_distance(gallery, feats), [0.0, 1.0, 1.0], atol=1e-6)
+
+
+def test_min_cost_matching_rejects_pairs_above_max_cost():
+    cost = np.array([[0.1, 0.9], [0.8, 0.95]])
+    matches, ut, ud = min_cost_matching(cost, 0.5, np.array([7, 8]), np.array([0, 1]))
+    assert matches == [(7, 0)]
+    assert sorted(ut) == [8] and sorted(ud) == [1]
+
+
+def test_min_cost_matching_clips_impossible_pairs_like_the_reference():
+    # Tracks A, B; detections 1, 2. A-1 = 0.0, A-2 = 0.1, B-1 = 0.15, B-2 impossible.
+    # Reference: impossible -> max_cost + 1e-5 = 0.20001, so {A1, B2} (0.20001) beats
+    # {A2, B1} (0.25): only A-1 is matched. (With a huge cost instead, both would match.)
+    cost = np.array([[0.0, 0.1], [0.15, INFTY_COST]])
+    matches, ut, ud = min_cost_matching(cost, 0.2, np.array([0, 1]), np.array([0, 1]))
+    assert matches == [(0, 0)]
+    assert ut == [1] and ud == [1]
+
+
+def test_min_cost_matching_unmatched_detection_order_is_the_references():
+    # 3 detections, 2 tracks: the solver pairs track 1 with one of the (tied, clipped)
+    # detections 1 and 2 (scipy takes the first, 1) and the pair is rejected; the reference
+    # lists the detection the solver left out (2) first, then the rejected pair's (1).
+    cost = np.array([[0.05, 0.9, 0.9], [0.9, 0.6, 0.9]])
+    matches, ut, ud = min_cost_matching(cost, 0.5, np.array([0, 1]), np.array([0, 1, 2]))
+    assert matches == [(0, 0)]
+    assert ud == [2, 1] and ut == [1]
+
+
+def test_min_cost_matching_empty():
+    assert min_cost_matching(np.zeros((0, 3)), 0.5, np.array([], dtype=int), np.array([0, 1, 2])) == ([], [], [0, 1, 2])
+    assert min_cost_matching(np.zeros((2, 0)), 0.5, np.array([4, 5]), np.array([], dtype=int)) == ([], [4, 5], [])
+
+
+def test_cascade_gives_priority_to_recently_seen_tracks():
+    # Two tracks both want detection 0 at equal cost; track 11 was seen 1 frame ago,
+    # track 10 three frames ago: the level-1 track takes it, the older one gets detection 1.
+    cost = np.array([[0.05, 0.1], [0.05, 0.3]])
+    matches, ut, ud = matching_cascade(cost, 0.2, np.array([3, 1]), 30, np.array([10, 11]), np.array([0, 1]))
+    assert sorted(matches) == [(10, 1), (11, 0)]
+    assert ut == [] and ud == []
+
+
+def test_cascade_skips_tracks_older_than_the_depth():
+    cost = np.array([[0.0]])
+    matches, ut, ud = matching_cascade(cost, 0.2, np.array([5]), 4, np.array([0]), np.array([0]))
+    assert matches == [] and ut == [0] and ud == [0]
+
+
+def test_gallery_keeps_the_last_budget_features():
+    g = FeatureGallery(budget=3, dim=2)
+    for k in range(5):
+        g.add(np.array([k, 1], dtype=np.float32))
+    assert len(g) == 3
+    assert sorted(g.samples[:, 0].tolist()) == [2, 3, 4]
+    with pytest.raises(ValueError, match="nn_budget"):
+        FeatureGallery(0, 2)
+
+
+def test_l2_normalise_keeps_zero_rows():
+    out = l2_normalise(np.array([[3, 4], [0, 0]], dtype=np.float32))
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0, 0]])
