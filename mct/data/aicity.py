@@ -12,6 +12,7 @@ Reads real CityFlowV2 and the synthetic world (``mct synth``) alike::
         calibration.txt         homography, ...    (optional)
         gt/gt.txt               MOT gt             (optional: absent on the test split)
         det/det_<name>.txt      MOT detections     (optional)
+        mtsc/mtsc_<name>.txt    MOT tracking results provided with CityFlowV2 (optional)
 
 Rules (see ``docs/data.md``):
 
@@ -176,23 +177,39 @@ class Dataset:
         log.debug("%s: no ground truth", path)
         return None
 
+    def _names(self, camera: Camera | tuple[str, str], folder: str) -> list[str]:
+        prefix = f"{folder}_"
+        where = self.camera_dir(camera) / folder
+        if not where.is_dir():
+            return []
+        return sorted(p.name[len(prefix) : -4] for p in where.glob(f"{prefix}*.txt") if p.is_file())
+
+    def _named_path(self, camera: Camera | tuple[str, str], folder: str, name: str, what: str) -> Path:
+        prefix = f"{folder}_"
+        stem = name[:-4] if name.endswith(".txt") else name
+        stem = stem if stem.startswith(prefix) else f"{prefix}{stem}"
+        path = self.camera_dir(camera) / folder / f"{stem}.txt"
+        if not path.is_file():
+            have = ", ".join(self._names(camera, folder)) or "none"
+            raise FileNotFoundError(f"{path}: {what} file not found (available: {have})")
+        return path
+
     def det_names(self, camera: Camera | tuple[str, str]) -> list[str]:
         """Names of the detection files of a camera: ``det/det_mask_rcnn.txt`` -> ``"mask_rcnn"``."""
-        folder = self.camera_dir(camera) / "det"
-        if not folder.is_dir():
-            return []
-        return sorted(p.name[4:-4] for p in folder.glob("det_*.txt") if p.is_file())
+        return self._names(camera, "det")
 
     def det_path(self, camera: Camera | tuple[str, str], name: str) -> Path:
         """``det/det_<name>.txt`` (``name`` may be ``"mask_rcnn"``, ``"det_mask_rcnn"`` or the
         file name). A missing file is a :class:`FileNotFoundError` listing what exists."""
-        stem = name[:-4] if name.endswith(".txt") else name
-        stem = stem if stem.startswith("det_") else f"det_{stem}"
-        path = self.camera_dir(camera) / "det" / f"{stem}.txt"
-        if not path.is_file():
-            have = ", ".join(self.det_names(camera)) or "none"
-            raise FileNotFoundError(f"{path}: detection file not found (available: {have})")
-        return path
+        return self._named_path(camera, "det", name, "detection")
+
+    def mtsc_names(self, camera: Camera | tuple[str, str]) -> list[str]:
+        """Names of the provided single-camera tracking results: ``mtsc/mtsc_tc_mask_rcnn.txt`` -> ``"tc_mask_rcnn"``."""
+        return self._names(camera, "mtsc")
+
+    def mtsc_path(self, camera: Camera | tuple[str, str], name: str) -> Path:
+        """``mtsc/mtsc_<name>.txt`` (a MOT ``pred`` file); missing -> :class:`FileNotFoundError` listing what exists."""
+        return self._named_path(camera, "mtsc", name, "single-camera tracking")
 
     def read_gt(self, camera: Camera | tuple[str, str]) -> MotRows | None:
         """The camera's ``gt/gt.txt`` rows, or ``None`` when it has no ground truth."""
@@ -273,7 +290,10 @@ def load_dataset(
     if not split_dir.is_dir():
         have = ", ".join(p.name for p in sorted(root.iterdir()) if p.is_dir()) or "none"
         raise FileNotFoundError(f"{split_dir}: split folder not found (folders in {root}: {have})")
-    selected = _select(_dirs(split_dir, _SCENARIO_RE), scenarios, "scenario", split_dir)
+    available = _dirs(split_dir, _SCENARIO_RE)
+    if not available:
+        raise FileNotFoundError(f"{split_dir}: no scenario folders (S01, S02, ...)")
+    selected = _select(available, scenarios, "scenario", split_dir)
 
     camera_filter = list(cameras)
     for item in camera_filter:
@@ -320,10 +340,16 @@ def load_dataset(
     unmatched = [item for item in camera_filter if item not in matched]
     if unmatched:
         raise FileNotFoundError(f"{split_dir}: camera {', '.join(unmatched)} not found in scenarios {', '.join(selected) or 'none'}")
+    if not out:
+        raise FileNotFoundError(f"{split_dir}: no camera folders (c001, c002, ...) in {', '.join(selected)}")
     gt_file = None
     if ground_truth:
         gt_file = Path(ground_truth) if Path(ground_truth).is_absolute() else root / ground_truth
-    log.debug("%s/%s: %d cameras", root, split, len(out))
+    by_source = {src: sum(1 for v in fps_sources.values() if v == src) for src in set(fps_sources.values())}
+    log.info(
+        "%s: %d cameras in %d scenarios (fps from %s)", split_dir, len(out), len({c.scenario for c in out}),
+        ", ".join(f"{src}: {n}" for src, n in sorted(by_source.items())),
+    )
     return Dataset(root, split, out, calibrations, fps_sources, gt_file)
 
 

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, NamedTuple
 import cv2
 import numpy as np
 
-__all__ = ["VideoError", "VideoInfo", "video_info", "iter_frames", "read_frames", "MAX_GRAB_GAP"]
+__all__ = ["VideoError", "VideoInfo", "video_info", "iter_frames", "iter_selected_frames", "read_frames", "MAX_GRAB_GAP"]
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,13 @@ def iter_frames(
         reader.close()
 
 
-def read_frames(
+def iter_selected_frames(
     path: str | Path, frame_numbers: Iterable[int], max_grab_gap: int = MAX_GRAB_GAP
-) -> dict[int, np.ndarray]:
-    """Random access: ``{frame_number: bgr}`` for the given 1-based frame numbers.
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_number, bgr)`` for the distinct given frame numbers, in increasing order.
 
-    The numbers may come in any order and repeat; they are read in sorted order with one
-    pass, seeking only across gaps larger than ``max_grab_gap``. Every array is
-    ``(H, W, 3) uint8`` BGR.
+    One pass over the video, seeking only across gaps larger than ``max_grab_gap``; only one
+    frame is held at a time (use this instead of :func:`read_frames` for many frames).
 
     Raises:
         FileNotFoundError, VideoError: as :func:`iter_frames`; a frame < 1 or past the end
@@ -190,19 +189,33 @@ def read_frames(
     """
     wanted = sorted(set(int(f) for f in frame_numbers))
     if not wanted:
-        return {}
+        return
     if wanted[0] < 1:
         raise VideoError(f"{path}: frame {wanted[0]}: frames are 1-based")
     reader = _Reader(path, max_grab_gap)
-    out: dict[int, np.ndarray] = {}
     try:
         for frame in wanted:
             image = reader.read(frame)
             if image is None:
                 what = "could not be decoded" if frame <= reader.header_frames else "is past the end of the video"
                 raise reader.failure(frame, what)
-            out[frame] = image
-        log.debug("%s: read %d frames with %d seeks and %d grabs", reader.path, len(out), reader.seeks, reader.grabs)
+            yield frame, image
+        log.debug("%s: read %d frames with %d seeks and %d grabs", reader.path, len(wanted), reader.seeks, reader.grabs)
     finally:
         reader.close()
-    return out
+
+
+def read_frames(
+    path: str | Path, frame_numbers: Iterable[int], max_grab_gap: int = MAX_GRAB_GAP
+) -> dict[int, np.ndarray]:
+    """Random access: ``{frame_number: bgr}`` for the given 1-based frame numbers.
+
+    The numbers may come in any order and repeat; they are read in sorted order with one
+    pass (:func:`iter_selected_frames`), seeking only across gaps larger than
+    ``max_grab_gap``. Every array is ``(H, W, 3) uint8`` BGR; all are held in memory.
+
+    Raises:
+        FileNotFoundError, VideoError: as :func:`iter_frames`; a frame < 1 or past the end
+        of the video is a :class:`VideoError` naming the file and frame.
+    """
+    return dict(iter_selected_frames(path, frame_numbers, max_grab_gap))

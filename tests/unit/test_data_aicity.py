@@ -51,6 +51,14 @@ def test_loads_every_part(tmp_path: Path) -> None:
     assert ds.ground_truth_path("train") == ds.ground_truth_path()
     assert ds.camera("S01", "c002") is c2
     assert ds.read_gt(c1).frame.tolist() == [1, 2] and len(ds.read_det(c2, "test")) == 2
+    # provided single-camera tracking results (mtsc/), when present
+    assert ds.mtsc_names(c1) == []
+    (c1.root / "mtsc").mkdir()
+    (c1.root / "mtsc" / "mtsc_tc_mask_rcnn.txt").write_text("1,3,2,2,6,5\n")
+    assert ds.mtsc_names(c1) == ["tc_mask_rcnn"]
+    assert read_mot(ds.mtsc_path(c1, "tc_mask_rcnn"), "pred").id.tolist() == [3]
+    with pytest.raises(FileNotFoundError, match=re.escape("mtsc_deepsort.txt: single-camera tracking file not found (available: tc_mask_rcnn)")):
+        ds.mtsc_path(c1, "deepsort")
 
 
 def test_optional_parts_absent(tmp_path: Path) -> None:
@@ -131,6 +139,12 @@ def test_scenario_and_camera_filters(tmp_path: Path) -> None:
 def test_missing_required_parts(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'nope'}: dataset folder not found")):
         load_dataset(tmp_path / "nope", "train")
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path}/empty/train: no scenario folders (S01, S02, ...)")):
+        load_dataset(tmp_path / "empty", "train")
+    (tmp_path / "empty" / "train" / "S01").mkdir()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path}/empty/train: no camera folders (c001, c002, ...) in S01")):
+        load_dataset(tmp_path / "empty", "train")
     root = write_aicity_tree(tmp_path)
     with pytest.raises(FileNotFoundError, match=re.escape(f"{root / 'test'}: split folder not found (folders in {root}: ")):
         load_dataset(root, "test")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mct.data.video import VideoError, iter_frames, read_frames, video_info
+from mct.data.video import VideoError, iter_frames, iter_selected_frames, read_frames, video_info
 from tests.helpers import frame_colour, write_video
 
 
@@ -57,6 +57,8 @@ def test_read_frames_random_access(tmp_path: Path) -> None:
         assert sorted(frames) == [1, 2, 5]
         assert {f: which_frame(i) for f, i in frames.items()} == {1: 1, 2: 2, 5: 5}
     assert read_frames(path, []) == {}
+    # the generator form: increasing order, each frame once
+    assert [(f, which_frame(i)) for f, i in iter_selected_frames(path, [6, 3, 3])] == [(3, 3), (6, 6)]
 
 
 def test_missing_file(tmp_path: Path) -> None:
