@@ -1,0 +1,495 @@
+"""The ground-plane road network (metres) and the vehicles that drive on it.
+
+The network is a tree: an east-west arterial (y = 0) with signalised intersections, a cross
+street at each, and a side road joining at a T junction with a stop sign. A vehicle follows
+one route (a dense polyline along its lane, with rounded turns) from an entry to an exit
+end; its motion is simulated with the Intelligent Driver Model (Treiber et al. 2000)
+against the vehicle ahead, red lights and stop lines, at ``traffic.step_s`` steps. Only arc
+length ``s(t)`` is stored per vehicle; positions are looked up on the route.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mct.data.synth.config import RoadConfig, TrafficConfig
+from mct.data.synth.vehicles import Appearance, sample_appearance
+
+__all__ = ["RoadNetwork", "Route", "Vehicle", "World", "build_network", "simulate"]
+
+log = logging.getLogger(__name__)
+
+_SAMPLE_M = 0.5  # route polyline spacing (m)
+
+
+@dataclass
+class Node:
+    name: str
+    xy: np.ndarray  # (2,) metres
+    kind: str  # "signal", "tee", "bend", "end"
+    signal_offset_s: float = 0.0
+
+
+@dataclass
+class Edge:
+    a: str
+    b: str
+    road: str  # "arterial", "cross", "side"
+    lanes: int  # per direction
+    lane_width_m: float
+
+    @property
+    def half_width_m(self) -> float:
+        return self.lanes * self.lane_width_m
+
+
+@dataclass
+class RoadNetwork:
+    """Nodes and undirected edges of the (tree-shaped) road graph, in metres."""
+
+    nodes: dict[str, Node]
+    edges: list[Edge]
+    cfg: RoadConfig
+
+    def neighbours(self, name: str) -> list[tuple[str, Edge]]:
+        out = []
+        for e in self.edges:
+            if e.a == name:
+                out.append((e.b, e))
+            elif e.b == name:
+                out.append((e.a, e))
+        return out
+
+    def edge(self, a: str, b: str) -> Edge:
+        for e in self.edges:
+            if {e.a, e.b} == {a, b}:
+                return e
+        raise KeyError(f"no road between {a} and {b}")
+
+    def ends(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.kind == "end"]
+
+    def path(self, start: str, goal: str) -> list[str]:
+        """The node sequence from ``start`` to ``goal`` (unique: the network is a tree)."""
+        prev: dict[str, str | None] = {start: None}
+        queue = [start]
+        while queue:
+            cur = queue.pop(0)
+            if cur == goal:
+                break
+            for nb, _ in self.neighbours(cur):
+                if nb not in prev:
+                    prev[nb] = cur
+                    queue.append(nb)
+        if goal not in prev:
+            raise ValueError(f"no path from {start} to {goal}")
+        out = [goal]
+        while prev[out[-1]] is not None:
+            out.append(prev[out[-1]])  # type: ignore[arg-type]
+        return out[::-1]
+
+    def setback_m(self, node: str, edge: Edge) -> float:
+        """How far before ``node`` the lane of ``edge`` stops being straight (m)."""
+        kind = self.nodes[node].kind
+        if kind == "end":
+            return 0.0
+        if kind == "bend":
+            return 4.0
+        others = [e for _, e in self.neighbours(node) if e is not edge]
+        if kind == "tee" and edge.road == "arterial":
+            # the arterial runs straight through a T junction; only turns need room
+            return max(e.half_width_m for e in others) + 1.0
+        return max(e.half_width_m for e in others) + self.cfg.sidewalk_width_m * 0.5 + 1.0
+
+
+def build_network(cfg: RoadConfig) -> RoadNetwork:
+    """The arterial, its cross streets and the side road, as :class:`RoadNetwork`."""
+    xs = sorted(cfg.intersections_x_m)
+    if len(xs) < 1:
+        raise ValueError("road.intersections_x_m: need at least one intersection")
+    nodes: dict[str, Node] = {}
+    arterial: list[tuple[float, str]] = []
+    for i, x in enumerate(xs):
+        name = f"I{i}"
+        nodes[name] = Node(name, np.array([x, 0.0]), "signal", signal_offset_s=i * cfg.signal_offset_s)
+        arterial.append((x, name))
+        for side, tag in ((1, "N"), (-1, "S")):
+            end = f"{tag}{i}"
+            nodes[end] = Node(end, np.array([x, side * cfg.cross_street_length_m]), "end")
+    west, east = xs[0] - cfg.arterial_extend_m, xs[-1] + cfg.arterial_extend_m
+    nodes["W"] = Node("W", np.array([west, 0.0]), "end")
+    nodes["E"] = Node("E", np.array([east, 0.0]), "end")
+    arterial += [(west, "W"), (east, "E")]
+    edges: list[Edge] = []
+    sr = cfg.side_road
+    if sr is not None:
+        if not (west + 20 < sr.at_x_m < east - 20) or any(abs(sr.at_x_m - x) < 30 for x in xs):
+            raise ValueError(f"road.side_road.at_x_m: {sr.at_x_m} must be on the arterial, >= 30 m from intersections")
+        nodes["T"] = Node("T", np.array([sr.at_x_m, 0.0]), "tee")
+        arterial.append((sr.at_x_m, "T"))
+        k = np.array([sr.at_x_m, sr.side * sr.length_m[0]])
+        nodes["K"] = Node("K", k, "bend")
+        ang = math.radians(sr.bend_deg)
+        d = np.array([math.sin(ang), sr.side * math.cos(ang)])
+        nodes["R"] = Node("R", k + d * sr.length_m[1], "end")
+        edges += [
+            Edge("T", "K", "side", 1, cfg.lane_width_m),
+            Edge("K", "R", "side", 1, cfg.lane_width_m),
+        ]
+    arterial.sort()
+    for (_, a), (_, b) in zip(arterial[:-1], arterial[1:]):
+        edges.append(Edge(a, b, "arterial", cfg.arterial_lanes_per_direction, cfg.lane_width_m))
+    for i in range(len(xs)):
+        for tag in ("N", "S"):
+            edges.append(Edge(f"I{i}", f"{tag}{i}", "cross", cfg.cross_lanes_per_direction, cfg.lane_width_m))
+    return RoadNetwork(nodes, edges, cfg)
+
+
+@dataclass
+class Stop:
+    """A stop line on a route: arc length (m), the node, and what governs it."""
+
+    s_m: float
+    node: str
+    rule: str  # "arterial" / "cross" (signal groups) or "stop" (stop sign)
+
+
+@dataclass
+class Route:
+    """A dense lane-centre polyline: points (P, 2) m, tangents (P, 2), arc length (P,), speed limit (P,)."""
+
+    nodes: list[str]
+    xy: np.ndarray
+    tangent: np.ndarray
+    s: np.ndarray
+    speed_limit: np.ndarray
+    stops: list[Stop]
+
+    @property
+    def length_m(self) -> float:
+        return float(self.s[-1])
+
+
+def _turn(d_in: np.ndarray, d_out: np.ndarray) -> str:
+    cross = d_in[0] * d_out[1] - d_in[1] * d_out[0]
+    if abs(cross) < 0.3:
+        return "straight"
+    return "left" if cross > 0 else "right"
+
+
+def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+
+
+def _line_intersection(p: np.ndarray, d: np.ndarray, q: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    den = d[0] * e[1] - d[1] * e[0]
+    if abs(den) < 1e-6:
+        return None
+    t = ((q[0] - p[0]) * e[1] - (q[1] - p[1]) * e[0]) / den
+    return p + t * d
+
+
+def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: TrafficConfig) -> Route:
+    """The lane-centre polyline of the path ``nodes``; ``lane_pref`` 0 = innermost lane."""
+    dirs, lanes, segs = [], [], []
+    for a, b in zip(nodes[:-1], nodes[1:]):
+        pa, pb = net.nodes[a].xy, net.nodes[b].xy
+        d = (pb - pa) / np.linalg.norm(pb - pa)
+        dirs.append(d)
+    for i, (a, b) in enumerate(zip(nodes[:-1], nodes[1:])):
+        e = net.edge(a, b)
+        turn_next = _turn(dirs[i], dirs[i + 1]) if i + 1 < len(dirs) else "straight"
+        if turn_next == "right":
+            lane = e.lanes - 1
+        elif turn_next == "left":
+            lane = 0
+        else:
+            lane = min(lane_pref, e.lanes - 1)
+        lanes.append(lane)
+        d = dirs[i]
+        right = np.array([d[1], -d[0]])
+        off = right * (lane + 0.5) * e.lane_width_m
+        pa, pb = net.nodes[a].xy, net.nodes[b].xy
+        start = pa + off + d * net.setback_m(a, e)
+        end = pb + off - d * net.setback_m(b, e)
+        segs.append((start, end, e))
+    pts: list[np.ndarray] = []
+    limits: list[np.ndarray] = []
+    stop_points: list[tuple[int, str, str]] = []  # (index in pts, node, rule)
+    v_turn = traffic.turn_speed_mps
+    for i, (start, end, e) in enumerate(segs):
+        n = max(2, int(np.linalg.norm(end - start) / _SAMPLE_M) + 1)
+        line = start + (end - start) * np.linspace(0.0, 1.0, n)[:, None]
+        if pts:
+            line = line[1:]
+        pts.append(line)
+        limits.append(np.full(len(line), np.inf))
+        if i + 1 < len(segs):
+            node = nodes[i + 1]
+            kind = net.nodes[node].kind
+            count = sum(len(p) for p in pts)
+            if kind == "signal":
+                stop_points.append((count - 1, node, "arterial" if e.road == "arterial" else "cross"))
+            elif kind == "tee" and e.road == "side":
+                stop_points.append((count - 1, node, "stop"))
+            nxt_start = segs[i + 1][0]
+            d_in, d_out = dirs[i], dirs[i + 1]
+            ctrl = _line_intersection(end, d_in, nxt_start, d_out)
+            if ctrl is None:
+                ctrl = (end + nxt_start) / 2
+            gap = np.linalg.norm(nxt_start - end)
+            m = max(3, int(gap / _SAMPLE_M) + 2)
+            curve = _bezier(end, ctrl, nxt_start, m)[1:-1]
+            pts.append(curve)
+            turning = _turn(d_in, d_out) != "straight"
+            limits.append(np.full(len(curve), v_turn if turning else np.inf))
+    xy = np.concatenate(pts)
+    lim = np.concatenate(limits)
+    step = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    keep = np.concatenate([[True], step > 1e-6])
+    idx_map = np.cumsum(keep) - 1
+    xy, lim = xy[keep], lim[keep]
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
+    tan = np.gradient(xy, axis=0)
+    tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-9)
+    stops = [Stop(float(s[idx_map[k]]), node, rule) for k, node, rule in stop_points]
+    return Route(list(nodes), xy, tan, s, lim, stops)
+
+
+@dataclass
+class Vehicle:
+    """One vehicle: identity, look, route and its simulated arc length over time."""
+
+    vehicle_id: int
+    appearance: Appearance
+    route: Route
+    desired_speed_mps: float
+    #: simulation step index of its first sample
+    first_step: int = 0
+    #: arc length (m) of the vehicle centre at each step from ``first_step``
+    s_hist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+
+@dataclass
+class World:
+    """A simulated split: the network, the vehicles, and the simulation clock."""
+
+    network: RoadNetwork
+    vehicles: list[Vehicle]
+    t0_s: float  # scenario time of step 0 (negative: warm-up)
+    step_s: float
+
+    def states_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vehicles on the road at scenario time ``t_s``.
+
+        Returns ``(indices (K,) int, xy (K, 2) m, heading (K, 2) unit vectors)``.
+        """
+        k = (t_s - self.t0_s) / self.step_s
+        idx, xy, hd = [], [], []
+        for i, v in enumerate(self.vehicles):
+            j = k - v.first_step
+            if j < 0 or j > len(v.s_hist) - 1:
+                continue
+            j0 = int(math.floor(j))
+            j1 = min(j0 + 1, len(v.s_hist) - 1)
+            f = j - j0
+            s = (1 - f) * float(v.s_hist[j0]) + f * float(v.s_hist[j1])
+            r = v.route
+            x = np.interp(s, r.s, r.xy[:, 0])
+            y = np.interp(s, r.s, r.xy[:, 1])
+            tx = np.interp(s, r.s, r.tangent[:, 0])
+            ty = np.interp(s, r.s, r.tangent[:, 1])
+            n = math.hypot(tx, ty) or 1.0
+            idx.append(i)
+            xy.append((x, y))
+            hd.append((tx / n, ty / n))
+        if not idx:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2))
+        return np.asarray(idx), np.asarray(xy, dtype=np.float64), np.asarray(hd, dtype=np.float64)
+
+
+def _signal_green(net: RoadNetwork, node: str, rule: str, t: float) -> bool:
+    cfg = net.cfg
+    c = cfg.signal_cycle_s
+    phase = (t - net.nodes[node].signal_offset_s) % c
+    g = cfg.arterial_green_fraction * c
+    if rule == "arterial":
+        return phase < g - cfg.all_red_s
+    return g <= phase < c - cfg.all_red_s
+
+
+def _choose_path(net: RoadNetwork, rng: np.random.Generator, traffic: TrafficConfig) -> list[str]:
+    ends = sorted(net.ends())
+    side_ends = [e for e in ends if e not in ("W", "E")]
+    if rng.random() < traffic.arterial_entry_fraction or not side_ends:
+        entry = "W" if rng.random() < 0.5 else "E"
+        if rng.random() < traffic.through_fraction:
+            goal = "E" if entry == "W" else "W"
+        else:
+            goal = side_ends[int(rng.integers(len(side_ends)))] if side_ends else ("E" if entry == "W" else "W")
+    else:
+        entry = side_ends[int(rng.integers(len(side_ends)))]
+        if rng.random() < 0.6:
+            goal = "W" if rng.random() < 0.5 else "E"
+        else:
+            others = [e for e in ends if e != entry]
+            goal = others[int(rng.integers(len(others)))]
+    return net.path(entry, goal)
+
+
+def simulate(
+    net: RoadNetwork,
+    traffic: TrafficConfig,
+    rng: np.random.Generator,
+    t_start_s: float,
+    t_end_s: float,
+    first_vehicle_id: int,
+    spawn_scale: float = 1.0,
+) -> World:
+    """Simulate traffic from ``t_start_s - warmup`` to ``t_end_s`` (scenario seconds).
+
+    Vehicles are spawned by a Poisson process at the entries (rate ``spawn_rate_per_s *
+    spawn_scale``), wait when their entry lane is occupied, and leave at their exit.
+    """
+    dt = traffic.step_s
+    t0 = t_start_s - traffic.warmup_s
+    n_steps = int(math.ceil((t_end_s - t0) / dt)) + 2
+    rate = traffic.spawn_rate_per_s * spawn_scale
+    # arrival times and what arrives are drawn up front: the appearance sequence depends only
+    # on the seed, not on the simulation
+    arrivals: list[tuple[float, list[str], Appearance, float, int]] = []
+    t = t0
+    while True:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= t_end_s:
+            break
+        path = _choose_path(net, rng, traffic)
+        app = sample_appearance(rng, traffic)
+        speed = max(4.0, float(rng.normal(traffic.speed_mean_mps, traffic.speed_std_mps)))
+        if app.vehicle_type in ("bus", "truck"):
+            speed *= 0.85
+        lane = int(rng.integers(3))
+        arrivals.append((t, path, app, speed, lane))
+    vehicles: list[Vehicle] = []
+    for k, (_, path, app, speed, lane) in enumerate(arrivals):
+        route = build_route(net, path, lane, traffic)
+        vehicles.append(Vehicle(first_vehicle_id + k, app, route, speed))
+    n = len(vehicles)
+    lengths = np.array([v.appearance.length_m for v in vehicles])
+    s = np.zeros(n)
+    vel = np.zeros(n)
+    active = np.zeros(n, dtype=bool)
+    done = np.zeros(n, dtype=bool)
+    next_stop = np.zeros(n, dtype=np.int64)
+    waited = np.zeros(n)
+    hist: list[list[float]] = [[] for _ in range(n)]
+    pending = 0  # arrivals are spawned in order
+    a_max, b = traffic.max_accel_mps2, traffic.comfortable_decel_mps2
+    s0, headway = traffic.min_gap_m, traffic.time_headway_s
+    v0 = np.array([v.desired_speed_mps for v in vehicles])
+    for step in range(n_steps):
+        t = t0 + step * dt
+        # spawn: in arrival order; a blocked entry delays the vehicles behind it
+        while pending < n and arrivals[pending][0] <= t:
+            route = vehicles[pending].route
+            start = route.xy[0]
+            act = np.flatnonzero(active)
+            blocked = False
+            for j in act:
+                pj = _position(vehicles[j].route, s[j])
+                if np.linalg.norm(pj - start) < lengths[j] / 2 + lengths[pending] / 2 + 4.0:
+                    blocked = True
+                    break
+            if blocked:
+                break
+            active[pending] = True
+            s[pending] = 0.0
+            vel[pending] = 0.8 * v0[pending]
+            vehicles[pending].first_step = step
+            pending += 1
+        act = np.flatnonzero(active)
+        if len(act) == 0:
+            continue
+        pos = np.array([_position(vehicles[j].route, s[j]) for j in act])
+        hd = np.array([_tangent(vehicles[j].route, s[j]) for j in act])
+        # leader: the nearest vehicle ahead in (about) the same lane and direction
+        d = pos[None, :, :] - pos[:, None, :]  # (i, j, 2): from i to j
+        ahead = np.einsum("ijk,ik->ij", d, hd)
+        lateral = np.abs(d[..., 0] * hd[:, None, 1] - d[..., 1] * hd[:, None, 0])
+        same = hd @ hd.T
+        cand = (ahead > 0.1) & (lateral < 1.6) & (same > 0.2)
+        np.fill_diagonal(cand, False)
+        gaps = np.where(cand, ahead - (lengths[act][:, None] + lengths[act][None, :]) / 2, np.inf)
+        lead = np.argmin(gaps, axis=1)
+        gap = gaps[np.arange(len(act)), lead]
+        dv = vel[act] - np.where(np.isfinite(gap), vel[act][lead], vel[act])
+        # stop lines
+        for m, j in enumerate(act):
+            route = vehicles[j].route
+            front = s[j] + lengths[j] / 2
+            while next_stop[j] < len(route.stops) and front > route.stops[next_stop[j]].s_m + 0.5:
+                next_stop[j] += 1
+                waited[j] = 0.0
+            if next_stop[j] >= len(route.stops):
+                continue
+            stop = route.stops[next_stop[j]]
+            g = stop.s_m - front
+            if g > 60.0:
+                continue
+            if stop.rule == "stop":
+                if vel[j] < 0.3 and g < 2.0:
+                    waited[j] += dt
+                if waited[j] >= net.cfg.side_road.stop_wait_s if net.cfg.side_road else True:
+                    continue
+                must_stop = True
+            else:
+                must_stop = not _signal_green(net, stop.node, stop.rule, t)
+                # past the point of a comfortable stop: drive through (amber)
+                if must_stop and g < vel[j] ** 2 / (2 * b) - 1.0:
+                    must_stop = False
+            if must_stop and g + 0.5 < gap[m]:
+                gap[m] = max(g + 0.5, 0.01)
+                dv[m] = vel[j]
+        # speed limit ahead (turns): look 25 m ahead
+        vlim = v0[act].copy()
+        for m, j in enumerate(act):
+            r = vehicles[j].route
+            lo = np.searchsorted(r.s, s[j])
+            hi = np.searchsorted(r.s, s[j] + 25.0)
+            if hi > lo:
+                vlim[m] = min(vlim[m], float(np.min(r.speed_limit[lo:hi])))
+        v = vel[act]
+        s_star = s0 + v * headway + v * dv / (2 * math.sqrt(a_max * b))
+        acc = a_max * (1 - (v / vlim) ** 4 - (np.maximum(s_star, 0) / np.maximum(gap, 0.01)) ** 2)
+        acc = np.clip(acc, -9.0, a_max)
+        v_new = np.maximum(0.0, v + acc * dt)
+        ds = np.minimum(v_new * dt, np.maximum(gap - 0.3, 0.0))
+        ds = np.where(np.isfinite(gap), ds, v_new * dt)
+        vel[act] = np.where(ds < v_new * dt, ds / dt, v_new)
+        s[act] += ds
+        for j in act:
+            hist[j].append(s[j])
+            if s[j] >= vehicles[j].route.length_m:
+                active[j] = False
+                done[j] = True
+    kept = []
+    for j, v in enumerate(vehicles):
+        if hist[j]:
+            v.s_hist = np.minimum(np.asarray(hist[j], dtype=np.float64), v.route.length_m)
+            kept.append(v)
+    log.debug("simulated %d vehicles (%d arrivals) over %d steps", len(kept), n, n_steps)
+    return World(net, kept, t0, dt)
+
+
+def _position(route: Route, s: float) -> np.ndarray:
+    return np.array([np.interp(s, route.s, route.xy[:, 0]), np.interp(s, route.s, route.xy[:, 1])])
+
+
+def _tangent(route: Route, s: float) -> np.ndarray:
+    t = np.array([np.interp(s, route.s, route.tangent[:, 0]), np.interp(s, route.s, route.tangent[:, 1])])
+    return t / max(float(np.linalg.norm(t)), 1e-9)
