@@ -229,6 +229,8 @@ def _parse_line_by_line(path: Path, kind: str, accepted: tuple[int, ...]) -> tup
             n = len(cells)
             if n not in accepted:
                 hint = " (trailing comma?)" if cells[-1].strip() == "" else ""
+                if n == 1 and len(text.split()) > 1:
+                    hint = " (separated by spaces? MOT files use commas)"
                 raise MotFormatError(f"{path}:{lineno}: expected {want} comma-separated columns, got {n}{hint}")
             if first_n is None:
                 first_n = n

@@ -127,6 +127,8 @@ def test_short_files_accepted_where_the_format_allows(tmp_path: Path, kind, text
         ("det", "1,-1,1,1,5,5\n", "gt.txt:1: expected 7 to 10 comma-separated columns, got 6"),
         ("pred", "1,1,1,1,5\n", "gt.txt:1: expected 6 to 10 comma-separated columns, got 5"),
         ("gt", "1,1,1,1,5,5,1,-1,-1,-1,\n", "gt.txt:1: expected 9 or 10 comma-separated columns, got 11 (trailing comma?)"),
+        ("det", "1 -1 1 1 5 5 0.5 -1 -1 -1\n",
+         "gt.txt:1: expected 7 to 10 comma-separated columns, got 1 (separated by spaces? MOT files use commas)"),
         ("gt", "1,1,1,1,5,5,1,-1,-1,-1\n1,1,1,1,5,5,1,-1,-1\n",
          "gt.txt:2: expected 10 comma-separated columns like the lines above, got 9"),
         ("gt", "1,1,1,1,5,5,1,-1,-1,-1\n2,1,abc,1,5,5,1,-1,-1,-1\n", "gt.txt:2: column 3 (left): expected a number, got 'abc'"),
