@@ -1,0 +1,204 @@
+"""Hand-built Deep SORT stories, one comment per frame.
+
+Boxes are 100 x 60 px cars; every car has its own unit appearance feature (orthogonal
+axes), so the appearance cost between a car and itself is 0 and between two cars is 1.
+Defaults are the reference values: n_init 3, max_age 30, gate 9.4877, max cosine 0.2.
+"""
+
+import numpy as np
+import pytest
+
+from mct.track.config import TrackerConfig
+from mct.track.deep_sort import DeepSortTracker
+from mct.types import Detections
+
+DIM = 8
+
+
+def car(k: int) -> np.ndarray:
+    e = np.zeros(DIM, np.float32)
+    e[k] = 1.0
+    return e
+
+
+def frame(f: int, cars: list[tuple[float, float, int]], embeddings: bool = True) -> Detections:
+    """Frame ``f`` with cars ``(centre x, centre y, car number)`` as 100 x 60 boxes."""
+    if not cars:
+        return Detections.empty(f, DIM if embeddings else None)
+    xyxy = np.array([[x - 50, y - 30, x + 50, y + 30] for x, y, _ in cars], np.float32)
+    emb = np.stack([car(k) for _, _, k in cars]) if embeddings else None
+    return Detections(f, xyxy, np.full(len(cars), 0.9, np.float32), embeddings=emb)
+
+
+def ids_by_car(out: list[tuple[int, int]], cars: list[tuple[float, float, int]]) -> dict[int, int]:
+    return {cars[det][2]: track_id for track_id, det in out}
+
+
+def test_two_cars_crossing_keep_their_ids():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    seen: dict[int, set[int]] = {0: set(), 1: set()}
+    for f in range(1, 31):
+        # car 0 drives right, car 1 drives left, 20 px/frame on nearly the same row;
+        # frames 1-2: tentative, nothing output; frame 3: both confirmed;
+        # frames 14-18: the boxes overlap (IoU 0.71 at frame 16, where the centres pass);
+        # frames 19-30: they separate; ids must not swap at any frame.
+        cars = [(100 + 20 * (f - 1), 500, 0), (700 - 20 * (f - 1), 510, 1)]
+        if f % 2:  # detection order alternates, so a det index cannot stand for a car
+            cars = cars[::-1]
+        out = tracker.update(frame(f, cars))
+        if f < 3:
+            assert out == []
+        else:
+            for k, track_id in ids_by_car(out, cars).items():
+                seen[k].add(track_id)
+            assert len(out) == 2, f"frame {f}"
+    assert len(seen[0]) == 1 and len(seen[1]) == 1 and seen[0] != seen[1]
+
+
+def test_car_hidden_for_ten_frames_comes_back_with_its_id():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    ids = set()
+    for f in range(1, 31):
+        x = 100 + 15 * (f - 1)  # constant velocity, 15 px/frame
+        if 11 <= f <= 20:
+            # frames 11-20: hidden behind a truck: no detection; the track is predicted on
+            out = tracker.update(frame(f, []))
+            assert out == []
+            assert len(tracker) == 1 and tracker.tracks()[0].time_since_update == f - 10
+            continue
+        # frames 1-10: seen (confirmed at 3); frames 21-30: seen again where the
+        # motion model expects it: the cascade (level 11) matches it by appearance
+        out = tracker.update(frame(f, [(x, 400, 0)]))
+        if f >= 3:
+            assert len(out) == 1
+            ids.add(out[0][0])
+    assert ids == {1}
+
+
+def test_tentative_track_dies_at_its_first_miss():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    # frame 1: a car appears: tentative track 1
+    assert tracker.update(frame(1, [(300, 300, 0)])) == []
+    assert [(t.track_id, t.confirmed, t.hits) for t in tracker.tracks()] == [(1, False, 1)]
+    # frame 2: seen again: 2 hits, still tentative (n_init 3)
+    assert tracker.update(frame(2, [(305, 300, 0)])) == []
+    assert [(t.track_id, t.confirmed, t.hits) for t in tracker.tracks()] == [(1, False, 2)]
+    # frame 3: missed: the tentative track is deleted at once
+    assert tracker.update(frame(3, [])) == []
+    assert tracker.tracks() == []
+    # frame 4: the car is back: a new tentative track with a new id
+    assert tracker.update(frame(4, [(315, 300, 0)])) == []
+    assert [t.track_id for t in tracker.tracks()] == [2]
+
+
+def test_gating_rejects_an_impossible_jump():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    for f in range(1, 6):
+        # frames 1-5: car 0 parked at x=200: confirmed track 1
+        out = tracker.update(frame(f, [(200, 400, 0)]))
+    assert out == [(1, 0)]
+    # frame 6: the same-looking car is detected 1300 px away (appearance cost 0), far
+    # outside the motion gate: it must not be matched to track 1; it starts track 2
+    out = tracker.update(frame(6, [(1500, 400, 0)]))
+    assert out == []
+    views = {t.track_id: t for t in tracker.tracks()}
+    assert views[1].time_since_update == 1 and views[1].confirmed
+    assert views[2].hits == 1 and not views[2].confirmed
+    # frame 7: the parked car is seen again where it was: track 1 takes it back
+    out = tracker.update(frame(7, [(200, 400, 0)]))
+    assert out == [(1, 0)]
+
+
+def test_gate_threshold_is_a_config_option():
+    # the same jump, but a gate wide enough to admit it: now track 1 takes the detection
+    tracker = DeepSortTracker(TrackerConfig(gating_threshold=1e9), fps=10)
+    for f in range(1, 6):
+        tracker.update(frame(f, [(200, 400, 0)]))
+    assert tracker.update(frame(6, [(1500, 400, 0)])) == [(1, 0)]
+
+
+@pytest.mark.parametrize("max_age, max_age_s, fps", [(30, None, 10.0), (5, None, 10.0), (30, 1.0, 8.0)])
+def test_confirmed_track_is_deleted_after_max_age(max_age, max_age_s, fps):
+    cfg = TrackerConfig(max_age=max_age, max_age_s=max_age_s)
+    age = cfg.max_age_frames(fps)
+    assert age == (max_age if max_age_s is None else 8)
+    tracker = DeepSortTracker(cfg, fps=fps)
+    # frames 1-3: a car, confirmed at frame 3
+    for f in range(1, 4):
+        tracker.update(frame(f, [(500, 500, 0)]))
+    assert tracker.tracks()[0].confirmed
+    # frames 4 .. 3 + max_age: nothing seen; the track lives on (frames since update <= max_age)
+    for f in range(4, 4 + age):
+        assert tracker.update(frame(f, [])) == []
+        assert len(tracker) == 1, f"frame {f}"
+    # frame 4 + max_age: frames since update = max_age + 1 > max_age: deleted
+    tracker.update(frame(4 + age, []))
+    assert len(tracker) == 0
+
+
+def test_empty_frames():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    # frames 1-3: nothing at all (with and without an embedding array)
+    assert tracker.update(Detections.empty(1)) == []
+    assert tracker.update(Detections.empty(2, DIM)) == []
+    assert tracker.update(frame(3, [])) == []
+    assert len(tracker) == 0
+    # frames 4-6: a car, confirmed at frame 6
+    for f in range(4, 7):
+        out = tracker.update(frame(f, [(400, 400, 0)]))
+    assert out == [(1, 0)]
+    # frame 9 after frame 6: frames 7 and 8 are processed as empty frames (the track is
+    # predicted twice more); the car is matched where it stands
+    assert tracker.update(frame(9, [(400, 400, 0)])) == [(1, 0)]
+    # a frame number that does not increase is an error
+    with pytest.raises(ValueError, match="frame 9: frames must increase"):
+        tracker.update(frame(9, []))
+
+
+def test_skipped_frames_track_like_empty_frames():
+    a = DeepSortTracker(TrackerConfig(), fps=10)
+    b = DeepSortTracker(TrackerConfig(), fps=10)
+    stories = [(f, [(100 + 10 * f, 300, 0), (900 - 10 * f, 600, 1)]) for f in (1, 2, 3, 4, 8, 9, 10)]
+    for f, cars in stories:
+        # a: sees only frames with detections; b: is also given the empty frames 5-7
+        if f == 8:
+            for g in (5, 6, 7):
+                b.update(frame(g, []))
+        assert a.update(frame(f, cars)) == b.update(frame(f, cars))
+
+
+def test_motion_only_mode_needs_no_embeddings():
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only"), fps=10)
+    ids: dict[int, set[int]] = {0: set(), 1: set()}
+    for f in range(1, 21):
+        # frames 1-20: two cars 400 px apart drive down at 10 px/frame, no embeddings;
+        # frames 9-11: car 1 is missed; in frame 12 it is matched again by the gated
+        # IoU of its predicted box (the motion-only cascade)
+        cars = [(300, 100 + 10 * f, 0)] + ([] if 9 <= f <= 11 else [(700, 100 + 10 * f, 1)])
+        out = tracker.update(frame(f, cars, embeddings=False))
+        for k, track_id in ids_by_car(out, cars).items():
+            ids[k].add(track_id)
+    assert ids == {0: {1}, 1: {2}}
+
+
+def test_deep_sort_mode_without_embeddings_is_an_error():
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    with pytest.raises(ValueError, match="frame 1: .*no embeddings.*motion_only"):
+        tracker.update(frame(1, [(100, 100, 0)], embeddings=False))
+
+
+def test_degenerate_box_is_an_error():
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only"), fps=10)
+    dets = Detections(1, np.array([[10, 10, 10, 50]], np.float32), np.array([0.9], np.float32))
+    with pytest.raises(ValueError, match="frame 1: detection 0 has box"):
+        tracker.update(dets)
+
+
+def test_ids_are_per_instance():
+    # two cameras' trackers do not share an id counter
+    a = DeepSortTracker(TrackerConfig(n_init=1), fps=10)
+    b = DeepSortTracker(TrackerConfig(n_init=1), fps=10)
+    for f in (1, 2):
+        out_a = a.update(frame(f, [(100, 100, 0)]))
+        out_b = b.update(frame(f, [(100, 100, 0)]))
+    assert out_a == out_b == [(1, 0)]
