@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from mct.associate.config import AssociationConfig, TopologyFile
 from mct.associate.table import TrackletTable
 from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
+
+if TYPE_CHECKING:
+    from mct.data.submission import SubmissionRows
 
 __all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS"]
 
@@ -123,14 +126,18 @@ def associate(
     )
 
 
-def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> np.ndarray:
-    """The AI City submission rows of the tracklets that have a global id.
+def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> "SubmissionRows":
+    """The AI City submission rows of the tracklets that have a global id, for
+    :func:`mct.data.submission.write_submission`.
 
     Returns:
-        ``(M, 9) int64``: ``camera_id obj_id frame_id xmin ymin width height xworld yworld``
-        (:data:`SUBMISSION_COLUMNS`), camera id as an integer (``c006`` -> 6), boxes rounded
-        to whole pixels, world columns -1; sorted by camera, frame, id.
+        :class:`~mct.data.submission.SubmissionRows` of the 9 integer columns
+        ``camera_id obj_id frame_id xmin ymin width height xworld yworld``, camera id as an
+        integer (``c006`` -> 6), boxes rounded to whole pixels (width and height at least 1),
+        world columns -1; sorted by camera, frame, id.
     """
+    from mct.data.submission import SubmissionRows
+
     parts: list[np.ndarray] = []
     for t in tracklets:
         gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)
@@ -140,10 +147,12 @@ def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssig
         rows[:, 0] = camera_number(t.camera_id)
         rows[:, 1] = gid
         rows[:, 2] = t.frames
-        rows[:, 3:7] = np.rint(xyxy_to_tlwh(t.xyxy.astype(np.float64))).astype(np.int64)
+        xyxy = np.rint(t.xyxy.astype(np.float64)).astype(np.int64)
+        rows[:, 3:7] = xyxy_to_tlwh(xyxy)
+        rows[:, 5:7] = np.maximum(rows[:, 5:7], 1)
         rows[:, 7:9] = -1
         parts.append(rows)
     if not parts:
-        return np.zeros((0, 9), np.int64)
+        return SubmissionRows.empty()
     out = np.concatenate(parts)
-    return out[np.lexsort((out[:, 1], out[:, 2], out[:, 0]))]
+    return SubmissionRows.from_array(out[np.lexsort((out[:, 1], out[:, 2], out[:, 0]))])

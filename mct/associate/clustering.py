@@ -174,7 +174,7 @@ def constrained_agglomerative(
 
     merges = 0
     rejected = 0
-    bar = tqdm(total=len(pair_a), desc="clustering", unit="pair", disable=not progress, leave=False)
+    bar = tqdm(total=len(pair_a), desc="clustering", unit="pair", leave=False, **({} if progress else {"disable": True}))
     for lo in range(0, len(pair_a), _CHUNK):
         for x, y in zip(pair_a[lo : lo + _CHUNK].tolist(), pair_b[lo : lo + _CHUNK].tolist()):
             ra, rb = find(x), find(y)

@@ -182,7 +182,7 @@ def blocked_knn(
     out_i = np.full((n, k), -1, np.int64)
     total_base = n_searched = 0
     threads = faiss.omp_get_max_threads()
-    for q_rows, b_rows in tqdm(blocks, total=n_blocks, desc="kNN blocks", unit="block", disable=not progress, leave=False):
+    for q_rows, b_rows in tqdm(blocks, total=n_blocks, desc="kNN blocks", unit="block", leave=False, **({} if progress else {"disable": True})):
         if len(q_rows) == 0 or len(b_rows) == 0:
             continue
         # OpenMP start-up costs more than a small search itself (measured: 4.7 ms vs 0.4 ms

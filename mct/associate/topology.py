@@ -1,0 +1,111 @@
+"""Fit camera-pair travel-time windows from training ground truth (``mct fit-topology``).
+
+Ground-truth ids are one vehicle across all cameras of a scenario (AI City ``gt/gt.txt``).
+For each vehicle, its *visits* (a run of frames in one camera without a gap longer than
+``split_gap_s``) are put on the scenario clock and sorted by start; each pair of
+consecutive visits ``a -> b`` is one observed transition with gap ``start_b - end_a``
+(negative where two views overlap). For each camera pair seen at least ``min_count``
+times the window is ``[min gap - margin, max gap + margin]`` with
+``margin = max(margin_s, margin_frac * (max gap - min gap))``. Pairs never observed are
+not listed, so the written topology forbids them (``unlisted: forbid``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from mct.associate.config import ScenarioTopology, TopologyFile, Transition
+from mct.types import Camera
+
+__all__ = ["camera_visits", "fit_topology", "write_topology"]
+
+log = logging.getLogger(__name__)
+
+
+def camera_visits(camera: Camera, frames: np.ndarray, ids: np.ndarray, split_gap_s: float) -> list[tuple[int, float, float]]:
+    """``(vehicle id, start_s, end_s)`` of each visit of each vehicle to ``camera``.
+
+    Args:
+        frames: ``(N,) int64`` 1-based frame numbers of the ground-truth boxes.
+        ids: ``(N,) int64`` their vehicle ids.
+        split_gap_s: a gap longer than this (seconds) between two boxes of one id starts a new visit.
+    """
+    out: list[tuple[int, float, float]] = []
+    if len(frames) == 0:
+        return out
+    order = np.lexsort((frames, ids))
+    ids, times = ids[order], camera.frame_time(frames[order])
+    new = np.ones(len(ids), bool)
+    new[1:] = (ids[1:] != ids[:-1]) | (np.diff(times) > split_gap_s)
+    starts = np.flatnonzero(new)
+    stops = np.append(starts[1:], len(ids)) - 1
+    for a, b in zip(starts, stops):
+        out.append((int(ids[a]), float(times[a]), float(times[b])))
+    return out
+
+
+def fit_topology(
+    observations: Iterable[tuple[Camera, np.ndarray, np.ndarray]],
+    margin_s: float = 5.0,
+    margin_frac: float = 0.1,
+    min_count: int = 1,
+    split_gap_s: float = 10.0,
+    scenario_name: str | None = None,
+) -> TopologyFile:
+    """Travel-time windows from ground truth.
+
+    Args:
+        observations: ``(camera, frames, ids)`` per camera: the ground-truth boxes' 1-based
+            frame numbers and vehicle ids, ``(N,) int64`` each.
+        margin_s, margin_frac: widen each observed window by ``max(margin_s, margin_frac * width)``
+            on both sides (seconds).
+        min_count: camera pairs seen fewer times are left out (forbidden).
+        split_gap_s: see :func:`camera_visits`.
+        scenario_name: write all scenarios' transitions under this one name (e.g. ``"*"``,
+            for validation scenarios that reuse the training cameras); ``None`` keeps each
+            scenario apart.
+
+    Returns:
+        The topology, transitions sorted by ``(src, dst)``.
+    """
+    visits: dict[tuple[str, int], list[tuple[float, float, str]]] = defaultdict(list)
+    for cam, frames, ids in observations:
+        for vid, start, end in camera_visits(cam, np.asarray(frames, np.int64), np.asarray(ids, np.int64), split_gap_s):
+            visits[(cam.scenario, vid)].append((start, end, cam.camera_id))
+    gaps: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (scenario, _), vs in visits.items():
+        vs.sort()
+        name = scenario if scenario_name is None else scenario_name
+        for (_, end_a, cam_a), (start_b, _, cam_b) in zip(vs[:-1], vs[1:]):
+            gaps[name][(cam_a, cam_b)].append(start_b - end_a)
+    scenarios: dict[str, ScenarioTopology] = {}
+    for name in sorted(gaps):
+        transitions = []
+        for (src, dst), g in sorted(gaps[name].items()):
+            if len(g) < min_count:
+                continue
+            lo, hi = min(g), max(g)
+            margin = max(margin_s, margin_frac * (hi - lo))
+            transitions.append(
+                Transition(src=src, dst=dst, min_gap_s=round(lo - margin, 3), max_gap_s=round(hi + margin, 3), count=len(g))
+            )
+        scenarios[name] = ScenarioTopology(transitions=transitions)
+        log.info("topology %s: %d camera pairs from %d transitions", name, len(transitions), sum(len(g) for g in gaps[name].values()))
+    return TopologyFile(scenarios=scenarios)
+
+
+def write_topology(path: str | Path, topology: TopologyFile) -> Path:
+    """Write ``topology`` as YAML (the format :func:`mct.associate.constraints.load_topology` reads)."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# mct topology file: camera-pair travel-time windows (see docs/association.md)\n"
+    body = yaml.safe_dump(topology.model_dump(mode="json", exclude_defaults=True), sort_keys=False, default_flow_style=None)
+    path.write_text(header + body)
+    return path

@@ -1,0 +1,78 @@
+"""Candidate pairs, k-reciprocal re-ranking and constrained agglomerative clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mct.associate.clustering import candidate_pairs, conflicts_within, constrained_agglomerative, k_reciprocal_rerank
+from mct.associate.config import AssociationConfig
+from mct.associate.constraints import Constraints
+from mct.associate.table import TrackletTable
+
+KEYS = [("S01", f"c00{i}") for i in range(1, 6)]
+
+
+def angles(*degrees: float) -> np.ndarray:
+    r = np.radians(degrees)
+    return np.stack([np.cos(r), np.sin(r)], axis=1).astype(np.float32)
+
+
+def table(cams, starts, feats) -> TrackletTable:
+    starts = np.asarray(starts, float)
+    return TrackletTable.from_arrays(KEYS, cams, np.arange(len(cams)), starts, starts + 5, feats)
+
+
+def cluster(t: TrackletTable, a, b, min_similarity: float, max_cluster_size: int = 100) -> list[int]:
+    c = Constraints.build(t, None, AssociationConfig())
+    return constrained_agglomerative(t, c, t.features, np.array(a), np.array(b), min_similarity, max_cluster_size, False).tolist()
+
+
+def test_centroid_linkage_stops_chaining():
+    # A at 0 deg, B at 30, C at 60: A~B and B~C are 0.866 similar, A~C only 0.5
+    t = table([0, 1, 2], [0, 100, 200], angles(0, 30, 60))
+    # visiting A-B first: the A+B centroid (15 deg) is cos 45 = 0.71 from C, below 0.8
+    assert cluster(t, [0, 1], [1, 2], 0.8) == [0, 0, 1]
+    # with a looser threshold the chain is accepted
+    assert cluster(t, [0, 1], [1, 2], 0.7) == [0, 0, 0]
+
+
+def test_conflict_between_clusters_blocks_the_merge():
+    # rows 0 and 2 are in c001 at overlapping times; row 1 (c002) resembles both
+    t = table([0, 1, 0], [0, 50, 2], angles(0, 1, 2))
+    labels = cluster(t, [0, 1], [1, 2], 0.5)
+    assert labels[0] == labels[1] and labels[2] != labels[0]
+
+
+def test_max_cluster_size():
+    t = table([0, 1, 2, 3], [0, 100, 200, 300], angles(0, 0, 0, 0))
+    assert cluster(t, [0, 2, 1], [1, 3, 2], 0.5, max_cluster_size=2) == [0, 0, 1, 1]
+
+
+def test_labels_numbered_by_first_row_and_empty_input():
+    t = table([0, 1, 2], [0, 100, 200], angles(90, 0, 0))
+    assert cluster(t, [1], [2], 0.5) == [0, 1, 1]
+    empty = table([], [], np.zeros((0, 2), np.float32))
+    assert cluster(empty, [], [], 0.5) == []
+
+
+def test_candidate_pairs_dedupe_threshold_and_constraints():
+    t = table([0, 1, 0], [0, 100, 2], angles(0, 10, 20))
+    c = Constraints.build(t, None, AssociationConfig())
+    idx = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
+    sims = (t.features[idx] * t.features[:, None]).sum(-1)
+    a, b, s = candidate_pairs(t, c, idx, sims, min_similarity=0.95)
+    # (0,1) found from both ends once; (1,2) too; (0,2) overlap in c001 -> blocked
+    assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (1, 2)]
+    assert np.all(np.diff(s) <= 0)
+    assert conflicts_within(t, c, np.array([0, 0, 1])) == 0
+    assert conflicts_within(t, c, np.array([0, 0, 0])) == 1
+
+
+def test_k_reciprocal_rerank_rewards_shared_neighbourhoods():
+    # rows 0-2 form a tight group that list each other; row 3 lists 0 but 0 does not list 3
+    idx = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1], [3, 0, 1]])
+    sims = np.array([[1, 0.9, 0.9], [1, 0.9, 0.9], [1, 0.9, 0.9], [1, 0.9, 0.85]], np.float32)
+    new = k_reciprocal_rerank(idx, sims, lam=0.3)
+    assert new[1, 1] > new[3, 1]  # 1 -> 0 (reciprocal, shared set) beats 3 -> 0 (one-way)
+    assert new[0, 0] == np.float32(1.0)  # self: identical sets
+    assert np.isinf(k_reciprocal_rerank(np.array([[0, -1]]), np.array([[1, -np.inf]], np.float32), 0.3)[0, 1])
