@@ -273,9 +273,37 @@ def eval_reid_cmd(
 
 
 @main.command("fit-topology")
-def fit_topology_cmd() -> None:
+@click.option("--data", "root", required=True, type=click.Path(file_okay=False, exists=True), help="AI City layout folder.")
+@click.option("--split", default="train", show_default=True, help="Split whose per-camera gt/gt.txt is read.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Topology YAML to write.")
+@click.option("--scenario", "scenarios", multiple=True, help="Only these scenarios (repeatable); default all.")
+@click.option("--margin-s", default=5.0, show_default=True, help="Widen each window by at least this many seconds per side.")
+@click.option("--margin-frac", default=0.1, show_default=True, help="... or by this fraction of its width, if more.")
+@click.option("--min-count", default=1, show_default=True, help="Leave out camera pairs seen fewer times.")
+@click.option("--split-gap-s", default=10.0, show_default=True, help="A gap this long in one camera starts a new visit.")
+@click.option("--as-scenario", default=None, help="Write all scenarios under this name (e.g. '*' to apply to any scenario).")
+def fit_topology_cmd(
+    root: str, split: str, out: str, scenarios: tuple[str, ...], margin_s: float, margin_frac: float,
+    min_count: int, split_gap_s: float, as_scenario: str | None,
+) -> None:
     """Estimate camera-pair travel-time windows from training ground truth."""
-    not_available("fit-topology", "association is being built")
+    from mct.associate.topology import fit_topology, write_topology
+    from mct.data.aicity import load_dataset
+
+    dataset = load_dataset(root, split, scenarios)
+    observations = []
+    for cam in dataset.cameras:
+        gt = dataset.read_gt(cam)
+        if gt is None:
+            log.warning("%s/%s: no gt/gt.txt, skipped", *cam.key)
+            continue
+        observations.append((cam, gt.frame, gt.id))
+    if not observations:
+        fail(f"{root}/{split}: no camera has gt/gt.txt")
+    topology = fit_topology(observations, margin_s, margin_frac, min_count, split_gap_s, as_scenario)
+    write_topology(out, topology)
+    n_pairs = sum(len(s.transitions) for s in topology.scenarios.values())
+    console.print(f"wrote {out}: {len(topology.scenarios)} scenario(s), {n_pairs} camera pairs", highlight=False)
 
 
 @main.command("render")
