@@ -205,10 +205,63 @@ def _print_sweep(summary) -> None:  # type: ignore[no-untyped-def]
                   f"comparison in {summary.run_dir}/comparison.md", highlight=False, markup=False)
 
 
+def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
+    """A rich table from rows of ``column -> text`` (first column left-aligned)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for k, col in enumerate(rows[0] if rows else {}):
+        table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row.values())
+    return table
+
+
 @main.command("eval")
-def eval_cmd() -> None:
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False), required=True,
+              help="Evaluation ground truth (ground_truth_<split>.txt, or a .zip/.tar.gz with one file).")
+@click.option("--pred", "pred_path", type=click.Path(dir_okay=False), required=True,
+              help="Submission: 'camera_id obj_id frame_id xmin ymin width height xworld yworld' per line.")
+@click.option("--roi-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with c0xx/roi.jpg (or a dataset / split folder holding them); without it no ROI filter.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write eval.json and eval.png (per-camera bars, identity timeline) here.")
+@click.option("--per-camera-gt-dir", type=click.Path(file_okay=False), default=None,
+              help="Also evaluate each camera MOTChallenge-style against its c0xx/gt/gt.txt found below this folder.")
+@click.option("--min-iou", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
+              help="IoU a match needs (0.5 in the official evaluation).")
+@click.option("--per-camera/--no-per-camera", default=True, show_default=True, help="Print the per-camera table.")
+def eval_cmd(gt_path: str, pred_path: str, roi_dir: str | None, out_dir: str | None, per_camera_gt_dir: str | None,
+             min_iou: float, per_camera: bool) -> None:
     """Score a submission against ground truth exactly as the AI City evaluation does."""
-    not_available("eval", "the evaluation is being built")
+    import numpy as np
+
+    from mct.data.submission import read_submission
+    from mct.evaluate.mot import evaluate_submission_per_camera
+    from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois
+    from mct.evaluate.report import camera_rows, mot_rows, summary_rows, write_report
+
+    gt = read_submission(gt_path, duplicates="error")
+    pred = read_submission(pred_path, duplicates="keep")
+    rois = load_rois(roi_dir, np.unique(pred.camera).tolist()) if roi_dir else None
+    result = evaluate_mtmc_rows(gt, pred, rois, min_iou=min_iou, gt_path=gt_path, pred_path=pred_path)
+    single = evaluate_submission_per_camera(pred, per_camera_gt_dir, rois, min_iou) if per_camera_gt_dir else None
+    if per_camera:
+        console.print(_rows_table("per camera (share of the global evaluation)", camera_rows(result)))
+    if single:
+        console.print(_rows_table("single-camera MOT evaluation (gt/gt.txt, column 7 = 0 ignored)", mot_rows(single)))
+    console.print(_rows_table("AI City MTMC evaluation", summary_rows(result)))
+    f = result
+    console.print(
+        f"prediction: {f.num_pred_read} rows read, {f.dropped_roi} outside the ROI"
+        f"{'' if f.roi_applied else ' (no ROI given)'}, {f.dropped_single_camera_rows} rows of "
+        f"{f.dropped_single_camera_ids} single-camera ids, {f.dropped_duplicates} duplicates dropped",
+        highlight=False,
+    )
+    if out_dir:
+        paths = write_report(out_dir, result, single)
+        console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)
 
 
 @main.command("train-detector")
