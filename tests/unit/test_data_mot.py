@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mct.data.mot import MotFormatError, MotRows, read_mot, write_mot
 
@@ -172,3 +174,29 @@ def test_indexing_and_concat() -> None:
     assert len(both) == 5 and len(MotRows.concat([])) == 0
     with pytest.raises(ValueError, match=r"tlwh: expected shape \(2, 4\)"):
         MotRows.from_arrays([1, 2], None, [[0, 0, 1, 1]])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.lists(
+        st.tuples(
+            st.integers(1, 100_000),  # frame
+            st.integers(-1, 10_000),  # id
+            st.integers(-50_000, 500_000),  # left, hundredths of a pixel
+            st.integers(-50_000, 500_000),  # top
+            st.integers(1, 100_000),  # width > 0
+            st.integers(1, 100_000),  # height > 0
+            st.integers(0, 100),  # confidence, hundredths
+        ),
+        max_size=30,
+    )
+)
+def test_write_read_round_trip_property(tmp_path: Path, data) -> None:
+    # any rows with 2-decimal boxes and scores come back equal (float32 of the same decimal)
+    arr = np.array(data, dtype=np.float64).reshape(-1, 7)
+    rows = MotRows.from_arrays(arr[:, 0], arr[:, 1], arr[:, 2:6] / 100, arr[:, 6] / 100)
+    back = read_mot(write_mot(tmp_path / "rt.txt", rows), "pred")
+    np.testing.assert_array_equal(back.frame, rows.frame)
+    np.testing.assert_array_equal(back.id, rows.id)
+    np.testing.assert_array_equal(back.tlwh, rows.tlwh)
+    np.testing.assert_array_equal(back.conf, rows.conf)
