@@ -8,6 +8,14 @@ from pydantic import Field
 
 from mct.schema import StrictModel
 
+#: project class ids (``Detections.class_ids``); 0 is a vehicle of unknown type (detection
+#: and gt files carry no class).
+PROJECT_CLASSES: tuple[str, ...] = ("vehicle", "car", "motorcycle", "bus", "truck")
+
+#: COCO category id -> project class id: car 3, motorcycle 4, bus 6, truck 8. The shipped
+#: demo detector is trained with the same COCO ids (the synthetic world writes them).
+COCO_VEHICLES: dict[int, int] = {3: 1, 4: 2, 6: 3, 8: 4}
+
 
 class SoftNMSConfig(StrictModel):
     """Soft-NMS (Bodla et al. 2017); ``method: hard`` is classic NMS."""
@@ -24,11 +32,59 @@ class SoftNMSConfig(StrictModel):
 
 
 class DetectorConfig(StrictModel):
-    """Which detector runs, and the filters applied to its output."""
+    """Which detector runs, and the filters applied to its output.
+
+    The filters (``classes``, ``min_score``, ``min_area``, ``roi_rule``) apply to every
+    source alike: Mask R-CNN, detection files and gt boxes.
+    """
 
     #: ``maskrcnn`` runs torchvision Mask R-CNN; ``file`` reads ``det/<det_file>``; ``gt`` feeds gt boxes.
     source: Literal["maskrcnn", "file", "gt"] = "file"
     det_file: str = "det_sim.txt"
+    #: the gt source reads this file, relative to the camera folder (scores are 1).
+    gt_file: str = "gt/gt.txt"
+    #: boxes scoring below this are dropped (after Soft-NMS for Mask R-CNN).
     min_score: float = Field(default=0.3, ge=0.0, le=1.0)
+    #: boxes smaller than this many square pixels are dropped.
     min_area: float = Field(default=0.0, ge=0.0)
+    #: ROI rule: ``bottom_centre`` keeps a box whose bottom-centre pixel (the point where the
+    #: vehicle touches the road) is inside the camera's ROI; ``all_corners`` keeps a box whose
+    #: corners inside the image are all in the ROI (the AI City evaluation's filter);
+    #: ``none`` ignores the ROI. Cameras without a ROI mask keep everything.
+    roi_rule: Literal["bottom_centre", "all_corners", "none"] = "bottom_centre"
+    #: project classes kept (names from ``PROJECT_CLASSES``); file and gt boxes are "vehicle".
+    classes: tuple[str, ...] = ("vehicle", "car", "motorcycle", "bus", "truck")
     soft_nms: SoftNMSConfig = Field(default_factory=SoftNMSConfig)
+
+    # ---- Mask R-CNN (source: maskrcnn)
+    #: ``small`` is the CPU demo model; ``resnet50_fpn`` / ``resnet50_fpn_v2`` are torchvision's.
+    model: Literal["small", "resnet50_fpn", "resnet50_fpn_v2"] = "small"
+    #: ``coco`` (torchvision's COCO checkpoint from its cache), ``none`` (random init, for
+    #: tests), or a checkpoint path (relative: to the working folder, then the repository).
+    weights: str = "models/detector_demo.pt"
+    #: may ``weights: coco`` download the checkpoint when it is not in torch's cache.
+    allow_download: bool = True
+    #: model label -> project class id; labels not listed are dropped. Empty: COCO vehicles
+    #: (car, motorcycle, bus, truck), which fits torchvision's COCO models and the demo model.
+    label_map: dict[int, int] = Field(default_factory=dict)
+    #: ``auto`` = CUDA when available.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: frames per forward pass.
+    batch_size: int = Field(default=4, ge=1)
+    #: shorter / longer side the model resizes to (0 = the model's default: 800/1333 for
+    #: the ResNet-50 models, the trained size for the demo model).
+    min_size: int = Field(default=0, ge=0)
+    max_size: int = Field(default=0, ge=0)
+    #: the RoI heads' own score threshold before Soft-NMS (torchvision's box_score_thresh).
+    model_score_thresh: float = Field(default=0.05, ge=0.0, le=1.0)
+    #: the RoI heads' top-k cut after Soft-NMS (torchvision's box_detections_per_img).
+    max_detections_per_img: int = Field(default=100, ge=1)
+    #: RPN proposals kept per image at test time (0 = the model's default).
+    rpn_post_nms_top_n_test: int = Field(default=0, ge=0)
+    #: ``roi``: masks at RoI resolution, box-relative (cheap); ``full``: full-frame masks
+    #: (100 full-HD masks are about 800 MB); ``none``: no masks.
+    masks: Literal["roi", "full", "none"] = "roi"
+    #: fp16 autocast on CUDA.
+    amp: bool = True
+    #: torch CPU threads (0 = leave torch's setting alone).
+    num_threads: int = Field(default=0, ge=0)

@@ -1,0 +1,132 @@
+"""Per-camera detection cache in the run folder, so tracking experiments skip detection.
+
+File: ``<run folder>/detections/<scenario>_<camera>.npz`` (see :func:`cache_path`), one
+``numpy.savez`` archive of the detections of all processed frames, concatenated:
+
+* ``frames (F,) int64``: every processed frame, in processing order (empty ones too);
+* ``counts (F,) int64``: detections per frame; rows of frame ``k`` are
+  ``sum(counts[:k]) .. sum(counts[:k+1])``;
+* ``xyxy (N, 4) float32`` pixels, ``scores (N,) float32``, ``class_ids (N,) int64``;
+* ``masks (N, M, M) float16`` (optional): RoI-resolution masks, when every frame had them;
+* ``meta``: a JSON string: ``{"camera": [scenario, camera_id], "detector": <the
+  DetectorConfig as a mapping>, "format": 1}``.
+
+The keys other than ``masks`` and ``meta`` are the ones ``mct run`` writes
+(``mct.run.storage``), so either reader opens the other's files. The file is written to a
+temporary name in the same folder and renamed, so a crash never leaves half a file. A
+cache whose ``meta.detector`` differs from the current config is stale and not used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mct.detect.config import DetectorConfig
+from mct.types import Camera, Detections
+
+log = logging.getLogger(__name__)
+
+__all__ = ["cache_path", "save_detections", "load_detections", "DetectionCache", "CACHE_FORMAT"]
+
+CACHE_FORMAT = 1
+
+
+def cache_path(run_dir: str | Path, camera: Camera) -> Path:
+    """``<run_dir>/detections/<scenario>_<camera_id>.npz``."""
+    return Path(run_dir) / "detections" / f"{camera.scenario}_{camera.camera_id}.npz"
+
+
+def save_detections(path: str | Path, detections: Sequence[Detections], meta: dict[str, Any] | None = None) -> Path:
+    """Write ``detections`` (one per frame, in processing order) atomically to ``path``."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {
+        "frames": np.array([d.frame for d in detections], dtype=np.int64),
+        "counts": np.array([len(d) for d in detections], dtype=np.int64),
+        "xyxy": np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32),
+        "scores": np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32),
+        "class_ids": np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64),
+        "meta": np.array(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, sort_keys=True)),
+    }
+    mask_shapes = {d.masks.shape[1:] for d in detections if d.masks is not None}
+    if detections and all(d.masks is not None for d in detections) and len(mask_shapes) == 1:
+        arrays["masks"] = np.concatenate([d.masks for d in detections]).astype(np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]:
+    """Read a cache file back: one :class:`Detections` per stored frame, and its meta."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: detection cache not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a detection cache (.npz): {exc}") from exc
+    missing = [k for k in ("frames", "counts", "xyxy", "scores", "class_ids") if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: detection cache lacks {', '.join(missing)}")
+    counts = arrays["counts"]
+    if int(counts.sum()) != len(arrays["xyxy"]) or len(counts) != len(arrays["frames"]):
+        raise ValueError(
+            f"{path}: counts sum to {int(counts.sum())} for {len(arrays['xyxy'])} boxes "
+            f"and {len(arrays['frames'])} frames"
+        )
+    meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    masks = arrays.get("masks")
+    out: list[Detections] = []
+    start = 0
+    for frame, n in zip(arrays["frames"].tolist(), counts.tolist()):
+        sl = slice(start, start + n)
+        out.append(
+            Detections(
+                frame,
+                arrays["xyxy"][sl],
+                arrays["scores"][sl],
+                arrays["class_ids"][sl],
+                None if masks is None else masks[sl].astype(np.float32),
+            )
+        )
+        start += n
+    return out, meta
+
+
+class DetectionCache:
+    """The cache of one camera under one detector config.
+
+    ``load()`` gives the cached detections when the file exists and was written with an
+    equal config (else ``None``); ``save(dets)`` writes them.
+    """
+
+    def __init__(self, run_dir: str | Path, camera: Camera, cfg: DetectorConfig) -> None:
+        self.path = cache_path(run_dir, camera)
+        self.camera = camera
+        self.meta = {"camera": list(camera.key), "detector": cfg.model_dump(mode="json")}
+
+    def load(self) -> list[Detections] | None:
+        if not self.path.is_file():
+            return None
+        dets, meta = load_detections(self.path)
+        if meta.get("camera") != self.meta["camera"] or meta.get("detector") != self.meta["detector"]:
+            log.info("%s: written with another detector config; not used", self.path)
+            return None
+        return dets
+
+    def save(self, detections: Sequence[Detections]) -> Path:
+        return save_detections(self.path, detections, self.meta)
