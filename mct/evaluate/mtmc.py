@@ -169,6 +169,10 @@ class MtmcResult:
             "warnings": list(self.warnings),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Alias of :meth:`as_dict` (what the run folder stores)."""
+        return self.as_dict()
+
 
 # ---------------------------------------------------------------------------- ROI
 def find_roi_images(roi_dir: str | Path, cameras: Any) -> dict[int, Path]:
