@@ -44,6 +44,7 @@ __all__ = [
     "ProgressFn",
     "camera_fingerprints",
     "embedding_enabled",
+    "job_is_cached",
     "run_camera_job",
     "tracks_to_mot_rows",
 ]
@@ -179,6 +180,16 @@ def _cached_entry(stage_dir: Path, fp: str) -> dict[str, Any]:
     record = rf.read_json(stage_dir / "done.json")
     return _stage_entry("cached", fp, stage_dir, record.get("seconds", 0.0), record.get("frames", 0),
                         **{k: v for k, v in record.items() if k in ("timings",)})
+
+
+def job_is_cached(job: CameraJob) -> bool:
+    """True when every stage of ``job`` is already done (it needs no worker, only linking)."""
+    if job.force:
+        return False
+    folder = rf.RunFolder(job.run_root, job.cache_root)
+    fps = camera_fingerprints(job.camera, job.config)
+    stages = ["detect", "track"] + (["embed"] if embedding_enabled(job.config) else [])
+    return all(rf.stage_is_done(folder.stage_dir(s, job.key, fps[s]), fps[s]) for s in stages)
 
 
 # ---------------------------------------------------------------------------- the job

@@ -25,7 +25,7 @@ import numpy as np
 
 import mct
 from mct.run import run_folder as rf
-from mct.run.camera_job import CameraJob, CameraResult
+from mct.run.camera_job import CameraJob, CameraResult, job_is_cached, run_camera_job
 from mct.run.progress import RunProgress
 from mct.run.stages import PipelineStages
 from mct.types import Camera, GlobalAssignment, Tracklet
@@ -101,13 +101,28 @@ def run_camera_jobs(jobs: Sequence[CameraJob], run_cfg: Any, progress: RunProgre
     """Run camera jobs on the configured executor."""
     on_progress = progress.on_progress if progress is not None else None
     on_result = progress.on_result if progress is not None else None
-    if run_cfg.executor == "ray":
-        from mct.run.ray_executor import run_ray  # the only ray import of mct
+    results: dict[str, CameraResult] = {}
+    # cameras whose every stage is done need no worker: link their outputs here
+    todo = []
+    for job in jobs:
+        if job_is_cached(job):
+            results[job.key] = run_camera_job(job)
+            if on_result is not None:
+                on_result(results[job.key])
+        else:
+            todo.append(job)
+    if todo:
+        log.info("%d camera job(s) to run, %d already done", len(todo), len(jobs) - len(todo))
+        if run_cfg.executor == "ray":
+            from mct.run.ray_executor import run_ray  # the only ray import of mct
 
-        return run_ray(jobs, run_cfg, on_progress, on_result)
-    from mct.run.local import run_local
+            done = run_ray(todo, run_cfg, on_progress, on_result)
+        else:
+            from mct.run.local import run_local
 
-    return run_local(jobs, run_cfg.workers, run_cfg.start_method, on_progress, on_result)
+            done = run_local(todo, run_cfg.workers, run_cfg.start_method, on_progress, on_result)
+        results.update((r.key, r) for r in done)
+    return [results[j.key] for j in jobs]
 
 
 # ---------------------------------------------------------------------------- association

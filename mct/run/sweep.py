@@ -79,7 +79,7 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_") or "variant"
+    return re.sub(r"[^A-Za-z0-9._=+,-]+", "_", text).strip("_") or "variant"
 
 
 def _value_text(value: Any) -> str:

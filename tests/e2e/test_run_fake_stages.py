@@ -1,0 +1,178 @@
+"""The run orchestration end to end with fake stages (seconds, no models): executors,
+faults, kill-and-resume, Ctrl-C, sweeps and their cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mct.run import run_folder as rf
+from mct.run.pipeline import run_pipeline
+from tests.e2e.fakes import FakeStages, fake_config, make_layout
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    return make_layout(tmp_path_factory.mktemp("fake_data"), cameras=("c001", "c002", "c003"), num_frames=20)
+
+
+def _outputs(run_dir: Path) -> dict[str, bytes]:
+    """Every result file of a run (not timings, not logs) by relative path."""
+    names = ("detections.npz", "embeddings.npy", "tracks.txt", "assignment.csv", "submission.txt", "metrics.json")
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.name in names and "cache" not in p.parts}
+
+
+def _no_temp_files(root: Path) -> bool:
+    return not [p for p in root.rglob("*") if rf.TMP_MARK in p.name]
+
+
+def test_local_run_writes_the_run_folder(layout, tmp_path):
+    s = run_pipeline(fake_config(layout), tmp_path / "run", stages=FakeStages(), progress=False)
+    assert s.ok and [c.status for c in s.cameras] == ["ok"] * 3
+    run = tmp_path / "run"
+    for name in ("config.yaml", "manifest.json", "summary.json", "submission.txt", "association/assignment.csv",
+                 "eval/metrics.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["frames"] == 60 and summary["failed"] == {}
+    assert set(summary["cameras"]) == {"S01_c001", "S01_c002", "S01_c003"}
+    assert summary["cameras"]["S01_c001"]["stages"]["detect"]["fps"] > 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["packages"]["numpy"]
+    # 2 fake cars x 3 cameras x 20 frames; the fake association makes ids local id + k
+    rows = (run / "submission.txt").read_text().splitlines()
+    assert len(rows) == 120 and sorted({r.split()[1] for r in rows}) == ["11", "12"]
+    assert s.metrics["rows"] == 120
+    assert _no_temp_files(run)
+
+
+@pytest.mark.ray
+def test_ray_executor_gives_identical_outputs(layout, tmp_path):
+    pytest.importorskip("ray")
+    local = run_pipeline(fake_config(layout), tmp_path / "local", stages=FakeStages(), progress=False)
+    ray_run = run_pipeline(fake_config(layout, "run.executor=ray"), tmp_path / "ray", stages=FakeStages(), progress=False)
+    assert local.ok and ray_run.ok, [c.error for c in ray_run.cameras]
+    a, b = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")
+    assert len(a) == 3 * 3 + 3 and a == b
+
+
+def test_corrupt_video_and_crashing_worker_fail_only_their_camera(layout, tmp_path):
+    data = make_layout(tmp_path / "data", cameras=("c001", "c002", "c003"), num_frames=10)
+    (data / "validation" / "S01" / "c002" / "vdo.avi").write_bytes(b"\0garbage" * 100)
+    run = tmp_path / "run"
+    s = run_pipeline(fake_config(data), run, stages=FakeStages(crash_camera="c003"), progress=False)
+    status = {c.key: c.status for c in s.cameras}
+    assert status == {"S01_c001": "ok", "S01_c002": "failed", "S01_c003": "failed"}
+    errors = {c.key: c.error for c in s.cameras}
+    assert "c002/vdo.avi" in errors["S01_c002"]
+    assert "exited with code 3" in errors["S01_c003"]  # the worker died: os._exit(3)
+    assert s.status == "failed" and not s.ok
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["failed"]) == {"S01_c002", "S01_c003"}
+    # the good camera kept its results, and association ran on it
+    assert (run / "cameras" / "S01_c001" / "tracks.txt").is_file()
+    assert summary["association"]["cameras"] == ["S01_c001"]
+    assert _no_temp_files(run)
+
+
+def test_cli_exit_status_and_table_for_a_failed_camera(layout, tmp_path):
+    data = make_layout(tmp_path / "data", cameras=("c001",), num_frames=5)
+    (data / "validation" / "S01" / "c001" / "vdo.avi").unlink()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"dataset:\n  root: {data}\n  require_video: false\n" if "require_video" in
+                   fake_config(data).dataset.model_fields else f"dataset:\n  root: {data}\n")
+    # the real stages: the camera's video is missing, so the camera fails (exit status 1)
+    proc = subprocess.run([sys.executable, "-m", "mct.cli", "-q", "run", str(cfg), "--out", str(tmp_path / "run"),
+                           "--set", "detector.source=gt"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+
+
+def _spawn_fake_run(run_dir: Path, root: Path, delay: float, *overrides: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "tests.e2e.fakes", str(run_dir), str(root), str(delay), *overrides],
+                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError("condition not reached")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_run_killed_mid_way_resumes_to_the_same_result(layout, tmp_path, sig):
+    reference = tmp_path / "reference"
+    assert run_pipeline(fake_config(layout, "run.workers=1"), reference, stages=FakeStages(), progress=False).ok
+
+    run = tmp_path / "run"
+    # one worker, 0.1 s per frame: camera 1 finishes after ~2 s, then we stop the run
+    proc = _spawn_fake_run(run, layout, 0.1, "run.workers=1")
+    try:
+        _wait_for(lambda: (run / "cameras" / "S01_c001" / "tracks.txt").exists()
+                  and (run / "cache" / "detect" / "S01_c002").exists())
+        os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C does
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert not (run / "submission.txt").exists()
+    if sig == signal.SIGINT:
+        assert _no_temp_files(run)  # Ctrl-C leaves no half-written file
+        assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+    resumed = run_pipeline(fake_config(layout, "run.workers=1"), run, stages=FakeStages(), progress=False)
+    assert resumed.ok
+    by_key = {c.key: c for c in resumed.cameras}
+    assert by_key["S01_c001"].stages["detect"]["status"] == "cached"  # finished work was kept
+    assert by_key["S01_c003"].stages["detect"]["status"] == "computed"
+    assert _outputs(run) == _outputs(reference)
+    assert _no_temp_files(run)
+
+
+def test_sweep_reuses_cached_stages_and_writes_a_comparison(layout, tmp_path):
+    cfg_path = tmp_path / "sweep.yaml"
+    cfg_path.write_text(f"""
+name: sweep
+dataset: {{root: {layout}, split: validation}}
+sweep:
+  grid:
+    association.k: [1, 2]
+  variants:
+    short_tracks: {{tracker.max_age: 3}}
+""")
+    from mct.config import load_config
+
+    s = run_pipeline(load_config(cfg_path), tmp_path / "sw", stages=FakeStages(), progress=False)
+    assert s.ok and [v.name for v, _ in s.variants] == ["base", "association.k=1", "association.k=2", "short_tracks"]
+    runs = {v.name: r for v, r in s.variants}
+
+    def statuses(run):
+        return {e["status"] for c in run.cameras for e in c.stages.values()}
+
+    assert statuses(runs["base"]) == {"computed"}
+    assert statuses(runs["association.k=1"]) == {"cached"}  # only association changed
+    assert runs["association.k=1"].association["status"] == "computed"
+    short = {s: {c.stages[s]["status"] for c in runs["short_tracks"].cameras} for s in ("detect", "embed", "track")}
+    assert short == {"detect": {"cached"}, "embed": {"cached"}, "track": {"computed"}}
+    assert runs["association.k=2"].metrics["IDF1"] == pytest.approx(1 / 3)
+    table = json.loads((tmp_path / "sw" / "comparison.json").read_text())
+    assert [r["variant"] for r in table["variants"]] == ["base", "association.k=1", "association.k=2", "short_tracks"]
+    assert "| association.k=1 | `association.k=1` |" in (tmp_path / "sw" / "comparison.md").read_text()
+    assert (tmp_path / "sw" / "variants" / "short_tracks" / "submission.txt").is_file()
+    # the sweep again: everything cached, same table numbers
+    again = run_pipeline(load_config(cfg_path), tmp_path / "sw", stages=FakeStages(), progress=False)
+    assert all(statuses(r) == {"cached"} for _, r in again.variants)

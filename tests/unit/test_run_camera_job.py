@@ -1,0 +1,119 @@
+"""One camera job, in process, with fake stages: caching, invalidation, skipping, faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mct.run.camera_job import CameraJob, camera_fingerprints, run_camera_job
+from mct.run.storage import load_detections
+from tests.e2e.fakes import FakeStages, fake_config, make_layout
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    return make_layout(tmp_path_factory.mktemp("data"), cameras=("c001", "c002"), num_frames=12)
+
+
+def _job(layout, run_dir, *overrides, force=False, camera="c001"):
+    cfg = fake_config(layout, "run.batch_frames=5", *overrides)
+    stages = FakeStages()
+    cams, _, _ = stages.load_dataset(cfg.dataset)
+    cam = next(c for c in cams if c.camera_id == camera)
+    return CameraJob(cam, cfg, str(run_dir), str(run_dir / "cache"), force, stages)
+
+
+def _statuses(result):
+    return {s: e["status"] for s, e in result.stages.items()}
+
+
+# which stages a change of one config key must redo (the rest are reused)
+INVALIDATION = [
+    ("detector.min_score=0.5", {"detect", "embed", "track"}),
+    ("dataset.max_frames=7", {"detect", "embed", "track"}),
+    ("reid.crop_height=128", {"embed", "track"}),
+    ("seed=3", {"embed", "track"}),
+    ("tracker.max_age=5", {"track"}),
+    ("tracklets.min_length=2", {"track"}),
+    ("association.k=3", set()),
+    ("evaluation.iou_threshold=0.6", set()),
+    ("run.workers=1", set()),
+    ("dataset.cameras=[c001]", set()),  # selecting cameras must not redo the ones done
+]
+
+
+@pytest.mark.parametrize("override, redone", INVALIDATION)
+def test_fingerprints_change_exactly_for_the_dependent_stages(layout, tmp_path, override, redone):
+    base = _job(layout, tmp_path)
+    changed = _job(layout, tmp_path, override)
+    a, b = camera_fingerprints(base.camera, base.config), camera_fingerprints(changed.camera, changed.config)
+    assert {s for s in a if a[s] != b[s]} == redone
+
+
+def test_first_run_computes_rerun_reuses_and_config_change_redoes_only_tracking(layout, tmp_path):
+    r1 = run_camera_job(_job(layout, tmp_path))
+    assert r1.status == "ok", r1.error
+    assert _statuses(r1) == {"detect": "computed", "embed": "computed", "track": "computed"}
+    assert r1.frames == 12 and r1.num_tracklets == 2  # the two fake cars
+    cam_dir = tmp_path / "cameras" / "S01_c001"
+    assert {p.name for p in cam_dir.iterdir()} >= {"detections.npz", "embeddings.npy", "tracklets.pkl", "tracks.txt",
+                                                  "status.json"}
+    dets = load_detections(cam_dir / "detections.npz")
+    assert [d.frame for d in dets] == list(range(1, 13)) and all(len(d) == 2 for d in dets)
+    assert np.load(cam_dir / "embeddings.npy").shape == (24, 4)
+    # tracks.txt: MOT format, one line per (frame, track), frames 1-based
+    lines = (cam_dir / "tracks.txt").read_text().splitlines()
+    assert len(lines) == 24 and lines[0].split(",")[:2] == ["1", "1"]
+
+    r2 = run_camera_job(_job(layout, tmp_path))
+    assert _statuses(r2) == {"detect": "cached", "embed": "cached", "track": "cached"}
+    assert r2.num_tracklets == 2
+
+    r3 = run_camera_job(_job(layout, tmp_path, "tracker.max_age=5"))
+    assert _statuses(r3) == {"detect": "cached", "embed": "cached", "track": "computed"}
+
+    r4 = run_camera_job(_job(layout, tmp_path, force=True))
+    assert _statuses(r4) == {"detect": "computed", "embed": "computed", "track": "computed"}
+    assert (cam_dir / "tracks.txt").read_text().splitlines() == lines
+
+
+def test_reid_off_or_motion_only_skips_embedding(layout, tmp_path):
+    for override in ("reid.enabled=false", "tracker.mode=motion_only"):
+        r = run_camera_job(_job(layout, tmp_path / override, override))
+        assert r.status == "ok", r.error
+        assert r.stages["embed"]["status"] == "skipped"
+        assert not (tmp_path / override / "cameras" / "S01_c001" / "embeddings.npy").exists()
+
+
+def test_max_frames_limits_the_frames_read(layout, tmp_path):
+    r = run_camera_job(_job(layout, tmp_path, "dataset.max_frames=7"))
+    assert r.frames == 7
+    dets = load_detections(tmp_path / "cameras" / "S01_c001" / "detections.npz")
+    assert [d.frame for d in dets] == list(range(1, 8))
+
+
+def test_corrupt_video_fails_the_camera_with_a_message_naming_the_file(layout, tmp_path):
+    job = _job(layout, tmp_path)
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"this is not a video" * 10)
+    import dataclasses
+
+    job = dataclasses.replace(job, camera=dataclasses.replace(job.camera, video_path=bad))
+    r = run_camera_job(job)
+    assert r.status == "failed"
+    assert "bad.avi" in r.error
+    cam_dir = tmp_path / "cameras" / "S01_c001"
+    assert "Traceback" in (cam_dir / "error.txt").read_text()
+    assert not any("tmp-" in p.name for p in tmp_path.rglob("*"))
+    # the video is fixed: the camera runs, and its old error goes away
+    r = run_camera_job(_job(layout, tmp_path))
+    assert r.status == "ok" and not (cam_dir / "error.txt").exists()
+
+
+def test_missing_video_fails_clearly(layout, tmp_path):
+    import dataclasses
+
+    job = _job(layout, tmp_path)
+    job = dataclasses.replace(job, camera=dataclasses.replace(job.camera, video_path=tmp_path / "nope" / "vdo.avi"))
+    r = run_camera_job(job)
+    assert r.status == "failed" and "vdo.avi" in r.error and "not found" in r.error
