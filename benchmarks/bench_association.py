@@ -14,7 +14,9 @@ A synthetic city with re-ID-like features, plausible cameras and times:
   (std of component d proportional to 1 / (1 + d / 32)) and rotated at random, as trained
   embeddings concentrate their variance in a few dozen directions.
 
-Measured per size, each in a fresh process: generation time, association time per step,
+Measured per size, each in a fresh process: generation time, association time per step
+(wall clock, and CPU seconds of the process: the machine is shared, so the load average
+before and after is recorded too),
 peak RSS, candidate recall@k against exact kNN in the original 512-d space over the
 tracklets within reach in time (sampled queries), and pairwise precision / recall of the
 global ids against the true vehicles.
@@ -177,9 +179,10 @@ def run_one(n: int, overrides: dict, recall_queries: int) -> dict:
     cfg = AssociationConfig(**{**BENCH_CFG, **overrides})
     timings: dict[str, float] = {}
     details: dict[str, np.ndarray] = {}
-    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     labels = associate_table(table, cfg, topology if cfg.use_constraints else None, timings, progress=False, details=details)
-    total_s = time.perf_counter() - t0
+    total_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     constraints = Constraints.build(table, topology if cfg.use_constraints else None, cfg)
     recall = exact_recall(table, details["knn_idx"], cfg.k, constraints, recall_queries)
     precision, pair_recall = pairwise_scores(labels, truth)
@@ -190,6 +193,8 @@ def run_one(n: int, overrides: dict, recall_queries: int) -> dict:
         "hours": round(float(table.end_s.max()) / 3600, 2),
         "generate_s": round(gen_s, 1),
         "associate_s": round(total_s, 1),
+        "associate_cpu_s": round(cpu_s, 1),
+        "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         **{f"{k}_s": round(v, 1) for k, v in timings.items()},
         "knn_recall": round(recall, 4),
         "pair_precision": round(precision, 4),

@@ -83,7 +83,7 @@ def associate_table(
     timings["rerank"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    a, b, _ = candidate_pairs(table, constraints, idx, sims, cfg.min_similarity)
+    a, b, _ = candidate_pairs(table, constraints, idx, sims, cfg.rerank_min_similarity if cfg.rerank else cfg.min_similarity)
     timings["pairs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -24,7 +24,6 @@ class AssociationConfig(StrictModel):
     #: neighbours retrieved per tracklet; candidate pairs come only from these lists.
     k: int = Field(default=10, gt=0)
     #: cosine-similarity threshold for merging two tracklets (or two clusters) into one global id.
-    #: With re-ranking on, it applies to the re-ranked similarity.
     min_similarity: float = Field(default=0.5, ge=-1.0, le=1.0)
 
     # ---- index
@@ -67,6 +66,9 @@ class AssociationConfig(StrictModel):
     rerank: bool = False
     #: weight of the original similarity in the re-ranked one (lambda of the paper: 0.3).
     rerank_lambda: float = Field(default=0.3, ge=0.0, le=1.0)
+    #: with re-ranking on, candidate pairs need this re-ranked similarity (its scale differs
+    #: from cosine); the cluster centroids still need ``min_similarity``.
+    rerank_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
 
     # ---- clustering
     #: largest number of tracklets in one global id (bounds the cost of constraint checks).
