@@ -233,6 +233,19 @@ def _min_cost_assignment(dists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rids[keep], cids[keep]
 
 
+def _repeated(frame: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``(P,) bool``: True where ``(frame, id)`` occurs more than once."""
+    out = np.zeros(len(frame), bool)
+    if len(frame) < 2:
+        return out
+    order = np.lexsort((ids, frame))
+    f, i = frame[order], ids[order]
+    same = (f[1:] == f[:-1]) & (i[1:] == i[:-1])
+    out[order[1:][same]] = True
+    out[order[:-1][same]] = True
+    return out
+
+
 def _clear_mot_matching(
     g_ids: np.ndarray,
     p_ids: np.ndarray,
@@ -261,8 +274,25 @@ def _clear_mot_matching(
     bounds = np.append(starts, len(pair_g)).tolist()
     g_list, p_list, d_list = pair_g.tolist(), pair_p.tolist(), pair_d.tolist()
     gid, pid = g_ids.tolist(), p_ids.tolist()
+    # A frame whose allowed pairs share no box (most frames) matches all of them whatever the
+    # state: rule 1 keeps some, rule 2 takes the rest. Only the switch flags need the state.
+    # (A frame where one id has two boxes is left to the exact path too.)
+    shared = (np.bincount(pair_g, minlength=n_gt)[pair_g] > 1) | (np.bincount(pair_p)[pair_p] > 1)
+    shared |= _repeated(pair_frame, g_ids[pair_g]) | _repeated(pair_frame, p_ids[pair_p])
+    ambiguous = np.zeros(len(frames), bool)
+    ambiguous[np.searchsorted(frames, pair_frame[shared])] = True
     for fi, frame in enumerate(frames.tolist()):
         lo, hi = bounds[fi], bounds[fi + 1]
+        if not ambiguous[fi]:
+            for k in range(lo, hi):
+                g = g_list[k]
+                o, h = gid[g], pid[p_list[k]]
+                prev = m.get(o)
+                if prev is not None and prev != h:
+                    gt_switch[g] = True
+                gt_match[g], gt_dist[g] = p_list[k], d_list[k]
+                m[o] = h
+            continue
         valid = {(g_list[k], p_list[k]): d_list[k] for k in range(lo, hi)}
         p0, p1 = p_range[frame]
         matched_g: set[int] = set()

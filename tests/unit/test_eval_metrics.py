@@ -156,3 +156,14 @@ def test_crowded_scene_matches_motmetrics_golden() -> None:
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
     assert 1.0 - m.motp == pytest.approx(0.353117, abs=1e-6)
+
+
+def test_duplicate_ground_truth_id_in_a_frame_follows_motmetrics() -> None:
+    # frame 1: gt id 1 has one box, matched to pred 20 (m[1] = 20).
+    # frame 2: gt id 1 has two boxes A (at 0,0) and B (at 50,50); pred 10 sits on A, pred 20 on B.
+    #   motmetrics: rule 1 gives B the remembered pred 20 (no switch); rule 2 gives A pred 10,
+    #   a switch because m[1] = 20 -> exactly one switch.
+    gt = _boxes([(1, 1, 50, 50, 10, 10), (2, 1, 0, 0, 10, 10), (2, 1, 50, 50, 10, 10)])
+    pred = _boxes([(1, 20, 50, 50, 10, 10), (2, 10, 0, 0, 10, 10), (2, 20, 50, 50, 10, 10)])
+    m, _ = evaluate_boxes(gt, pred)
+    assert m.num_switches == 1 and m.num_misses == 0
