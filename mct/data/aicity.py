@@ -283,6 +283,9 @@ def load_dataset(
         AICityFormatError, MotFormatError, CalibrationError, VideoError: malformed files.
     """
     root = Path(root)
+    # a single name is a common slip for a one-element tuple: accept it
+    scenarios = (scenarios,) if isinstance(scenarios, str) else tuple(scenarios)
+    cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
     by_camera = dict(_DEFAULTS.default_fps_by_camera if default_fps_by_camera is None else default_fps_by_camera)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")

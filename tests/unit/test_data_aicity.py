@@ -120,6 +120,8 @@ def test_scenario_and_camera_filters(tmp_path: Path) -> None:
     assert ds.camera("S05", "c010") is not ds.camera("S02", "c010")
     assert [c.key for c in load_dataset(tmp_path, "validation", scenarios=("S05",)).cameras] == [("S05", "c010"), ("S05", "c016")]
     assert [c.key for c in load_dataset(tmp_path, "validation", cameras=("c010",)).cameras] == [("S02", "c010"), ("S05", "c010")]
+    # a bare string is one name, not a sequence of characters
+    assert [c.key for c in load_dataset(tmp_path, "validation", "S02", "c010").cameras] == [("S02", "c010")]
     assert [c.key for c in load_dataset(tmp_path, "validation", cameras=("S05/c010", "c006")).cameras] == [
         ("S02", "c006"),
         ("S05", "c010"),
