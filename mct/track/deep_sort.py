@@ -38,7 +38,7 @@ from mct.track.config import TrackerConfig
 from mct.track.kalman import BatchKalman
 from mct.track.matching import (
     INFTY_COST,
-    FeatureGallery,
+    GalleryPool,
     iou_xyxy,
     l2_normalise,
     matching_cascade,
@@ -111,7 +111,8 @@ class DeepSortTracker:
         self._age = np.zeros(0, dtype=np.int64)
         self._tsu = np.zeros(0, dtype=np.int64)
         self._confirmed = np.zeros(0, dtype=bool)
-        self._galleries: list[FeatureGallery | None] = []
+        self._galleries = GalleryPool(cfg.nn_budget)
+        self._slots = np.zeros(0, dtype=np.int64)  # gallery slot per track (-1: none)
 
     # ------------------------------------------------------------------ inspection
     def __len__(self) -> int:
@@ -192,8 +193,7 @@ class DeepSortTracker:
             self._tsu[rows] = 0
             self._confirmed[rows] |= self._hits[rows] >= cfg.n_init
             if features is not None:
-                for r, c in zip(rows.tolist(), cols.tolist()):
-                    self._galleries[r].add(features[c])  # type: ignore[union-attr]
+                self._galleries.add(self._slots[rows], features[cols])
         # missed tracks: tentative ones die at their first miss, confirmed ones after max_age
         keep = np.ones(len(self), dtype=bool)
         if unmatched_tracks:
@@ -261,19 +261,11 @@ class DeepSortTracker:
         if features is None:  # _step raises before this for deep_sort mode without embeddings
             raise RuntimeError("appearance cost requested without detection features")
         # appearance cost only for the pairs that pass the motion gate (the others are
-        # impossible whatever their cost): one small product per track with gated pairs.
+        # impossible whatever their cost), all pairs in one batched product
         cosine = np.full(maha.shape, INFTY_COST)
-        rows, cols = np.nonzero(gate_ok)  # row-major: grouped by track
+        rows, cols = np.nonzero(gate_ok)
         if len(rows):
-            similarity = np.full(len(rows), -np.inf, dtype=np.float32)
-            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-            ends = np.r_[starts[1:], len(rows)]
-            for start, end in zip(starts.tolist(), ends.tolist()):
-                gallery = self._galleries[confirmed[rows[start]]]
-                if gallery is None or len(gallery) == 0:
-                    continue
-                similarity[start:end] = np.max(gallery.samples @ features[cols[start:end]].T, axis=0)
-            cosine[rows, cols] = 1.0 - similarity.astype(np.float64)
+            cosine[rows, cols] = self._galleries.nn_cosine_distance(self._slots[confirmed[rows]], features[cols])
         if cfg.motion_weight == 0.0:
             return cosine, cfg.max_cosine_distance  # gated pairs already INFTY_COST
         lam = cfg.motion_weight
@@ -296,13 +288,11 @@ class DeepSortTracker:
         # n_init == 1: the reference still creates the track tentative; it is confirmed at
         # its next hit (hits >= n_init is checked in update only).
         self._confirmed = np.concatenate([self._confirmed, np.zeros(n, dtype=bool)])
-        for k in range(n):
-            if features is None:
-                self._galleries.append(None)
-            else:
-                gallery = FeatureGallery(self.cfg.nn_budget, features.shape[1])
-                gallery.add(features[k])
-                self._galleries.append(gallery)
+        if features is None:
+            slots = np.full(n, -1, dtype=np.int64)
+        else:
+            slots = self._galleries.allocate(features)
+        self._slots = np.concatenate([self._slots, slots])
 
     def _remove(self, drop: np.ndarray) -> None:
         keep = ~drop
@@ -314,4 +304,6 @@ class DeepSortTracker:
         self._age = self._age[keep]
         self._tsu = self._tsu[keep]
         self._confirmed = self._confirmed[keep]
-        self._galleries = [g for g, k in zip(self._galleries, keep.tolist()) if k]
+        gone = self._slots[drop]
+        self._galleries.release(gone[gone >= 0])
+        self._slots = self._slots[keep]

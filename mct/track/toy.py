@@ -24,8 +24,12 @@ def toy_frames(
     false_positives: float = 0.5,
     feature_noise: float = 0.1,
     jitter_px: float = 2.0,
+    wrap: bool = True,
 ) -> tuple[list[Detections], list[np.ndarray]]:
-    """Frames ``1 .. num_frames`` of ``num_objects`` boxes that wrap around the frame.
+    """Frames ``1 .. num_frames`` of ``num_objects`` boxes.
+
+    With ``wrap`` a box leaving the frame re-enters on the other side (a jump that ends its
+    track); without, boxes drive on beyond the frame edges (the tracker does not care).
 
     Returns:
         ``(detections, truth)``: per frame a :class:`Detections` with ``embeddings (N, D)``,
@@ -41,7 +45,10 @@ def toy_frames(
     frames: list[Detections] = []
     truth: list[np.ndarray] = []
     for f in range(1, num_frames + 1):
-        centre = np.mod(pos + vel * (f - 1), [width, height]) + rng.normal(scale=jitter_px, size=pos.shape)
+        centre = pos + vel * (f - 1)
+        if wrap:
+            centre = np.mod(centre, [width, height])
+        centre = centre + rng.normal(scale=jitter_px, size=pos.shape)
         seen = rng.random(num_objects) >= miss_rate
         n_fp = rng.poisson(false_positives)
         fp_centre = rng.uniform([0, 0], [width, height], size=(n_fp, 2))

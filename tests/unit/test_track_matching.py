@@ -5,7 +5,7 @@ import pytest
 
 from mct.track.matching import (
     INFTY_COST,
-    FeatureGallery,
+    GalleryPool,
     iou_xyxy,
     l2_normalise,
     matching_cascade,
@@ -75,14 +75,41 @@ def test_cascade_skips_tracks_older_than_the_depth():
     assert matches == [] and ut == [0] and ud == [0]
 
 
-def test_gallery_keeps_the_last_budget_features():
-    g = FeatureGallery(budget=3, dim=2)
-    for k in range(5):
-        g.add(np.array([k, 1], dtype=np.float32))
-    assert len(g) == 3
-    assert sorted(g.samples[:, 0].tolist()) == [2, 3, 4]
+def test_gallery_pool_keeps_the_last_budget_features():
+    pool = GalleryPool(budget=3)
+    a, b = pool.allocate(np.array([[0, 1], [100, 1]], dtype=np.float32)).tolist()
+    assert len(pool) == 2 and len(pool.samples(a)) == 1
+    for k in range(1, 5):
+        pool.add(np.array([a]), np.array([[k, 1]], dtype=np.float32))
+    assert sorted(pool.samples(a)[:, 0].tolist()) == [2, 3, 4]  # features 0 and 1 dropped
+    assert pool.samples(b)[:, 0].tolist() == [100]
+    # a freed slot is reused and starts empty but for its first feature
+    pool.release(np.array([b]))
+    assert len(pool) == 1
+    (c,) = pool.allocate(np.array([[7, 7]], dtype=np.float32)).tolist()
+    assert c == b and pool.samples(c).tolist() == [[7, 7]]
     with pytest.raises(ValueError, match="nn_budget"):
-        FeatureGallery(0, 2)
+        GalleryPool(0)
+    with pytest.raises(ValueError, match="feature dimension 3"):
+        pool.allocate(np.ones((1, 3), dtype=np.float32))
+
+
+def test_gallery_pool_distance_equals_the_smallest_over_the_stored_features():
+    rng = np.random.default_rng(0)
+    pool = GalleryPool(budget=4)
+    feats = l2_normalise(rng.normal(size=(30, 6)))
+    slots = pool.allocate(feats[:3])
+    for k in range(3, 12):  # slot 0 gets 3 more features, slot 1 one more, slot 2 none
+        if k < 6:
+            pool.add(slots[:1], feats[k : k + 1])
+        elif k == 6:
+            pool.add(slots[1:2], feats[k : k + 1])
+    queries = feats[20:26]
+    pair_slots = np.repeat(slots, 2)
+    got = pool.nn_cosine_distance(pair_slots, queries)
+    want = [nn_cosine_distance(pool.samples(s), q[None])[0] for s, q in zip(pair_slots, queries)]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert pool.nn_cosine_distance(np.zeros(0, dtype=np.int64), np.zeros((0, 6), np.float32)).shape == (0,)
 
 
 def test_l2_normalise_keeps_zero_rows():
