@@ -65,6 +65,8 @@ class RoadConfig(StrictModel):
     all_red_s: float = Field(default=2.0, ge=0)
     #: signal offset between neighbouring intersections (s): a green wave for eastbound traffic
     signal_offset_s: float = 9.0
+    #: signal offset of the westernmost intersection (s)
+    first_signal_offset_s: float = 0.0
     #: static clutter (buildings, poles, trees, bins) per 100 m of road side
     clutter_per_100m: float = Field(default=6.0, ge=0)
 

@@ -48,6 +48,9 @@ class Background:
     image: np.ndarray  # (H, W, 3) uint8 BGR
     roi: np.ndarray  # (H, W) uint8, 255 inside
     gain: np.ndarray  # (3,) float: colour gain * brightness, applied to vehicle colours
+    #: (H, W) float32 distance (m) from the camera to the static object seen at each pixel,
+    #: inf where only ground or sky is seen: a static object nearer than a vehicle hides it
+    static_depth: np.ndarray | None = None
 
 
 @dataclass
@@ -263,6 +266,9 @@ def make_background(
             continue
         boxes.append((float(np.linalg.norm(corners.mean(0) - cam.C)), box, corners, uv))
     boxes.sort(key=lambda t: -t[0])
+    rays = np.column_stack([u.ravel(), v.ravel(), np.ones(u.size)]) @ np.linalg.inv(cam.K).T @ cam.R
+    rays = (rays / np.linalg.norm(rays, axis=1, keepdims=True)).reshape(h, w, 3)
+    static_depth = np.full((h, w), np.inf, np.float32)
     for _, box, corners, uv in boxes:
         c, s = math.cos(box.yaw), math.sin(box.yaw)
         for idx, n in _BOX_FACES:
@@ -272,11 +278,27 @@ def make_background(
                 continue
             shade = _AMBIENT + (1 - _AMBIENT) * max(0.0, float(nw @ sun))
             col = tuple(float(min(255.0, ch * shade)) for ch in box.colour)
-            cv2.fillConvexPoly(img, _fix(uv[list(idx)]), col, cv2.LINE_8, _SHIFT)
+            poly = _fix(uv[list(idx)])
+            cv2.fillConvexPoly(img, poly, col, cv2.LINE_8, _SHIFT)
+            # per-pixel distance to the face plane along each pixel's ray
+            x0 = int(np.clip(np.floor(uv[list(idx), 0].min()), 0, w))
+            x1 = int(np.clip(np.ceil(uv[list(idx), 0].max()) + 2, 0, w))
+            y0 = int(np.clip(np.floor(uv[list(idx), 1].min()), 0, h))
+            y1 = int(np.clip(np.ceil(uv[list(idx), 1].max()) + 2, 0, h))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillConvexPoly(m, poly - np.array([x0, y0], np.int32) * _SCALE, 1, cv2.LINE_8, _SHIFT)
+            r = rays[y0:y1, x0:x1]
+            den = r @ nw
+            depth = float(nw @ (centre - cam.C)) / np.where(np.abs(den) < 1e-9, -1e-9, den)
+            depth = np.where(depth > 0, depth, np.inf).astype(np.float32)
+            sd = static_depth[y0:y1, x0:x1]
+            sd[m > 0] = depth[m > 0]
     gain = np.asarray(cam.colour_gain, np.float32) * cam.brightness
     img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
     roi = roi_mask(cam, net, road, A, dist)
-    return Background(img, roi, gain)
+    return Background(img, roi, gain, static_depth)
 
 
 def roi_mask(cam: PinholeCamera, net: RoadNetwork, road_map: np.ndarray, A: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -340,7 +362,7 @@ def render_frame(
         x1, y1 = uv.max(axis=0)
         if x1 < 0 or y1 < 0 or x0 > w - 1 or y0 > h - 1:
             continue
-        todo.append((float(dist[k]), k, rot, pw, uv))
+        todo.append((float(np.linalg.norm(pw.mean(axis=0) - cam.C)), k, rot, pw, uv))
     todo.sort(key=lambda t: -t[0])
     # shadows first: they lie on the ground under every vehicle
     shadow_dir = -sun[:2] / max(sun[2], 0.2)
@@ -398,6 +420,14 @@ def render_frame(
                 if poly.face:
                     cv2.fillConvexPoly(ids, q, draw, cv2.LINE_8, _SHIFT)
                     cv2.fillConvexPoly(solo, q - off, 1, cv2.LINE_8, _SHIFT)
+        if background.static_depth is not None and x1 > x0 and y1 > y0:
+            sd = background.static_depth[y0:y1, x0:x1]
+            if float(sd.min()) < depth:
+                idc = ids[y0:y1, x0:x1]
+                hidden = (idc == draw) & (sd < depth)
+                if hidden.any():
+                    frame[y0:y1, x0:x1][hidden] = background.image[y0:y1, x0:x1][hidden]
+                    idc[hidden] = 0
         rendered.append(RenderedVehicle(int(indices[k]), draw, (x0, y0, x1, y1), int(np.count_nonzero(solo)), depth))
     return frame, ids, rendered
 

@@ -115,7 +115,7 @@ def build_network(cfg: RoadConfig) -> RoadNetwork:
     arterial: list[tuple[float, str]] = []
     for i, x in enumerate(xs):
         name = f"I{i}"
-        nodes[name] = Node(name, np.array([x, 0.0]), "signal", signal_offset_s=i * cfg.signal_offset_s)
+        nodes[name] = Node(name, np.array([x, 0.0]), "signal", signal_offset_s=cfg.first_signal_offset_s + i * cfg.signal_offset_s)
         arterial.append((x, name))
         for side, tag in ((1, "N"), (-1, "S")):
             end = f"{tag}{i}"

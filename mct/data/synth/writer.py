@@ -38,6 +38,7 @@ from mct.data.synth.cameras import PinholeCamera, make_cameras
 from mct.data.synth.config import SynthConfig
 from mct.data.synth.render import (
     Background,
+    RenderedVehicle,
     make_background,
     make_clutter,
     make_noise_bank,
@@ -49,7 +50,7 @@ from mct.data.synth.vehicles import COCO_CATEGORY, build_mesh
 from mct.data.synth.world import World, build_network, simulate
 from mct.types import camera_number
 
-__all__ = ["generate", "SplitSummary", "frame_times", "rle_from_crop"]
+__all__ = ["generate", "build_world", "SplitSummary", "frame_times", "rle_from_crop", "visible_box"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ def rle_from_crop(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -
     return [int(r) for r in runs]
 
 
+def visible_box(ids: np.ndarray, rv: RenderedVehicle) -> tuple[tuple[int, int, int, int], float, np.ndarray] | None:
+    """The box tight to a rendered vehicle's visible pixels in the id map ``ids`` (H, W).
+
+    Returns ``((left, top, width, height) pixels, visible fraction, mask (height, width) bool
+    inside that box)``, or ``None`` when no pixel of it is visible.
+    """
+    x0, y0, x1, y1 = rv.xyxy_hint
+    crop = ids[y0:y1, x0:x1] == rv.draw_id
+    if rv.full_pixels == 0 or not crop.any():
+        return None
+    rows = np.flatnonzero(crop.any(axis=1))
+    cols = np.flatnonzero(crop.any(axis=0))
+    sub = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    box = (x0 + int(cols[0]), y0 + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    return box, min(1.0, int(np.count_nonzero(sub)) / rv.full_pixels), sub
+
+
 def _fmt_time(t: float) -> str:
     s = f"{t:.3f}".rstrip("0").rstrip(".")
     return s or "0"
@@ -158,16 +176,11 @@ class _CameraWriter:
         if want_coco:
             self.coco_images.append({"id": fi, "file_name": f"frames/{fi:06d}.jpg", "width": w_img, "height": h_img, "frame_id": fi})
         for rv in rendered:
-            x0, y0, x1, y1 = rv.xyxy_hint
-            crop = ids[y0:y1, x0:x1] == rv.draw_id
-            n_vis = int(np.count_nonzero(crop))
-            if n_vis == 0 or rv.full_pixels == 0:
+            found = visible_box(ids, rv)
+            if found is None:
                 continue
-            rows = np.flatnonzero(crop.any(axis=1))
-            cols = np.flatnonzero(crop.any(axis=0))
-            left, top = x0 + int(cols[0]), y0 + int(rows[0])
-            bw, bh = int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
-            vis = min(1.0, n_vis / rv.full_pixels)
+            (left, top, bw, bh), vis, sub = found
+            n_vis = int(np.count_nonzero(sub))
             vehicle = world.vehicles[rv.index]
             corners_in_roi = all(
                 roi[y, x] == 255 for x, y in ((left, top), (left + bw - 1, top), (left, top + bh - 1), (left + bw - 1, top + bh - 1))
@@ -178,7 +191,6 @@ class _CameraWriter:
             self.boxes.append((fi, vehicle.vehicle_id, left, top, bw, bh, round(vis, 4), int(annotated)))
             self._frame_visible.append((left, top, bw, bh, vis))
             if want_coco and bw >= 4 and bh >= 4:
-                sub = crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
                 counts = rle_from_crop(sub, left, top, h_img, w_img)
                 self.coco_anns.append({
                     "id": len(self.coco_anns) + 1,
@@ -239,6 +251,19 @@ def _write_rows(path: Path, rows: list[tuple], gt: bool) -> None:
     write_mot(path, mot, decimals=2)
 
 
+def build_world(cfg: SynthConfig, split: str, net=None, cams: Sequence[PinholeCamera] | None = None) -> World:
+    """Simulate the traffic of ``split`` (deterministic: the split's seed)."""
+    s = cfg.splits[split]
+    net = build_network(cfg.road) if net is None else net
+    cams = make_cameras(cfg) if cams is None else cams
+    rng = np.random.default_rng([s.seed, 0])
+    t_end = max(c.time_offset_s + s.duration_s for c in cams) + 1.0
+    world = simulate(net, cfg.traffic, rng, 0.0, t_end, s.first_vehicle_id, s.traffic_scale)
+    if world.vehicles and world.vehicles[-1].vehicle_id >= s.first_vehicle_id + _max_vehicles(cfg, split):
+        raise ValueError(f"splits.{split}: spawned more vehicles than the id range allows; raise the next split's first_vehicle_id")
+    return world
+
+
 def generate(
     cfg: SynthConfig,
     out: str | Path,
@@ -270,11 +295,7 @@ def generate(
         t_start = time.perf_counter()
         split = cfg.splits[name]
         scen = split.scenario
-        rng = np.random.default_rng([split.seed, 0])
-        t_end = max(c.time_offset_s + split.duration_s for c in cams) + 1.0
-        world = simulate(net, cfg.traffic, rng, 0.0, t_end, split.first_vehicle_id, split.traffic_scale)
-        if world.vehicles and world.vehicles[-1].vehicle_id >= split.first_vehicle_id + _max_vehicles(cfg, name):
-            raise ValueError(f"splits.{name}: spawned more vehicles than the id range allows; raise the next split's first_vehicle_id")
+        world = build_world(cfg, name, net, cams)
         meshes = [build_mesh(v.appearance) for v in world.vehicles]
         times = {c.camera_id: frame_times(c, split.duration_s, np.random.default_rng([split.seed, i, 5])) for i, c in enumerate(cams)}
         total = sum(len(t) for t in times.values())
