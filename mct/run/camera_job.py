@@ -280,7 +280,9 @@ def _detect_and_embed(
     needs_frames = need_embed or bool(detector is not None and detector.needs_frames)
     if needs_frames:
         if cam.video_path is None:
-            raise FileNotFoundError(f"{job.key}: no video path for this camera, but frames are needed")
+            where = cam.root / "vdo.avi" if cam.root is not None else "the camera folder"
+            raise FileNotFoundError(f"{where}: video not found, and this run needs frames "
+                                    f"(detector {cfg.detector.source}, re-ID {'on' if need_embed else 'off'})")
         frame_iter: Iterator[tuple[int, np.ndarray | None]] = _timed_iter(
             stages.iter_frames(Path(cam.video_path), 1, stop), timer, "decode")
     else:

@@ -37,7 +37,6 @@ __all__ = [
     "run_pipeline",
     "run_single",
     "run_camera_jobs",
-    "submission_rows",
     "save_assignment",
     "load_assignment",
     "default_run_dir",
@@ -157,26 +156,14 @@ def load_assignment(path: str | Path) -> GlobalAssignment:
     return GlobalAssignment(np.array(s, object), np.array(c, object), np.array(t, np.int64), np.array(g, np.int64))
 
 
-def submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> np.ndarray:
-    """``(N, 9) int64`` submission rows of every tracklet with a global id, sorted by camera,
-    frame, id. Boxes are rounded to whole pixels (the format is integer)."""
-    from mct.types import camera_number, xyxy_to_tlwh
-
-    parts = []
-    for t in tracklets:
-        gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)
-        if gid is None or len(t) == 0:
-            continue
-        tlwh = np.round(xyxy_to_tlwh(t.xyxy.astype(np.float64))).astype(np.int64)
-        tlwh[:, 2:] = np.maximum(tlwh[:, 2:], 1)
-        n = len(t)
-        parts.append(np.column_stack([
-            np.full(n, camera_number(t.camera_id)), np.full(n, gid), t.frames, tlwh, np.full((n, 2), -1)
-        ]).astype(np.int64))
-    if not parts:
-        return np.zeros((0, 9), np.int64)
-    rows = np.concatenate(parts)
-    return rows[np.lexsort((rows[:, 1], rows[:, 2], rows[:, 0]))]
+def _files_signature(path: str) -> list[Any]:
+    """``[name, size, mtime]`` of a file or of the files in a folder (topology files), so
+    that editing them invalidates the association."""
+    if not path:
+        return []
+    p = Path(path)
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else ([p] if p.is_file() else [])
+    return [[str(q), q.stat().st_size, q.stat().st_mtime_ns] for q in files]
 
 
 def _associate(
@@ -189,7 +176,8 @@ def _associate(
     ok_keys = {r.key for r in ok}
     cams = [c for c in cameras if rf.camera_dirname(*c.key) in ok_keys]
     track_fps = sorted((r.key, r.stages["track"]["fingerprint"]) for r in ok)
-    fp = rf.fingerprint("association", mct.__version__, track_fps, cfg.association.model_dump(mode="json"))
+    fp = rf.fingerprint("association", mct.__version__, track_fps, cfg.association.model_dump(mode="json"),
+                        _files_signature(getattr(cfg.association, "topology", "")))
     adir = folder.stage_dir("association", "all", fp)
     recomputed = any(r.stages["track"]["status"] == "computed" for r in ok)
     t0 = time.perf_counter()
@@ -201,12 +189,11 @@ def _associate(
         log.info("associating %d tracklets of %d cameras", len(tracklets), len(cams))
         assignment = stages.associate(tracklets, cams, cfg.association)
         save_assignment(adir / ASSIGNMENT_FILE, assignment)
-        rows = submission_rows(tracklets, assignment)
         with rf.atomic_path(adir / SUBMISSION_FILE) as tmp:
-            stages.write_submission(tmp, rows)
+            n_rows = stages.write_submission(tmp, tracklets, assignment)
         seconds = time.perf_counter() - t0
         info = {"seconds": round(seconds, 4), "tracklets": len(tracklets), "global_ids": int(len(np.unique(assignment.global_ids))),
-                "rows": int(len(rows)), "cameras": sorted(ok_keys)}
+                "rows": int(n_rows), "cameras": sorted(ok_keys)}
         rf.mark_stage_done(adir, fp, [ASSIGNMENT_FILE, SUBMISSION_FILE], info)
         status = "computed"
     else:
@@ -246,7 +233,10 @@ def _evaluate(
         seconds = float(rf.read_json(edir / "done.json").get("seconds", 0.0))
         status = "cached"
     rf.link_atomic(edir / METRICS_FILE, folder.eval_dir / METRICS_FILE)
-    return {"status": status, "fingerprint": fp, "seconds": round(seconds, 4), "ground_truth": str(gt_path), "metrics": metrics}
+    # the headline numbers (IDF1, IDP, IDR, MOTA, ...); the full report stays in metrics.json
+    headline = metrics.get("metrics") if isinstance(metrics.get("metrics"), dict) else metrics
+    return {"status": status, "fingerprint": fp, "seconds": round(seconds, 4), "ground_truth": str(gt_path),
+            "report": str(folder.eval_dir / METRICS_FILE), "metrics": headline}
 
 
 # ---------------------------------------------------------------------------- one run
@@ -271,14 +261,22 @@ def run_single(
     folder.prepare(dump_config(cfg), cfg.seed, argv)
     bars: RunProgress | None = None
     try:
-        cameras, gt_path, roi_dir = stages.load_dataset(cfg.dataset)
-        if not cameras:
+        cameras, gt_path, roi_dir, load_failures = stages.load_dataset(cfg.dataset)
+        if not cameras and not load_failures:
             raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
-        log.info("run %s: %d camera(s), executor %s, output %s", cfg.name, len(cameras), cfg.run.executor, folder.root)
+        log.info("run %s: %d camera(s), executor %s, output %s", cfg.name, len(cameras) + len(load_failures),
+                 cfg.run.executor, folder.root)
         jobs = [CameraJob(cam, cfg, str(folder.root), str(folder.cache_root), force, stages) for cam in cameras]
         bars = RunProgress(len(jobs), enabled=progress and os.environ.get("TQDM_DISABLE", "") in ("", "0"))
-        summary.cameras = run_camera_jobs(jobs, cfg.run, bars)
+        results = run_camera_jobs(jobs, cfg.run, bars)
         bars.close()
+        for key, message in load_failures.items():
+            scenario, camera_id = key.split("_", 1)
+            log.error("camera %s FAILED: %s", key, message)
+            failed = CameraResult(scenario, camera_id, status="failed", error=message)
+            rf.write_json_atomic(folder.camera_dir(scenario, camera_id) / "status.json", failed.to_dict())
+            results.append(failed)
+        summary.cameras = sorted(results, key=lambda r: (r.scenario, r.camera_id))
         try:
             summary.association = _associate(cfg, folder, cameras, summary.cameras, stages, force)
         except Exception as exc:

@@ -137,7 +137,7 @@ def render_camera(
     stages = stages or PipelineStages()
     run_dir = Path(run_dir).resolve()
     cfg = load_run_config(run_dir)
-    cameras, _, _ = stages.load_dataset(cfg.dataset)
+    cameras, _, _, _ = stages.load_dataset(cfg.dataset)
     matches = [c for c in cameras if c.camera_id == camera_id and (scenario is None or c.scenario == scenario)]
     if not matches:
         have = ", ".join(f"{c.scenario}/{c.camera_id}" for c in cameras) or "none"

@@ -121,7 +121,7 @@ class _BuilderAdapter:
         self.builder = builder
 
     def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None:
-        self.builder.add(dets, matches)
+        self.builder.add(dets, matches)  # same call; the adapter pins the seam in one place
 
     def finish(self) -> list[Tracklet]:
         return list(self.builder.finish())
@@ -131,28 +131,76 @@ class PipelineStages(Stages):
     """Adds the stages that run once per run in the main process (dataset, association,
     evaluation) to the per-camera factories of :class:`Stages`."""
 
-    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None]:
-        """``(cameras, evaluation ground truth or None, split folder holding roi.jpg files)``."""
+    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
+        """``(cameras, evaluation ground truth or None, split folder holding roi.jpg files,
+        {camera key: error} of cameras that could not be loaded)``.
+
+        One unreadable camera (a corrupt video header, a bad roi.jpg) must not stop the
+        others: when loading the whole split fails, each camera folder is loaded on its
+        own and the ones that fail are returned with their message.
+        """
         from mct.data.aicity import dataset_from_config
 
-        ds = dataset_from_config(cfg)
-        return list(ds.cameras), ds.ground_truth_path(), Path(ds.root) / ds.split
+        try:
+            ds = dataset_from_config(cfg)
+            return list(ds.cameras), ds.ground_truth_path(), Path(ds.root) / ds.split, {}
+        except (OSError, ValueError) as first_error:
+            keys = _camera_folders(cfg)
+            if not keys:
+                raise
+            log.warning("loading %s/%s failed (%s); loading its cameras one by one", cfg.root, cfg.split, first_error)
+        cameras: list[Camera] = []
+        failures: dict[str, str] = {}
+        ds = None
+        for scenario, camera_id in keys:
+            try:
+                one = dataset_from_config(cfg.model_copy(update={"scenarios": (scenario,),
+                                                                 "cameras": (f"{scenario}/{camera_id}",)}))
+            except (OSError, ValueError) as exc:
+                failures[f"{scenario}_{camera_id}"] = f"{type(exc).__name__}: {exc}"
+                continue
+            ds = one
+            cameras.extend(one.cameras)
+        gt = ds.ground_truth_path() if ds is not None else None
+        return cameras, gt, Path(cfg.root) / cfg.split, failures
 
     def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> Any:
         from mct.associate import associate
 
         return associate(tracklets, cameras, cfg)
 
-    def write_submission(self, path: Path, rows: np.ndarray) -> None:
+    def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: Any) -> int:
+        """Write the AI City submission file of the tracklets that have a global id; returns rows."""
+        from mct.associate import write_submission_rows
         from mct.data.submission import write_submission
 
+        rows = write_submission_rows(tracklets, assignment)
         write_submission(path, rows)
+        return len(rows)
 
     def evaluate(self, gt_path: Path, pred_path: Path, roi_dir: Path | None, cfg: Any) -> dict[str, Any]:
         from mct.evaluate import evaluate_mtmc
 
-        result = evaluate_mtmc(gt_path, pred_path, roi_dir=roi_dir if cfg.use_roi else None)
+        result = evaluate_mtmc(gt_path, pred_path, roi_dir=roi_dir if cfg.use_roi else None, min_iou=cfg.iou_threshold)
         return _to_plain(result)
+
+
+def _camera_folders(cfg: Any) -> list[tuple[str, str]]:
+    """``(scenario, camera_id)`` of the camera folders the dataset selection names."""
+    import re
+
+    split = Path(cfg.root) / cfg.split
+    if not split.is_dir():
+        return []
+    out = []
+    for scen in sorted(p for p in split.iterdir() if p.is_dir() and re.match(r"^S\d+$", p.name)):
+        if cfg.scenarios and scen.name not in cfg.scenarios:
+            continue
+        for cam in sorted(p for p in scen.iterdir() if p.is_dir() and re.match(r"^c\d+$", p.name)):
+            if cfg.cameras and cam.name not in cfg.cameras and f"{scen.name}/{cam.name}" not in cfg.cameras:
+                continue
+            out.append((scen.name, cam.name))
+    return out
 
 
 def _to_plain(value: Any) -> Any:

@@ -136,7 +136,7 @@ class FakeStages(PipelineStages):
         self.delay_s = delay_s
         self.crash_camera = crash_camera
 
-    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None]:
+    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
         split = Path(cfg.root) / cfg.split
         cams = []
         for scen in sorted(p for p in split.iterdir() if p.is_dir()):
@@ -145,7 +145,7 @@ class FakeStages(PipelineStages):
                     continue
                 cams.append(Camera(scen.name, cam.name, cam / "vdo.avi", fps=10.0, num_frames=None, root=cam))
         gt = Path(cfg.root) / "eval" / f"ground_truth_{cfg.split}.txt"
-        return cams, gt if gt.is_file() else None, split
+        return cams, gt if gt.is_file() else None, split, {}
 
     def detector(self, cfg: Any, camera: Camera) -> FakeDetector:
         if camera.camera_id == self.crash_camera:

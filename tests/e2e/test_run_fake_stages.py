@@ -85,16 +85,21 @@ def test_corrupt_video_and_crashing_worker_fail_only_their_camera(layout, tmp_pa
     assert _no_temp_files(run)
 
 
-def test_cli_exit_status_and_table_for_a_failed_camera(layout, tmp_path):
+def test_cli_exit_status_and_message_for_a_failed_camera(layout, tmp_path):
     data = make_layout(tmp_path / "data", cameras=("c001",), num_frames=5)
     (data / "validation" / "S01" / "c001" / "vdo.avi").unlink()
+    (data / "cam_timestamp").mkdir()
+    (data / "cam_timestamp" / "S01.txt").write_text("c001 0\n")
+    (data / "validation" / "S01" / "c001" / "gt").mkdir()
+    (data / "validation" / "S01" / "c001" / "gt" / "gt.txt").write_text("1,1,0,0,10,10,1,-1,-1,-1\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"dataset:\n  root: {data}\n  require_video: false\n" if "require_video" in
-                   fake_config(data).dataset.model_fields else f"dataset:\n  root: {data}\n")
-    # the real stages: the camera's video is missing, so the camera fails (exit status 1)
-    proc = subprocess.run([sys.executable, "-m", "mct.cli", "-q", "run", str(cfg), "--out", str(tmp_path / "run"),
-                           "--set", "detector.source=gt"], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert proc.returncode != 0, proc.stdout + proc.stderr
+    cfg.write_text(f"dataset:\n  root: {data}\ndetector:\n  source: gt\n")
+    # the real stages: re-ID needs the frames, the video is missing: the camera fails
+    proc = subprocess.run([sys.executable, "-m", "mct.cli", "-q", "run", str(cfg), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300, env=dict(os.environ, COLUMNS="250"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED S01_c001" in proc.stdout and "vdo.avi: video not found" in proc.stdout
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
 
 
 def _spawn_fake_run(run_dir: Path, root: Path, delay: float, *overrides: str) -> subprocess.Popen:

@@ -18,7 +18,7 @@ def layout(tmp_path_factory):
 def _job(layout, run_dir, *overrides, force=False, camera="c001"):
     cfg = fake_config(layout, "run.batch_frames=5", *overrides)
     stages = FakeStages()
-    cams, _, _ = stages.load_dataset(cfg.dataset)
+    cams, _, _, _ = stages.load_dataset(cfg.dataset)
     cam = next(c for c in cams if c.camera_id == camera)
     return CameraJob(cam, cfg, str(run_dir), str(run_dir / "cache"), force, stages)
 
