@@ -161,23 +161,24 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
 def _fmt_stage(entry: dict | None) -> str:
     if not entry:
         return "-"
-    if entry.get("status") == "skipped":
-        return "off"
+    if entry.get("status") in ("skipped", "cached"):
+        return "off" if entry["status"] == "skipped" else "cached"
     fps = entry.get("fps")
-    text = f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
-    return ("cached " if entry.get("status") == "cached" else "") + text
+    return f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
 
 
 def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
     table = Table(title=f"run {summary.name}", title_justify="left")
-    for col in ("camera", "status", "frames", "tracklets", "detect", "embed", "track", "error"):
-        table.add_column(col, overflow="fold")
+    for col in ("camera", "status", "frames", "tracks", "detect", "embed", "track"):
+        table.add_column(col, no_wrap=True)
     for cam in summary.cameras:
         table.add_row(cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
-                      _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")), cam.error or "")
+                      _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")))
     console.print(table)
+    for cam in summary.failed_cameras:
+        console.print(f"FAILED {cam.key}: {cam.error}", highlight=False, markup=False)
     assoc = summary.association
     line = f"association: {assoc.get('status')}"
     if assoc.get("status") in ("computed", "cached"):
@@ -188,13 +189,13 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
     ev = summary.evaluation
     if ev.get("status") in ("computed", "cached"):
         shown = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float)) and k.lower() in
-                 ("idf1", "idp", "idr", "mota", "motp", "idsw", "num_switches")}
-        console.print("evaluation: " + ", ".join(f"{k} {100 * v:.2f}" if isinstance(v, float) and abs(v) <= 1 else f"{k} {v}"
+                 ("idf1", "idp", "idr", "mota", "motp", "num_switches")}
+        console.print("evaluation: " + ", ".join(f"{k.upper()} {100 * v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                                 for k, v in shown.items()), highlight=False, markup=False)
     else:
         console.print(f"evaluation: {ev.get('status')} ({ev.get('error') or ev.get('reason', '')})", highlight=False, markup=False)
-    console.print(f"{summary.status}: {len(summary.failed_cameras)} camera(s) failed, {summary.seconds:.1f} s; "
-                  f"run folder {summary.run_dir}", highlight=False, markup=False)
+    console.print(f"{summary.status}: {len(summary.failed_cameras)} of {len(summary.cameras)} camera(s) failed, "
+                  f"{summary.seconds:.1f} s; run folder {summary.run_dir}", highlight=False, markup=False)
 
 
 def _print_sweep(summary) -> None:  # type: ignore[no-untyped-def]
