@@ -195,7 +195,7 @@ def run_one(n: int, overrides: dict, recall_queries: int) -> dict:
         "associate_s": round(total_s, 1),
         "associate_cpu_s": round(cpu_s, 1),
         "loadavg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
-        **{f"{k}_s": round(v, 1) for k, v in timings.items()},
+        **{(f"{k[:-4]}_cpu_s" if k.endswith("_cpu") else f"{k}_s"): round(v, 1) for k, v in timings.items()},
         "knn_recall": round(recall, 4),
         "pair_precision": round(precision, 4),
         "pair_recall": round(pair_recall, 4),

@@ -142,6 +142,8 @@ def constrained_agglomerative(
     parent = list(range(n))
     size = [1] * n
     sums = np.array(features, np.float32, copy=True)  # running feature sum per root
+    sq = np.einsum("ij,ij->i", sums, sums).astype(np.float64).tolist()  # |sum|^2 per root
+    min_sim_sq = min_similarity * abs(min_similarity)
     # per root with more than one member: camera code -> member rows (singletons implicit)
     by_cam: dict[int, dict[int, list[int]]] = {}
     cam = table.camera.tolist()
@@ -184,7 +186,9 @@ def constrained_agglomerative(
                 rejected += 1
                 continue
             ua, ub = sums[ra], sums[rb]
-            if float(ua @ ub) < min_similarity * float(np.sqrt((ua @ ua) * (ub @ ub))):
+            dot = float(ua @ ub)
+            # centroid cosine dot / sqrt(|a|^2 |b|^2) >= min_similarity, without the sqrt
+            if dot * abs(dot) < min_sim_sq * sq[ra] * sq[rb]:
                 rejected += 1
                 continue
             if conflict(ra, rb):
@@ -200,6 +204,7 @@ def constrained_agglomerative(
             parent[rb] = ra
             size[ra] += size[rb]
             sums[ra] += sums[rb]
+            sq[ra] = sq[ra] + sq[rb] + 2.0 * dot
             merges += 1
         bar.update(min(_CHUNK, len(pair_a) - lo))
     bar.close()
