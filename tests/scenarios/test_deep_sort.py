@@ -202,3 +202,82 @@ def test_ids_are_per_instance():
         out_a = a.update(frame(f, [(100, 100, 0)]))
         out_b = b.update(frame(f, [(100, 100, 0)]))
     assert out_a == out_b == [(1, 0)]
+
+
+# ---------------------------------------------------------------------------- tiny synthetic scenario
+@pytest.fixture(scope="module")
+def tiny_validation(tmp_path_factory):
+    """The validation split (S02: 3 cameras of 320 x 192, one at 8 fps, ~6 s) of configs/synth/tiny.yaml."""
+    from pathlib import Path
+
+    from mct.config import load_config
+    from mct.data.synth.config import SynthConfig
+    from mct.data.synth.writer import generate
+
+    root = tmp_path_factory.mktemp("tiny")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "synth" / "tiny.yaml", model=SynthConfig)
+    generate(cfg, root, ["validation"], progress=False)
+    return root
+
+
+def _single_camera_idf1(root, tracker_cfg, appearance_seed=None):
+    """Per-camera IDF1 of tracking det/det_sim.txt (score >= 0.3) against every annotated box.
+
+    The ground truth is ``synth_boxes.txt`` (all rendered vehicles; ``annotated = 0`` rows
+    ignored), not gt.txt, which keeps only vehicles seen by two cameras (CityFlow's rule)
+    and would count correct single-camera tracks as false positives.
+    With ``appearance_seed``, every detection gets an oracle-like feature: the unit vector
+    of the vehicle whose box it overlaps most (IoU >= 0.3) plus noise, or a random one.
+    """
+    from mct.data.aicity import load_dataset
+    from mct.data.mot import MotRows, read_mot
+    from mct.evaluate.mot import evaluate_mot
+    from mct.track.config import TrackletConfig
+    from mct.track.matching import iou_xyxy
+    from mct.track.tracklets import TrackletBuilder, tracklets_to_mot_rows
+
+    ds = load_dataset(root, "validation")
+    rng = np.random.default_rng(appearance_seed)
+    looks: dict[int, np.ndarray] = {}
+    scores = {}
+    for cam in ds.cameras:
+        det = read_mot(ds.det_path(cam, "det_sim.txt"), "det")
+        det = det[det.conf >= 0.3]
+        boxes = np.loadtxt(cam.root / "synth_boxes.txt", delimiter=",", ndmin=2)
+        truth = MotRows.from_arrays(boxes[:, 0].astype(int), boxes[:, 1].astype(int), boxes[:, 2:6], conf=boxes[:, 7])
+        tracker = DeepSortTracker(tracker_cfg, cam.fps)
+        builder = TrackletBuilder(TrackletConfig(), cam)
+        for f in range(1, cam.num_frames + 1):
+            dets = det.to_detections(f)
+            if appearance_seed is not None:
+                emb = rng.normal(size=(len(dets), 64))
+                rows = truth.rows_in_frame(f)
+                if len(dets) and len(rows):
+                    iou = iou_xyxy(dets.xyxy, truth.xyxy[rows])
+                    for i in np.flatnonzero(iou.max(axis=1) >= 0.3):
+                        vid = int(truth.id[rows[iou[i].argmax()]])
+                        looks.setdefault(vid, rng.normal(size=64))
+                        emb[i] = looks[vid] + rng.normal(scale=0.3, size=64)
+                dets = dets.with_embeddings(emb.astype(np.float32))
+            builder.add(dets, tracker.update(dets))
+        scores[cam.camera_id] = evaluate_mot(truth, tracklets_to_mot_rows(builder.finish())).idf1
+    return scores
+
+
+def test_single_camera_idf1_on_the_tiny_synthetic_scenario_motion_only(tiny_validation):
+    # Measured 2026-11-25: c001 0.391, c002 0.623, c003 0.672 (mean 0.562). The simulated
+    # detector bounds it: on c001 the detections alone have precision 0.34, recall 0.53
+    # (boxes of 7-50 px). Floors: every camera >= 0.35, mean >= 0.5.
+    scores = _single_camera_idf1(tiny_validation, TrackerConfig(mode="motion_only"))
+    assert sorted(scores) == ["c001", "c002", "c003"]
+    assert min(scores.values()) >= 0.35, scores
+    assert np.mean(list(scores.values())) >= 0.5, scores
+
+
+def test_single_camera_idf1_on_the_tiny_synthetic_scenario_with_appearance(tiny_validation):
+    # The reference configuration with oracle-like features (see _single_camera_idf1).
+    # Measured: the same per-camera IDF1 as motion-only (seeds 0-2): on this sparse scene
+    # tracks are lost to the motion gate on tiny, jittery boxes, not to ambiguity.
+    scores = _single_camera_idf1(tiny_validation, TrackerConfig(), appearance_seed=0)
+    assert min(scores.values()) >= 0.35, scores
+    assert np.mean(list(scores.values())) >= 0.5, scores
