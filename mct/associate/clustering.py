@@ -141,8 +141,10 @@ def constrained_agglomerative(
     n = len(table)
     parent = list(range(n))
     size = [1] * n
-    sums = np.array(features, np.float32, copy=True)  # running feature sum per root
-    sq = np.einsum("ij,ij->i", sums, sums).astype(np.float64).tolist()  # |sum|^2 per root
+    # feature sum per root with more than one member (singletons read ``features``): no
+    # copy of the whole (N, d) matrix
+    sums: dict[int, np.ndarray] = {}
+    sq = np.einsum("ij,ij->i", features, features).astype(np.float64).tolist()  # |sum|^2 per root
     min_sim_sq = min_similarity * abs(min_similarity)
     # per root with more than one member: camera code -> member rows (singletons implicit)
     by_cam: dict[int, dict[int, list[int]]] = {}
@@ -185,7 +187,10 @@ def constrained_agglomerative(
             if size[ra] + size[rb] > max_cluster_size:
                 rejected += 1
                 continue
-            ua, ub = sums[ra], sums[rb]
+            ua = sums.get(ra)
+            ua = features[ra] if ua is None else ua
+            ub = sums.get(rb)
+            ub = features[rb] if ub is None else ub
             dot = float(ua @ ub)
             # centroid cosine dot / sqrt(|a|^2 |b|^2) >= min_similarity, without the sqrt
             if dot * abs(dot) < min_sim_sq * sq[ra] * sq[rb]:
@@ -203,7 +208,8 @@ def constrained_agglomerative(
             by_cam[ra] = ma
             parent[rb] = ra
             size[ra] += size[rb]
-            sums[ra] += sums[rb]
+            sums[ra] = ua + ub
+            sums.pop(rb, None)
             sq[ra] = sq[ra] + sq[rb] + 2.0 * dot
             merges += 1
         bar.update(min(_CHUNK, len(pair_a) - lo))
