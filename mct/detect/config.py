@@ -88,3 +88,69 @@ class DetectorConfig(StrictModel):
     amp: bool = True
     #: torch CPU threads (0 = leave torch's setting alone).
     num_threads: int = Field(default=0, ge=0)
+
+
+class DetectorTrainConfig(StrictModel):
+    """``mct train-detector``: train or fine-tune Mask R-CNN on AI City layout scenes.
+
+    Boxes (and masks) come from ``<camera>/segm/coco_instances.json`` when a camera has
+    one (the synthetic world writes it: every visible vehicle, with RLE masks); otherwise
+    from ``gt/gt.txt``, box-only (rectangle masks whose loss is not used).
+    """
+
+    #: AI City layout folder (relative paths: to the working folder).
+    root: str = "data/demo"
+    train_split: str = "train"
+    train_scenarios: tuple[str, ...] = ()
+    val_split: str = "validation"
+    val_scenarios: tuple[str, ...] = ()
+    #: architecture, as ``DetectorConfig.model``.
+    model: Literal["small", "resnet50_fpn", "resnet50_fpn_v2"] = "small"
+    #: start from: ``none`` (random init), ``coco`` (fine-tune torchvision's COCO model) or a checkpoint.
+    init_weights: str = "none"
+    #: classes of the model including background; labels are COCO category ids (car 3, bus 6,
+    #: truck 8), so 9 covers the synthetic world; 91 keeps COCO's head when fine-tuning.
+    num_classes: int = Field(default=9, ge=2)
+    min_size: int = Field(default=360, ge=32)
+    max_size: int = Field(default=640, ge=32)
+    #: use every n-th annotated frame of each training / validation video.
+    frame_stride: int = Field(default=3, ge=1)
+    val_frame_stride: int = Field(default=10, ge=1)
+    #: at most this many validation frames (0 = all sampled ones).
+    max_val_frames: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=4, ge=1)
+    #: optimisation steps in total (the schedule is cosine over them, after a linear warm-up).
+    max_iters: int = Field(default=1000, ge=1)
+    warmup_iters: int = Field(default=100, ge=0)
+    #: AdamW learning rate and weight decay.
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    #: random horizontal flips.
+    hflip: bool = True
+    #: train on random crops of this ``[height, width]`` (pixels; empty = whole frames).
+    #: Cheaper steps on a CPU; boxes cut to less than half their area are left out.
+    crop_size: tuple[int, ...] = ()
+    #: sampled RoIs per image for the box head during training (torchvision: 512).
+    box_batch_size_per_image: int = Field(default=128, ge=16)
+    #: stop after this many minutes of training even before ``max_iters`` (0 = no limit);
+    #: the cosine schedule then follows elapsed time (whichever is further along).
+    max_minutes: float = Field(default=0.0, ge=0.0)
+    seed: int = 0
+    #: torch CPU threads (0 = torch's default).
+    num_threads: int = Field(default=2, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: checkpoints (``last.pt``, resumable) and logs go here.
+    out_dir: str = "runs/train_detector"
+    checkpoint_every: int = Field(default=100, ge=1)
+    #: resume from ``<out_dir>/last.pt`` when it exists.
+    resume: bool = True
+    #: the final fp16 model file.
+    output: str = "models/detector_demo.pt"
+    #: validation AP: annotations below these are ignored (COCO "iscrowd"), following the
+    #: synthetic world's annotation rule (min visible fraction 0.2, boxes >= 10x10 px).
+    eval_min_visible_fraction: float = Field(default=0.2, ge=0, le=1)
+    eval_min_box_px: int = Field(default=10, ge=0)
+    #: the detector settings used for validation (Soft-NMS, score threshold, ...).
+    eval_detector: DetectorConfig = Field(
+        default_factory=lambda: DetectorConfig(source="maskrcnn", min_score=0.0, roi_rule="none", masks="none")
+    )

@@ -360,6 +360,17 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _label_lut(cfg: DetectorConfig, num_classes: int) -> np.ndarray:
+    """Model label -> project class id (-1: dropped)."""
+    label_map = dict(cfg.label_map) or dict(COCO_VEHICLES)
+    lut = np.full(max(num_classes, max(label_map) + 1), -1, np.int64)
+    for label, project in label_map.items():
+        if label < 0:
+            raise ValueError(f"detector.label_map: model labels are >= 0, got {label}")
+        lut[label] = project
+    return lut
+
+
 class MaskRCNNDetector:
     """Mask R-CNN + Soft-NMS + the project filters, one camera.
 
@@ -412,12 +423,25 @@ class MaskRCNNDetector:
             load_weights(self.model, state, source)
         use_soft_nms(self.model, cfg.soft_nms)
         self.model.eval().to(self.device)
-        label_map = dict(cfg.label_map) or dict(COCO_VEHICLES)
-        lut = np.full(max(num_classes, max(label_map) + 1), -1, np.int64)
-        for label, project in label_map.items():
-            lut[label] = project
-        self._label_lut = lut
+        self._label_lut = _label_lut(cfg, num_classes)
         log.info("Mask R-CNN %s (%s) on %s, Soft-NMS %s", arch, source, self.device, cfg.soft_nms.method)
+
+    @classmethod
+    def from_model(cls, model: MaskRCNN, num_classes: int, cfg: DetectorConfig, camera: Camera | None = None) -> "MaskRCNNDetector":
+        """Wrap an existing model (e.g. one being trained) with ``cfg``'s Soft-NMS, cuts and filters.
+
+        The model's RoI heads get ``cfg``'s score threshold and top-k; put the model in
+        eval mode before calling :meth:`detect`.
+        """
+        self = cls.__new__(cls)
+        self.cfg = cfg
+        self.camera = camera
+        self.model = use_soft_nms(model, cfg.soft_nms)
+        model.roi_heads.score_thresh = cfg.model_score_thresh
+        model.roi_heads.detections_per_img = cfg.max_detections_per_img
+        self.device = next(model.parameters()).device
+        self._label_lut = _label_lut(cfg, num_classes)
+        return self
 
     @torch.inference_mode()
     def forward(self, frames: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:

@@ -1,0 +1,246 @@
+"""Soft-NMS against a plain per-box loop written from the paper, and against torchvision NMS."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mct.detect.config import SoftNMSConfig
+from mct.detect.soft_nms import overlap_graph, soft_nms, soft_nms_from_config
+
+
+def reference_soft_nms(boxes, scores, method, nt=0.3, sigma=0.5, threshold=0.001, labels=None, plus_one=False):
+    """The algorithm as the paper states it, one box at a time (Python floats)."""
+    e = 1.0 if plus_one else 0.0
+    s = [float(x) for x in scores]
+    remaining = list(range(len(s)))
+    keep, kept_scores = [], []
+    while remaining:
+        best = remaining[0]
+        for k in remaining:  # first of equal maxima wins
+            if s[k] > s[best]:
+                best = k
+        keep.append(best)
+        kept_scores.append(s[best])
+        remaining.remove(best)
+        bx = boxes[best]
+        survivors = []
+        for k in remaining:
+            b = boxes[k]
+            if labels is not None and labels[k] != labels[best]:
+                survivors.append(k)
+                continue
+            iw = min(bx[2], b[2]) - max(bx[0], b[0]) + e
+            ih = min(bx[3], b[3]) - max(bx[1], b[1]) + e
+            if iw > 0 and ih > 0:
+                inter = iw * ih
+                union = (bx[2] - bx[0] + e) * (bx[3] - bx[1] + e) + (b[2] - b[0] + e) * (b[3] - b[1] + e) - inter
+                o = inter / union if union > 0 else 0.0
+                if method == "linear":
+                    w = 1.0 - o if o > nt else 1.0
+                elif method == "gaussian":
+                    w = math.exp(-(o * o) / sigma)
+                else:
+                    w = 0.0 if o > nt else 1.0
+                s[k] *= w
+                if s[k] < threshold or (method == "hard" and w == 0.0):
+                    continue  # dropped
+            survivors.append(k)
+        remaining = survivors
+    return keep, kept_scores
+
+
+def random_boxes(rng: np.random.Generator, n: int, extent: float = 400.0, max_size: float = 80.0):
+    xy = rng.uniform(0, extent, (n, 2))
+    wh = rng.uniform(0, max_size, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1), rng.uniform(0, 1, n)
+
+
+def check_against_reference(boxes, scores, method, labels=None, plus_one=False, **kw):
+    keep_ref, scores_ref = reference_soft_nms(boxes.tolist(), scores, method, labels=None if labels is None else labels.tolist(), plus_one=plus_one, **kw)
+    keep, kept = soft_nms(
+        torch.from_numpy(boxes),
+        torch.from_numpy(scores),
+        None if labels is None else torch.from_numpy(labels),
+        method=method,
+        plus_one=plus_one,
+        **{{"nt": "iou_threshold", "sigma": "sigma", "threshold": "min_score"}[k]: v for k, v in kw.items()},
+    )
+    assert keep.tolist() == keep_ref
+    np.testing.assert_allclose(kept.numpy(), scores_ref, rtol=1e-12, atol=0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 120),
+    method=st.sampled_from(["linear", "gaussian", "hard"]),
+    classes=st.integers(1, 3),
+    plus_one=st.booleans(),
+    nt=st.sampled_from([0.0, 0.3, 0.5, 0.9]),
+    threshold=st.sampled_from([0.0, 0.001, 0.2]),
+)
+def test_matches_the_per_box_loop_on_random_boxes(seed, n, method, classes, plus_one, nt, threshold):
+    rng = np.random.default_rng(seed)
+    # a small extent makes overlaps (and long selection chains) common
+    boxes, scores = random_boxes(rng, n, extent=float(rng.choice([50, 400])))
+    labels = rng.integers(0, classes, n) if classes > 1 else None
+    check_against_reference(boxes, scores, method, labels, plus_one, nt=nt, threshold=threshold)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,n", [("gaussian", 2000), ("linear", 1000), ("hard", 1000)])
+def test_matches_the_per_box_loop_on_large_inputs(method, n):
+    # large enough that the vectorised rounds run before the per-step phase
+    rng = np.random.default_rng(7)
+    boxes, scores = random_boxes(rng, n, extent=1000.0)
+    check_against_reference(boxes, scores, method, nt=0.3, threshold=0.001)
+
+
+def test_clustered_boxes_match_the_loop():
+    # 15 objects, 40 jittered boxes each: long chains of overlaps, as a detector gives
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(0, 500, (15, 2))
+    pts = np.repeat(centres, 40, axis=0) + rng.normal(0, 6, (600, 2))
+    size = rng.uniform(30, 60, (600, 2))
+    boxes = np.concatenate([pts - size / 2, pts + size / 2], axis=1)
+    scores = rng.uniform(0, 1, 600)
+    for method in ("linear", "gaussian", "hard"):
+        check_against_reference(boxes, scores, method, nt=0.3, threshold=0.001)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), nt=st.sampled_from([0.1, 0.3, 0.5, 0.7]))
+def test_hard_equals_torchvision_nms(seed, n, nt):
+    rng = np.random.default_rng(seed)
+    boxes, _ = random_boxes(rng, n, extent=200.0)
+    # distinct scores (torchvision's order among ties is unspecified), all above min_score
+    scores = (rng.permutation(n) + 1.0) / (n + 1.0)
+    b, s = torch.from_numpy(boxes).float(), torch.from_numpy(scores).float()
+    keep, kept = soft_nms(b, s, method="hard", iou_threshold=nt, min_score=0.0)
+    expected = torchvision.ops.nms(b.double(), s.double(), nt)
+    assert keep.tolist() == expected.tolist()
+    assert torch.equal(kept, s[keep])
+    labels = torch.from_numpy(rng.integers(0, 3, n))
+    keep_c, _ = soft_nms(b, s, labels, method="hard", iou_threshold=nt, min_score=0.0)
+    assert keep_c.tolist() == torchvision.ops.batched_nms(b.double(), s.double(), labels, nt).tolist()
+
+
+def test_worked_example_by_hand():
+    # box 0 (score 0.9) and box 1 (0.8) overlap with IoU 50 / 150 = 1/3; box 2 is far away
+    boxes = torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.8, 0.85], dtype=torch.float64)
+    iou = 1 / 3
+    keep, kept = soft_nms(boxes, scores, method="linear", iou_threshold=0.3)
+    # 0 first; 2 (0.85, untouched) second; 1 decayed to 0.8 * (1 - 1/3)
+    assert keep.tolist() == [0, 2, 1]
+    np.testing.assert_allclose(kept.numpy(), [0.9, 0.85, 0.8 * (1 - iou)])
+    keep, kept = soft_nms(boxes, scores, method="gaussian", sigma=0.5)
+    np.testing.assert_allclose(kept.numpy(), [0.9, 0.85, 0.8 * math.exp(-(iou**2) / 0.5)])
+    keep, kept = soft_nms(boxes, scores, method="linear", iou_threshold=0.5)
+    # IoU 1/3 is not above Nt 0.5: no decay
+    assert keep.tolist() == [0, 2, 1] and kept[2].item() == 0.8
+    keep, _ = soft_nms(boxes, scores, method="hard", iou_threshold=0.3)
+    assert keep.tolist() == [0, 2]
+
+
+def test_threshold_drops_decayed_boxes_but_not_untouched_ones():
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=torch.float32)
+    # box 1 is identical to box 0: linear decay by (1 - 1) -> 0 < 0.001, dropped;
+    # box 2 scores below the threshold but overlaps nothing: the authors keep it
+    scores = torch.tensor([0.9, 0.8, 0.0005])
+    keep, kept = soft_nms(boxes, scores, method="linear")
+    assert keep.tolist() == [0, 2]
+    assert kept.dtype == torch.float32
+
+
+def test_first_of_equal_maxima_wins():
+    # three identical boxes with equal scores: selection order is index order
+    boxes = torch.tensor([[0, 0, 10, 10]] * 3, dtype=torch.float32)
+    scores = torch.tensor([0.5, 0.5, 0.5])
+    keep, kept = soft_nms(boxes, scores, method="gaussian")
+    assert keep.tolist() == [0, 1, 2]
+    w = math.exp(-1 / 0.5)
+    np.testing.assert_allclose(kept.numpy(), [0.5, 0.5 * w, 0.5 * w * w], rtol=1e-6)
+    keep, _ = soft_nms(boxes, scores, method="hard")
+    assert keep.tolist() == [0]
+
+
+def test_zero_area_boxes_never_overlap():
+    # two identical zero-area boxes: union 0 -> IoU 0, both kept with their scores
+    boxes = torch.tensor([[5, 5, 5, 5], [5, 5, 5, 5], [0, 0, 0, 10]], dtype=torch.float32)
+    scores = torch.tensor([0.3, 0.6, 0.2])
+    for method in ("linear", "gaussian", "hard"):
+        keep, kept = soft_nms(boxes, scores, method=method)
+        assert keep.tolist() == [1, 0, 2]
+        assert kept.tolist() == pytest.approx([0.6, 0.3, 0.2])
+    # torchvision agrees for hard NMS
+    assert torchvision.ops.nms(boxes, scores, 0.3).tolist() == [1, 0, 2]
+
+
+def test_plus_one_convention_changes_iou():
+    # touching boxes: no overlap in the modern convention, 1 px column of overlap with +1
+    boxes = torch.tensor([[0, 0, 9, 9], [9, 0, 18, 9]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.8], dtype=torch.float64)
+    _, modern = soft_nms(boxes, scores, method="gaussian")
+    _, plus_one = soft_nms(boxes, scores, method="gaussian", plus_one=True)
+    assert modern[1].item() == 0.8
+    iou = 10 / (100 + 100 - 10)
+    assert plus_one[1].item() == pytest.approx(0.8 * math.exp(-(iou**2) / 0.5))
+
+
+def test_classes_never_suppress_each_other():
+    boxes = torch.tensor([[0, 0, 10, 10]] * 2, dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8])
+    keep, kept = soft_nms(boxes, scores, torch.tensor([1, 2]), method="hard")
+    assert keep.tolist() == [0, 1] and kept.tolist() == pytest.approx([0.9, 0.8])
+
+
+def test_empty_input():
+    keep, kept = soft_nms(torch.zeros((0, 4)), torch.zeros(0))
+    assert keep.shape == (0,) and keep.dtype == torch.int64 and kept.shape == (0,)
+    i, j, iou = overlap_graph(np.zeros((0, 4)))
+    assert len(i) == len(j) == len(iou) == 0
+
+
+def test_bad_input_raises_clear_errors():
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 5, 5]], dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"scores\[1\] = nan"):
+        soft_nms(boxes, torch.tensor([0.5, float("nan")]))
+    with pytest.raises(ValueError, match=r"finite.*xyxy\[0\]"):
+        soft_nms(torch.tensor([[0, 0, float("inf"), 1.0]]), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match=r"x1 <= x2.*xyxy\[0\] = \[10.0, 0.0, 5.0, 5.0\]"):
+        soft_nms(torch.tensor([[10.0, 0, 5, 5]]), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="method must be one of"):
+        soft_nms(boxes, torch.tensor([0.5, 0.4]), method="soft")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"shape \(N, 4\)"):
+        soft_nms(torch.zeros((2, 5)), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"scores must have shape \(2,\)"):
+        soft_nms(boxes, torch.zeros(3))
+
+
+def test_overlap_graph_finds_exactly_the_intersecting_pairs():
+    rng = np.random.default_rng(5)
+    boxes, _ = random_boxes(rng, 300, extent=300.0)
+    i, j, iou = overlap_graph(boxes)
+    full = torchvision.ops.box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy()
+    expect = {(a, b) for a, b in zip(*np.nonzero(np.triu(full > 0, 1)))}
+    assert set(zip(i.tolist(), j.tolist())) == expect
+    np.testing.assert_allclose(iou, full[i, j], rtol=1e-12)
+
+
+def test_from_config_and_device_round_trip():
+    cfg = SoftNMSConfig(method="linear", iou_threshold=0.3)
+    boxes = torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8])
+    keep, kept = soft_nms_from_config(boxes, scores, None, cfg)
+    assert keep.device == scores.device and kept.tolist() == pytest.approx([0.9, 0.8 * (1 - 1 / 3)])
+    if torch.cuda.is_available():  # pragma: no cover - no GPU here
+        keep_cuda, kept_cuda = soft_nms_from_config(boxes.cuda(), scores.cuda(), None, cfg)
+        assert keep_cuda.is_cuda and keep_cuda.cpu().tolist() == keep.tolist()
