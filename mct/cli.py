@@ -267,9 +267,29 @@ def eval_cmd(gt_path: str, pred_path: str, roi_dir: str | None, out_dir: str | N
 
 @main.command("train-detector")
 @click.argument("config", type=click.Path(dir_okay=False))
-def train_detector_cmd(config: str) -> None:
+@SET_OPTION
+@click.option("--eval-only", is_flag=True, help="Only report box AP of the trained model on the validation split.")
+@click.option("--weights", default=None, help="With --eval-only: the checkpoint to evaluate (default: the config's output).")
+def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool, weights: str | None) -> None:
     """Train or fine-tune the Mask R-CNN detector on data in the AI City layout."""
-    not_available("train-detector", "detector training is being built")
+    from mct.config import load_config
+    from mct.detect.config import DetectorTrainConfig
+    from mct.detect.train import evaluate_checkpoint, train_detector
+
+    cfg = load_config(config, overrides, model=DetectorTrainConfig)
+    if eval_only:
+        ap = evaluate_checkpoint(cfg, weights)
+    else:
+        metrics = train_detector(cfg)
+        ap = metrics["validation"]
+        console.print(f"trained {metrics['steps']} steps in {metrics['train_minutes']:.1f} min; model: {cfg.output}", highlight=False)
+    console.print(
+        f"box AP on {cfg.val_split} ({int(ap['frames'])} frames, {int(ap['gt_boxes'])} boxes): "
+        f"AP {ap['AP']:.3f}  AP50 {ap['AP50']:.3f}  AP75 {ap['AP75']:.3f}  AR100 {ap['AR100']:.3f}  "
+        f"({ap['seconds_per_frame']:.3f} s/frame)",
+        highlight=False,
+        markup=False,
+    )
 
 
 @main.command("train-reid")
