@@ -415,7 +415,7 @@ def train_detector(cfg: DetectorTrainConfig) -> dict[str, Any]:
         bar.set_postfix(loss=f"{smooth:.3f}")
         if step % 10 == 0 or done:
             with history.open("a") as fh:
-                fh.write(json.dumps({"step": step, "loss": value, **{k: float(v) for k, v in losses.items()},
+                fh.write(json.dumps({"step": step, "loss": value, **{k: float(v.detach()) for k, v in losses.items()},
                                      "lr": optimizer.param_groups[0]["lr"], "seconds": elapsed}) + "\n")
         if step % cfg.checkpoint_every == 0 or done:
             _save_state(last, model, optimizer, step, elapsed)
