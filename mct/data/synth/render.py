@@ -90,8 +90,7 @@ def _draw_roads(net: RoadNetwork, A: np.ndarray, size: tuple[int, int], res: flo
     # low-frequency texture so the ground is not flat colour
     tex = rng.normal(0, 1, size=(max(2, mh // 40), max(2, mw // 40), 1)).astype(np.float32)
     tex = cv2.resize(tex, (mw, mh), interpolation=cv2.INTER_CUBIC)[..., None]
-    grass = np.clip(np.asarray(_GRASS, np.float32) * (1 + 0.12 * tex), 0, 255)
-    img = grass.astype(np.uint8)
+    img = np.clip(np.asarray(_GRASS, np.float32) * (1 + 0.12 * tex), 0, 255).astype(np.uint8)
     road = np.zeros((mh, mw), np.uint8)
     cfg = net.cfg
 
@@ -109,9 +108,13 @@ def _draw_roads(net: RoadNetwork, A: np.ndarray, size: tuple[int, int], res: flo
         poly = px(rect(a, b, e.half_width_m, e.half_width_m))
         cv2.fillConvexPoly(img, poly, _ASPHALT, cv2.LINE_8, _SHIFT)
         cv2.fillConvexPoly(road, poly, 255, cv2.LINE_8, _SHIFT)
-    # asphalt texture
-    speck = rng.normal(0, 4, size=(mh, mw, 1)).astype(np.float32)
-    img = np.where(road[..., None] > 0, np.clip(img.astype(np.float32) + speck, 0, 255), img).astype(np.uint8)
+    # asphalt texture: a tiled noise patch added inside the road mask (saturating)
+    tile = rng.normal(0, 4, size=(128, 128)).astype(np.float32)
+    speck = np.tile(tile, (mh // 128 + 1, mw // 128 + 1))[:mh, :mw]
+    pos = cv2.merge([np.clip(speck, 0, 255).astype(np.uint8)] * 3)
+    neg = cv2.merge([np.clip(-speck, 0, 255).astype(np.uint8)] * 3)
+    cv2.add(img, pos, dst=img, mask=road)
+    cv2.subtract(img, neg, dst=img, mask=road)
 
     def line(p: np.ndarray, q: np.ndarray, width_m: float, colour, dash: float = 0.0) -> None:
         L = float(np.linalg.norm(q - p))
@@ -243,9 +246,15 @@ def make_background(
     Hm = cam.homography @ A
     img = cv2.warpPerspective(top, Hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=_GRASS)
     # sky where the pixel ray misses the ground (or hits it very far away)
-    v, u = np.mgrid[0:h, 0:w]
-    g = cam.ground_from_pixel(np.column_stack([u.ravel(), v.ravel()]))
-    dist = np.linalg.norm(g - cam.C[:2], axis=1).reshape(h, w)
+    # world direction of every pixel's ray; where it points down it meets the ground at
+    # horizontal distance C_z * |r_xy| / -r_z
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    M = (np.linalg.inv(cam.K).T @ cam.R).astype(np.float32)
+    rays = u[..., None] * M[0] + v[..., None] * M[1] + M[2]  # (H, W, 3)
+    down = rays[..., 2] < -1e-6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.where(down, float(cam.C[2]) * np.hypot(rays[..., 0], rays[..., 1]) / -rays[..., 2], np.inf)
+    rays /= np.linalg.norm(rays, axis=2, keepdims=True)
     sky = ~np.isfinite(dist) | (dist > 600.0)
     if sky.any():
         ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
@@ -253,7 +262,7 @@ def make_background(
         sky_img = (top_c * (1 - ramp) + hor_c * ramp).astype(np.uint8)
         img = np.where(sky[..., None], np.broadcast_to(sky_img, img.shape), img)
         # haze near the horizon
-    haze = np.clip((np.nan_to_num(dist, nan=600.0) - 150.0) / 450.0, 0, 1).astype(np.float32)[..., None]
+    haze = np.clip((np.minimum(dist, 600.0) - 150.0) / 450.0, 0, 1).astype(np.float32)[..., None]
     img = (img.astype(np.float32) * (1 - 0.5 * haze) + 215.0 * 0.5 * haze).astype(np.uint8)
     # static clutter, far to near
     boxes = []
@@ -266,8 +275,6 @@ def make_background(
             continue
         boxes.append((float(np.linalg.norm(corners.mean(0) - cam.C)), box, corners, uv))
     boxes.sort(key=lambda t: -t[0])
-    rays = np.column_stack([u.ravel(), v.ravel(), np.ones(u.size)]) @ np.linalg.inv(cam.K).T @ cam.R
-    rays = (rays / np.linalg.norm(rays, axis=1, keepdims=True)).reshape(h, w, 3)
     static_depth = np.full((h, w), np.inf, np.float32)
     for _, box, corners, uv in boxes:
         c, s = math.cos(box.yaw), math.sin(box.yaw)
@@ -309,7 +316,7 @@ def roi_mask(cam: PinholeCamera, net: RoadNetwork, road_map: np.ndarray, A: np.n
     for z in (0.0, 1.0, 2.0, 3.0, 4.0):
         H = cam.homography_at(z) @ A
         acc |= cv2.warpPerspective(road_map, H, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    near = (np.nan_to_num(dist, nan=1e9) <= cam.max_range_m).astype(np.uint8) * 255
+    near = (dist <= cam.max_range_m).astype(np.uint8) * 255
     # the raised road may reach above the in-range ground by a vehicle's height, not more
     acc = cv2.bitwise_and(acc, _above_rows(near))
     acc = cv2.morphologyEx(acc, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
@@ -387,12 +394,17 @@ def render_frame(
         roi = frame[by0:by1, bx0:bx1]
         roi[m > 0] = (roi[m > 0] * 0.6).astype(np.uint8)
     rendered: list[RenderedVehicle] = []
-    gain = background.gain
+    gain = background.gain.astype(np.float64)
     for draw, (depth, k, rot, pw, uv) in enumerate(todo, start=1):
         mesh = meshes[indices[k]]
+        arr = mesh.arrays()
         fix = _fix(uv)
-        normals = np.asarray([p.normal for p in mesh.polygons]) @ rot.T
+        normals = arr.normals @ rot.T
+        centres = pw[arr.points].mean(axis=1)
+        facing = np.einsum("ij,ij->i", normals, cam.C - centres) > 0
+        visible = np.where(arr.is_face, facing, facing[arr.host])
         shade = _AMBIENT + (1 - _AMBIENT) * np.maximum(0.0, normals @ sun)
+        colours = np.minimum(255.0, arr.colours * shade[:, None] * gain).tolist()
         part_pw = mesh.part_centres @ rot.T + np.array([xy[k, 0], xy[k, 1], 0.0])
         order = np.argsort(-np.linalg.norm(part_pw - cam.C, axis=1))
         x0 = int(max(math.floor(uv[:, 0].min()), 0))
@@ -401,23 +413,14 @@ def render_frame(
         y1 = int(min(math.ceil(uv[:, 1].max()) + 2, h))
         solo = np.zeros((y1 - y0, x1 - x0), np.uint8)
         off = np.array([x0, y0], np.int32) * _SCALE
-        visible_face: dict[int, bool] = {}
+        quads = fix[arr.points]  # (Q, 4, 2)
         for part in order:
-            for pi, poly in enumerate(mesh.polygons):
-                if poly.part != part:
+            for pi in arr.by_part[part]:
+                if not visible[pi]:
                     continue
-                if poly.face:
-                    centre = pw[list(poly.points)].mean(0)
-                    vis = float(normals[pi] @ (cam.C - centre)) > 0
-                    visible_face[pi] = vis
-                    if not vis:
-                        continue
-                elif not visible_face.get(poly.host, False):
-                    continue
-                q = fix[list(poly.points)]
-                col = tuple(float(min(255.0, c * shade[pi] * g)) for c, g in zip(poly.colour, gain))
-                cv2.fillConvexPoly(frame, q, col, cv2.LINE_8, _SHIFT)
-                if poly.face:
+                q = quads[pi]
+                cv2.fillConvexPoly(frame, q, colours[pi], cv2.LINE_8, _SHIFT)
+                if arr.is_face[pi]:
                     cv2.fillConvexPoly(ids, q, draw, cv2.LINE_8, _SHIFT)
                     cv2.fillConvexPoly(solo, q - off, 1, cv2.LINE_8, _SHIFT)
         if background.static_depth is not None and x1 > x0 and y1 > y0:

@@ -14,7 +14,7 @@ import numpy as np
 
 from mct.data.synth.config import TrafficConfig
 
-__all__ = ["COLOURS", "Appearance", "Mesh", "Polygon", "sample_appearance", "build_mesh", "COCO_CATEGORY"]
+__all__ = ["COLOURS", "Appearance", "Mesh", "MeshArrays", "Polygon", "sample_appearance", "build_mesh", "COCO_CATEGORY"]
 
 #: body colours, BGR 0-255
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -136,6 +136,18 @@ class Polygon:
     host: int = -1  # index of the host face polygon for decorations
 
 
+@dataclass(frozen=True)
+class MeshArrays:
+    """The polygons of a mesh as arrays (Q polygons), for vectorised per-frame work."""
+
+    points: np.ndarray  # (Q, 4) int64 point indices
+    normals: np.ndarray  # (Q, 3) float64, vehicle frame
+    colours: np.ndarray  # (Q, 3) float64 BGR
+    is_face: np.ndarray  # (Q,) bool
+    host: np.ndarray  # (Q,) int64: the host face of a decoration, itself for a face
+    by_part: tuple[tuple[int, ...], ...]  # polygon indices of each part, in drawing order
+
+
 @dataclass
 class Mesh:
     """Points (P, 3) float64 in the vehicle frame (metres) and the polygons over them."""
@@ -143,10 +155,22 @@ class Mesh:
     points: np.ndarray
     polygons: list[Polygon] = field(default_factory=list)
     part_centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    _arrays: MeshArrays | None = None
 
-    def add_point(self, p: tuple[float, float, float]) -> int:
-        self.points = np.vstack([self.points, np.asarray(p, dtype=np.float64)[None]])
-        return len(self.points) - 1
+    def arrays(self) -> MeshArrays:
+        """The polygons as arrays (computed once)."""
+        if self._arrays is None:
+            polys = self.polygons
+            n_parts = len(self.part_centres)
+            self._arrays = MeshArrays(
+                points=np.array([p.points for p in polys], dtype=np.int64).reshape(-1, 4),
+                normals=np.array([p.normal for p in polys], dtype=np.float64).reshape(-1, 3),
+                colours=np.array([p.colour for p in polys], dtype=np.float64).reshape(-1, 3),
+                is_face=np.array([p.face for p in polys], dtype=bool),
+                host=np.array([i if p.face else p.host for i, p in enumerate(polys)], dtype=np.int64),
+                by_part=tuple(tuple(i for i, p in enumerate(polys) if p.part == part) for part in range(n_parts)),
+            )
+        return self._arrays
 
 
 # the 5 drawable faces of a box (bottom never seen): corner order (x, y, z) bits, normal

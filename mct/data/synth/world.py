@@ -283,34 +283,59 @@ class World:
     vehicles: list[Vehicle]
     t0_s: float  # scenario time of step 0 (negative: warm-up)
     step_s: float
+    _cache: dict | None = field(default=None, repr=False)
+
+    def _tables(self) -> dict[str, np.ndarray]:
+        """All routes and arc-length histories concatenated, for vectorised look-ups."""
+        if self._cache is None:
+            gap = 10.0  # metres between consecutive routes in the concatenated arc length
+            base, hist_off, s_all, xy_all, tan_all, hist_all = [], [], [], [], [], []
+            b = 0.0
+            h = 0
+            for v in self.vehicles:
+                base.append(b)
+                s_all.append(v.route.s + b)
+                xy_all.append(v.route.xy)
+                tan_all.append(v.route.tangent)
+                b += v.route.length_m + gap
+                hist_off.append(h)
+                hist_all.append(v.s_hist)
+                h += len(v.s_hist)
+            empty = np.zeros(0)
+            self._cache = {
+                "base": np.asarray(base),
+                "s": np.concatenate(s_all) if s_all else empty,
+                "xy": np.concatenate(xy_all) if xy_all else np.zeros((0, 2)),
+                "tan": np.concatenate(tan_all) if tan_all else np.zeros((0, 2)),
+                "hist": np.concatenate(hist_all).astype(np.float64) if hist_all else empty,
+                "hist_off": np.asarray(hist_off, dtype=np.int64),
+                "first": np.asarray([v.first_step for v in self.vehicles], dtype=np.int64),
+                "count": np.asarray([len(v.s_hist) for v in self.vehicles], dtype=np.int64),
+            }
+        return self._cache
 
     def states_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Vehicles on the road at scenario time ``t_s``.
+        """Vehicles on the road at scenario time ``t_s``, linearly interpolated between steps.
 
-        Returns ``(indices (K,) int, xy (K, 2) m, heading (K, 2) unit vectors)``.
+        Returns ``(indices (K,) int64 into vehicles, xy (K, 2) m, heading (K, 2) unit vectors)``.
         """
-        k = (t_s - self.t0_s) / self.step_s
-        idx, xy, hd = [], [], []
-        for i, v in enumerate(self.vehicles):
-            j = k - v.first_step
-            if j < 0 or j > len(v.s_hist) - 1:
-                continue
-            j0 = int(math.floor(j))
-            j1 = min(j0 + 1, len(v.s_hist) - 1)
-            f = j - j0
-            s = (1 - f) * float(v.s_hist[j0]) + f * float(v.s_hist[j1])
-            r = v.route
-            x = np.interp(s, r.s, r.xy[:, 0])
-            y = np.interp(s, r.s, r.xy[:, 1])
-            tx = np.interp(s, r.s, r.tangent[:, 0])
-            ty = np.interp(s, r.s, r.tangent[:, 1])
-            n = math.hypot(tx, ty) or 1.0
-            idx.append(i)
-            xy.append((x, y))
-            hd.append((tx / n, ty / n))
-        if not idx:
+        tb = self._tables()
+        if len(self.vehicles) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 2)), np.zeros((0, 2))
-        return np.asarray(idx), np.asarray(xy, dtype=np.float64), np.asarray(hd, dtype=np.float64)
+        j = (t_s - self.t0_s) / self.step_s - tb["first"]
+        live = (j >= 0) & (j <= tb["count"] - 1)
+        idx = np.flatnonzero(live)
+        j = j[idx]
+        j0 = np.floor(j).astype(np.int64)
+        j1 = np.minimum(j0 + 1, tb["count"][idx] - 1)
+        f = j - j0
+        off = tb["hist_off"][idx]
+        s = (1 - f) * tb["hist"][off + j0] + f * tb["hist"][off + j1]
+        g = s + tb["base"][idx]
+        xy = np.column_stack([np.interp(g, tb["s"], tb["xy"][:, 0]), np.interp(g, tb["s"], tb["xy"][:, 1])])
+        hd = np.column_stack([np.interp(g, tb["s"], tb["tan"][:, 0]), np.interp(g, tb["s"], tb["tan"][:, 1])])
+        hd /= np.maximum(np.linalg.norm(hd, axis=1, keepdims=True), 1e-9)
+        return idx.astype(np.int64), xy, hd
 
 
 def _signal_green(net: RoadNetwork, node: str, rule: str, t: float) -> bool:

@@ -269,11 +269,22 @@ def generate(
     out: str | Path,
     splits: Sequence[str] | None = None,
     progress: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> list[SplitSummary]:
-    """Generate ``splits`` (default: all in ``cfg.splits``) of ``cfg`` under ``out``."""
+    """Generate ``splits`` (default: all in ``cfg.splits``) of ``cfg`` under ``out``.
+
+    ``timings``, when given, receives wall seconds of the phases: ``setup_s`` (backgrounds,
+    ROI, noise of every camera), ``simulate_s``, ``frames_s`` (render, annotate, write) and
+    ``finish_s`` (text files, masks), summed over the splits.
+    """
     import time
 
     from tqdm import tqdm
+
+    timings = {} if timings is None else timings
+    for key in ("setup_s", "simulate_s", "frames_s", "finish_s"):
+        timings.setdefault(key, 0.0)
+    t0 = time.perf_counter()
 
     out = Path(out)
     names = list(cfg.splits) if not splits else list(splits)
@@ -287,9 +298,10 @@ def generate(
     clutter = make_clutter(net, np.random.default_rng([cfg.seed, 1]), cfg.road.clutter_per_100m)
     backgrounds: dict[str, Background] = {}
     noise_banks = {}
-    for i, cam in enumerate(cams):
+    for i, cam in enumerate(tqdm(cams, desc="synth set-up", unit="camera", disable=not progress, leave=False)):
         backgrounds[cam.camera_id] = make_background(cam, net, clutter, sun, seed=cfg.seed * 1000 + i)
         noise_banks[cam.camera_id] = make_noise_bank(cam, np.random.default_rng([cfg.seed, i, 3]))
+    timings["setup_s"] += time.perf_counter() - t0
     summaries = []
     for name in names:
         t_start = time.perf_counter()
@@ -297,6 +309,8 @@ def generate(
         scen = split.scenario
         world = build_world(cfg, name, net, cams)
         meshes = [build_mesh(v.appearance) for v in world.vehicles]
+        t_sim = time.perf_counter()
+        timings["simulate_s"] += t_sim - t_start
         times = {c.camera_id: frame_times(c, split.duration_s, np.random.default_rng([split.seed, i, 5])) for i, c in enumerate(cams)}
         total = sum(len(t) for t in times.values())
         bar = tqdm(total=total, desc=f"synth {name}/{scen}", unit="frame", disable=not progress, leave=False)
@@ -311,7 +325,10 @@ def generate(
                 write_calibration(folder / "calibration.txt", cam.homography, intrinsics=cam.K, distortion=np.zeros(4), reprojection_error=0.0)
         finally:
             bar.close()
+        t_frames = time.perf_counter()
+        timings["frames_s"] += t_frames - t_sim
         summaries.append(_finish_split(cfg, out, name, scen, cams, writers, world, times))
+        timings["finish_s"] += time.perf_counter() - t_frames
         summaries[-1].seconds = time.perf_counter() - t_start
         log.info(
             "%s/%s: %d cameras, %d frames, %d vehicles in gt, %d boxes (%.0f%% look-alikes, %.0f%% boxes >=30%% occluded), %.1f s",
