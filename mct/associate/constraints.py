@@ -295,7 +295,8 @@ def search_blocks(table: TrackletTable, constraints: Constraints, slice_s: float
         cams_s = np.unique(table.camera[rows_s])
         long_min_dur = max(float(np.quantile(dur[rows_s], LONG_TRACKLET_QUANTILE)), slice_s)
         if constraints.adjacency[cams_s[0]] is None:
-            groups = [(channel(rows_s)[0], [channel(rows_s)], reach)]
+            everything = channel(rows_s)
+            groups = [(everything[0], [everything], reach)]
         else:
             groups = []
             for c in cams_s:

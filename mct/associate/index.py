@@ -130,7 +130,6 @@ def _build_approximate(xb: np.ndarray, kind: str, cfg: AssociationConfig, seed: 
     index.train(np.ascontiguousarray(train))
     index.add(xb)
     index.nprobe = min(cfg.ivf_nprobe, nlist)
-    index.quantizer_trains_alone = 0
     return index
 
 
