@@ -187,6 +187,11 @@ class Constraints:
             out_pairs = listed[c * n_c : (c + 1) * n_c]
             in_pairs = listed[c::n_c]
             adjacency.append(np.flatnonzero(out_pairs | in_pairs))
+            if len(adjacency[-1]) == 0:
+                log.warning(
+                    "topology of %s lists no transition of camera %s: its tracklets cannot be linked to any other",
+                    *table.camera_keys[c],
+                )
             his = np.concatenate([rule_hi[:, c * n_c : (c + 1) * n_c].ravel(), rule_hi[:, c::n_c].ravel()])
             his = his[np.isfinite(his)]
             camera_reach[c] = max(0.0, float(his.max())) if len(his) else 0.0

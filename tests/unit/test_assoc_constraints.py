@@ -156,3 +156,11 @@ def test_search_blocks_cover_every_query_once_and_every_link():
     for q, b in blocks:
         if cam[q[0]] == 0:
             assert not (cam[b] == 2).any()
+
+
+def test_the_documented_example_topology_loads(tmp_path: Path):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "association.md").read_text()
+    block = doc.split("## Topology file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.yaml").write_text(block)
+    scen = load_topology(tmp_path / "example.yaml").scenarios["S02"]
+    assert len(scen.transitions) == 3 and set(scen.cameras) == {"c007", "c008"}
