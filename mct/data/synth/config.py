@@ -61,6 +61,8 @@ class RoadConfig(StrictModel):
     #: traffic-signal cycle (s); the arterial gets the first ``arterial_green_fraction``
     signal_cycle_s: float = Field(default=40.0, gt=5)
     arterial_green_fraction: float = Field(default=0.6, gt=0.1, lt=0.95)
+    #: amber at the end of each green (s): vehicles stop if they comfortably can
+    amber_s: float = Field(default=3.0, ge=0)
     #: all-red clearance between phases (s)
     all_red_s: float = Field(default=2.0, ge=0)
     #: signal offset between neighbouring intersections (s): a green wave for eastbound traffic
@@ -110,6 +112,8 @@ class TrafficConfig(StrictModel):
     two_tone_prob: float = Field(default=0.2, ge=0, le=1)
     stripe_prob: float = Field(default=0.2, ge=0, le=1)
     roof_rack_prob: float = Field(default=0.2, ge=0, le=1)
+    roof_box_prob: float = Field(default=0.1, ge=0, le=1)
+    hood_stripe_prob: float = Field(default=0.15, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check_mixes(self) -> "TrafficConfig":

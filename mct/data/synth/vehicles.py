@@ -76,6 +76,15 @@ class Appearance:
     taillights: str = "red"
     glass: str = "dark"
     logo: str | None = None
+    #: a stripe along the bonnet and roof centre (seen from elevated cameras), accent name
+    hood_stripe: str | None = None
+    #: a closed cargo box on the roof (sedans, SUVs)
+    roof_box: bool = False
+    #: bumper colour: "body", "black" or "grey"
+    bumper: str = "body"
+    #: sedan/SUV cabin: where it starts and ends, as fractions of the length from the front / back
+    cabin_front_frac: float = 0.33
+    cabin_back_frac: float = 0.15
 
     def as_dict(self) -> dict:
         return {
@@ -83,6 +92,8 @@ class Appearance:
             "width_m": round(self.width_m, 3), "height_m": round(self.height_m, 3), "two_tone": self.two_tone,
             "stripe": self.stripe, "roof_rack": self.roof_rack, "headlights": self.headlights,
             "taillights": self.taillights, "glass": self.glass, "logo": self.logo,
+            "hood_stripe": self.hood_stripe, "roof_box": self.roof_box, "bumper": self.bumper,
+            "cabin_front_frac": round(self.cabin_front_frac, 3), "cabin_back_frac": round(self.cabin_back_frac, 3),
         }
 
 
@@ -103,7 +114,14 @@ def sample_appearance(rng: np.random.Generator, cfg: TrafficConfig) -> Appearanc
     two_tone = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.two_tone_prob else None
     stripe = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.stripe_prob else None
     rack = bool(rng.random() < cfg.roof_rack_prob) and vtype in ("sedan", "suv", "van")
-    logo = accents[int(rng.integers(len(accents)))] if vtype in ("truck", "van") and rng.random() < 0.5 else None
+    logo = accents[int(rng.integers(len(accents)))] if vtype in ("truck", "van", "bus") and rng.random() < 0.5 else None
+    hood = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.hood_stripe_prob and vtype != "truck" else None
+    roof_box = bool(rng.random() < cfg.roof_box_prob) and vtype in ("sedan", "suv") and not rack
+    bumper = ("body", "black", "grey")[int(rng.integers(3))]
+    if vtype == "sedan":
+        cab_f, cab_b = float(rng.uniform(0.28, 0.40)), float(rng.uniform(0.12, 0.26))
+    else:
+        cab_f, cab_b = float(rng.uniform(0.24, 0.33)), float(rng.uniform(0.03, 0.10))
     return Appearance(
         vehicle_type=vtype,
         colour=colour,
@@ -117,6 +135,11 @@ def sample_appearance(rng: np.random.Generator, cfg: TrafficConfig) -> Appearanc
         taillights=sorted(_TAILLIGHTS)[int(rng.integers(len(_TAILLIGHTS)))],
         glass=sorted(_GLASS)[int(rng.integers(len(_GLASS)))],
         logo=logo,
+        hood_stripe=hood,
+        roof_box=roof_box,
+        bumper=bumper,
+        cabin_front_frac=cab_f,
+        cabin_back_frac=cab_b,
     )
 
 
@@ -262,8 +285,8 @@ def build_mesh(app: Appearance) -> Mesh:
     if app.vehicle_type in ("sedan", "suv"):
         zb = H * (0.55 if app.vehicle_type == "sedan" else 0.58)
         body = b.box(x0, x1, y0, y1, 0.0, zb, body_col)
-        cab_front = x1 - L * (0.36 if app.vehicle_type == "sedan" else 0.30)
-        cab_back = x0 + L * (0.2 if app.vehicle_type == "sedan" else 0.06)
+        cab_front = x1 - L * app.cabin_front_frac
+        cab_back = x0 + L * app.cabin_back_frac
         inset = 0.08 * W
         cab = b.box(cab_back, cab_front, y0 + inset, y1 - inset, zb, H, body_col, top_colour=accent)
         _lights(b, body, app, 0.55, 0.8)
@@ -279,6 +302,23 @@ def build_mesh(app: Appearance) -> Mesh:
             rl, rw = (cab_front - cab_back) * 0.8, (W - 2 * inset) * 0.85
             cx = (cab_front + cab_back) / 2
             b.box(cx - rl / 2, cx + rl / 2, -rw / 2, rw / 2, H, H + 0.12, (35, 35, 38))
+        if app.roof_box:
+            rl, rw = (cab_front - cab_back) * 0.75, (W - 2 * inset) * 0.6
+            cx = (cab_front + cab_back) / 2 - 0.1
+            b.box(cx - rl / 2, cx + rl / 2, -rw / 2, rw / 2, H, H + 0.35, (30, 30, 32) if app.colour != "black" else (200, 200, 200))
+        if app.hood_stripe:
+            # along the bonnet (front part of the body top) and the boot; u runs back -> front
+            c = ACCENTS[app.hood_stripe]
+            front_u = (cab_front - x0) / L
+            back_u = (cab_back - x0) / L
+            b.deco(body, "top", front_u, 1.0, 0.4, 0.6, c)
+            if back_u > 0.05:
+                b.deco(body, "top", 0.0, back_u, 0.4, 0.6, c)
+            b.deco(cab, "top", 0.0, 1.0, 0.4, 0.6, c)
+        if app.bumper != "body":
+            bc = (25, 25, 27) if app.bumper == "black" else (120, 120, 122)
+            b.deco(body, "front", 0.0, 1.0, 0.0, 0.3, bc)
+            b.deco(body, "back", 0.0, 1.0, 0.0, 0.3, bc)
     elif app.vehicle_type == "van":
         body = b.box(x0, x1, y0, y1, 0.0, H, body_col, top_colour=accent)
         _lights(b, body, app, 0.3, 0.42)
@@ -295,6 +335,12 @@ def build_mesh(app: Appearance) -> Mesh:
             b.deco(body, "right", 0.25, 0.6, 0.2, 0.45, ACCENTS[app.logo])
         if app.roof_rack:
             b.box(x0 + 0.15 * L, x1 - 0.3 * L, -0.4 * W, 0.4 * W, H, H + 0.12, (35, 35, 38))
+        if app.hood_stripe:
+            b.deco(body, "top", 0.0, 1.0, 0.35, 0.65, ACCENTS[app.hood_stripe])
+        if app.bumper != "body":
+            bc = (25, 25, 27) if app.bumper == "black" else (120, 120, 122)
+            b.deco(body, "front", 0.0, 1.0, 0.0, 0.12, bc)
+            b.deco(body, "back", 0.0, 1.0, 0.0, 0.12, bc)
     elif app.vehicle_type == "truck":
         cab_len = 2.2
         cab_h = min(2.7, H - 0.2)
@@ -325,4 +371,8 @@ def build_mesh(app: Appearance) -> Mesh:
             if app.stripe:
                 b.deco(body, face, 0.0, 1.0, 0.3, 0.4, ACCENTS[app.stripe])
         _wheels(b, body, x0, x1, (x0 + 0.2 * L, x1 - 0.18 * L), H)
+        if app.hood_stripe:
+            b.deco(body, "top", 0.0, 1.0, 0.3, 0.7, ACCENTS[app.hood_stripe])
+        # destination sign above the windscreen: one more cue between look-alike buses
+        b.deco(body, "front", 0.2, 0.8, 0.93, 0.98, ACCENTS[app.logo] if app.logo else (30, 160, 230))
     return b.mesh()

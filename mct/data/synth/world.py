@@ -155,7 +155,10 @@ class Stop:
 
     s_m: float
     node: str
-    rule: str  # "arterial" / "cross" (signal groups) or "stop" (stop sign)
+    rule: str  # "arterial" / "cross" (signal groups), "stop" (stop sign) or "yield"
+    #: travel directions (unit vectors) of the traffic this vehicle must give way to here:
+    #: oncoming traffic for a left turn, the arterial for the side road
+    yield_to: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -201,9 +204,12 @@ def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: Tra
         pa, pb = net.nodes[a].xy, net.nodes[b].xy
         d = (pb - pa) / np.linalg.norm(pb - pa)
         dirs.append(d)
+    turns = [_turn(dirs[i], dirs[i + 1]) for i in range(len(dirs) - 1)] + ["straight"]
     for i, (a, b) in enumerate(zip(nodes[:-1], nodes[1:])):
         e = net.edge(a, b)
-        turn_next = _turn(dirs[i], dirs[i + 1]) if i + 1 < len(dirs) else "straight"
+        # the lane is chosen for the next turn on the route, however far: no lane changes
+        # between turns (a lane change inside an intersection would cut across traffic)
+        turn_next = next((t for t in turns[i:] if t != "straight"), "straight")
         if turn_next == "right":
             lane = e.lanes - 1
         elif turn_next == "left":
@@ -220,7 +226,7 @@ def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: Tra
         segs.append((start, end, e))
     pts: list[np.ndarray] = []
     limits: list[np.ndarray] = []
-    stop_points: list[tuple[int, str, str]] = []  # (index in pts, node, rule)
+    stop_points: list[tuple[int, str, str, tuple]] = []  # (index in pts, node, rule, yield_to)
     v_turn = traffic.turn_speed_mps
     for i, (start, end, e) in enumerate(segs):
         n = max(2, int(np.linalg.norm(end - start) / _SAMPLE_M) + 1)
@@ -233,12 +239,22 @@ def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: Tra
             node = nodes[i + 1]
             kind = net.nodes[node].kind
             count = sum(len(p) for p in pts)
-            if kind == "signal":
-                stop_points.append((count - 1, node, "arterial" if e.road == "arterial" else "cross"))
-            elif kind == "tee" and e.road == "side":
-                stop_points.append((count - 1, node, "stop"))
-            nxt_start = segs[i + 1][0]
             d_in, d_out = dirs[i], dirs[i + 1]
+            left = _turn(d_in, d_out) == "left"
+            oncoming = ((float(-d_in[0]), float(-d_in[1])),) if left else ()
+            if kind == "signal":
+                stop_points.append((count - 1, node, "arterial" if e.road == "arterial" else "cross", oncoming))
+            elif kind == "tee" and e.road == "side":
+                # the side road gives way to the arterial in both directions
+                arterial = tuple(
+                    (float(v[0]), float(v[1]))
+                    for nb, ed in net.neighbours(node) if ed.road == "arterial"
+                    for v in [(net.nodes[node].xy - net.nodes[nb].xy) / np.linalg.norm(net.nodes[node].xy - net.nodes[nb].xy)]
+                )
+                stop_points.append((count - 1, node, "stop", arterial))
+            elif kind == "tee" and left:
+                stop_points.append((count - 1, node, "yield", oncoming))
+            nxt_start = segs[i + 1][0]
             ctrl = _line_intersection(end, d_in, nxt_start, d_out)
             if ctrl is None:
                 ctrl = (end + nxt_start) / 2
@@ -257,7 +273,7 @@ def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: Tra
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
     tan = np.gradient(xy, axis=0)
     tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-9)
-    stops = [Stop(float(s[idx_map[k]]), node, rule) for k, node, rule in stop_points]
+    stops = [Stop(float(s[idx_map[k]]), node, rule, yield_to) for k, node, rule, yield_to in stop_points]
     return Route(list(nodes), xy, tan, s, lim, stops)
 
 
@@ -338,14 +354,45 @@ class World:
         return idx.astype(np.int64), xy, hd
 
 
-def _signal_green(net: RoadNetwork, node: str, rule: str, t: float) -> bool:
+#: a vehicle that has waited this long at a give-way line goes anyway (avoids starvation)
+_MAX_YIELD_WAIT_S = 12.0
+#: priority traffic within this distance of the junction, driving towards it, blocks a give-way
+_YIELD_RANGE_M = 70.0
+
+
+def _must_yield(stop: Stop, net: RoadNetwork, pos: np.ndarray, hd: np.ndarray, me: int, waited_s: float) -> bool:
+    """Whether priority traffic (``stop.yield_to`` directions) is near ``stop.node``.
+
+    ``pos`` (K, 2) and ``hd`` (K, 2) are the active vehicles; ``me`` is this vehicle's row.
+    """
+    if not stop.yield_to or waited_s >= _MAX_YIELD_WAIT_S:
+        return False
+    node = net.nodes[stop.node].xy
+    rel = node[None, :] - pos  # from each vehicle to the junction
+    dist = np.linalg.norm(rel, axis=1)
+    for y in stop.yield_to:
+        yv = np.asarray(y)
+        moving = (hd @ yv > 0.9) & (dist < _YIELD_RANGE_M) & (rel @ yv > -4.0)
+        moving[me] = False
+        if moving.any():
+            return True
+    return False
+
+
+def _signal_state(net: RoadNetwork, node: str, rule: str, t: float) -> str:
+    """``"green"``, ``"amber"`` or ``"red"`` for the approach group ``rule`` at time ``t``.
+
+    The arterial group has the first ``arterial_green_fraction`` of the cycle, the cross
+    group the rest; each ends with ``amber_s`` of amber and ``all_red_s`` of red for all.
+    """
     cfg = net.cfg
     c = cfg.signal_cycle_s
     phase = (t - net.nodes[node].signal_offset_s) % c
     g = cfg.arterial_green_fraction * c
-    if rule == "arterial":
-        return phase < g - cfg.all_red_s
-    return g <= phase < c - cfg.all_red_s
+    start, end = (0.0, g) if rule == "arterial" else (g, c)
+    if not (start <= phase < end - cfg.all_red_s):
+        return "red"
+    return "amber" if phase >= end - cfg.all_red_s - cfg.amber_s else "green"
 
 
 def _choose_path(net: RoadNetwork, rng: np.random.Generator, traffic: TrafficConfig) -> list[str]:
@@ -466,17 +513,28 @@ def simulate(
             g = stop.s_m - front
             if g > 60.0:
                 continue
+            near_line = vel[j] < 0.3 and g < 2.0
+            if near_line:
+                waited[j] += dt
+            can_stop = g >= vel[j] ** 2 / (2 * b) - 1.0
+            # giving way may take a firmer stop than amber does
+            can_yield = g >= vel[j] ** 2 / (4 * b) - 1.0
             if stop.rule == "stop":
-                if vel[j] < 0.3 and g < 2.0:
-                    waited[j] += dt
-                if waited[j] >= net.cfg.side_road.stop_wait_s if net.cfg.side_road else True:
-                    continue
-                must_stop = True
+                wait_s = net.cfg.side_road.stop_wait_s if net.cfg.side_road else 0.0
+                must_stop = waited[j] < wait_s or _must_yield(stop, net, pos, hd, m, waited[j])
+            elif stop.rule == "yield":
+                must_stop = can_yield and _must_yield(stop, net, pos, hd, m, waited[j])
             else:
-                must_stop = not _signal_green(net, stop.node, stop.rule, t)
-                # past the point of a comfortable stop: drive through (amber)
-                if must_stop and g < vel[j] ** 2 / (2 * b) - 1.0:
-                    must_stop = False
+                state = _signal_state(net, stop.node, stop.rule, t)
+                if state == "green":
+                    must_stop = can_yield and _must_yield(stop, net, pos, hd, m, waited[j])
+                elif state == "amber":
+                    # past the point of a comfortable stop on amber: drive through (still giving way)
+                    must_stop = can_stop or (can_yield and _must_yield(stop, net, pos, hd, m, waited[j]))
+                else:
+                    # on red, stop unless even an emergency stop (9 m/s^2) cannot make it
+                    must_stop = g >= vel[j] ** 2 / (2 * 9.0) - 0.5
+                    waited[j] = 0.0  # only waiting on green counts towards giving up a give-way
             if must_stop and g + 0.5 < gap[m]:
                 gap[m] = max(g + 0.5, 0.01)
                 dv[m] = vel[j]
