@@ -1,0 +1,99 @@
+"""``mct run`` with the real stages on the tiny synthetic scenario: both executors give
+the same files; a corrupt video fails only its camera; rendering works on the result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mct.config import load_config
+from mct.run import run_folder as rf
+from mct.run.pipeline import run_pipeline
+from tests.e2e.conftest import TINY_RUN
+
+RESULT_FILES = ("detections.npz", "embeddings.npy", "tracklets.npz", "tracks.txt", "assignment.csv", "submission.txt")
+
+
+def _cfg(root: Path, *overrides: str):
+    return load_config(None, [f"dataset.root={root}", "dataset.split=validation", *TINY_RUN, *overrides])
+
+
+def _outputs(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.name in RESULT_FILES and "cache" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("local") / "run"
+    summary = run_pipeline(_cfg(tiny_dataset), run_dir, progress=False)
+    return run_dir, summary
+
+
+def test_real_stages_end_to_end(local_run):
+    run_dir, s = local_run
+    assert s.ok, {c.key: c.error for c in s.cameras}
+    assert [c.key for c in s.cameras] == ["S02_c001", "S02_c002", "S02_c003"]
+    assert all(c.frames > 0 for c in s.cameras)
+    assert s.association["status"] == "computed" and s.association["tracklets"] > 0
+    # the tiny scenario has ground truth, so the run is scored
+    assert s.evaluation["status"] == "computed"
+    assert 0.0 <= s.metrics["idf1"] <= 1.0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for cam in summary["cameras"].values():
+        assert cam["stages"]["embed"]["fps"] > 0 and cam["stages"]["track"]["frames"] == cam["frames"]
+    lines = (run_dir / "submission.txt").read_text().splitlines()
+    assert lines and all(len(line.split()) == 9 for line in lines)
+    assert not [p for p in run_dir.rglob("*") if rf.TMP_MARK in p.name]
+
+
+@pytest.mark.ray
+def test_ray_executor_gives_identical_files(tiny_dataset, local_run, tmp_path):
+    pytest.importorskip("ray")
+    run_dir, _ = local_run
+    s = run_pipeline(_cfg(tiny_dataset, "run.executor=ray"), tmp_path / "ray", progress=False)
+    assert s.ok, {c.key: c.error for c in s.cameras}
+    a, b = _outputs(run_dir), _outputs(tmp_path / "ray")
+    assert len(a) == 3 * 4 + 3  # 4 files per camera, assignment + 2 submissions
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_corrupt_video_leaves_the_other_cameras_intact(tiny_dataset, local_run, tmp_path):
+    run_dir, _ = local_run
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    video = data / "validation" / "S02" / "c002" / "vdo.avi"
+    video.write_bytes(video.read_bytes()[:4000])  # truncated: the header survives, the frames do not
+    s = run_pipeline(_cfg(data), tmp_path / "run", progress=False)
+    status = {c.key: c.status for c in s.cameras}
+    assert status == {"S02_c001": "ok", "S02_c002": "failed", "S02_c003": "ok"}
+    assert "c002/vdo.avi" in next(c.error for c in s.cameras if c.key == "S02_c002")
+    assert s.status == "failed"
+    for cam in ("S02_c001", "S02_c003"):
+        for name in ("detections.npz", "embeddings.npy", "tracks.txt"):
+            assert (tmp_path / "run" / "cameras" / cam / name).read_bytes() == \
+                (run_dir / "cameras" / cam / name).read_bytes(), (cam, name)
+    assert not [p for p in (tmp_path / "run").rglob("*") if rf.TMP_MARK in p.name]
+
+
+def test_render_annotated_video_and_overview(local_run, tmp_path):
+    from mct.run.render import id_colour_bgr, render_camera
+
+    run_dir, s = local_run
+    result = render_camera(run_dir, "c001", out_dir=tmp_path)
+    assert result.video == tmp_path / "S02_c001.mp4" and result.overview == tmp_path / "S02_overview.png"
+    cap = cv2.VideoCapture(str(result.video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == result.frames == s.cameras[0].frames
+    cap.release()
+    png = cv2.imread(str(result.overview))
+    assert png is not None and png.shape[0] > 100
+    # a stable colour per id, different for neighbouring ids
+    assert id_colour_bgr(7) == id_colour_bgr(7) and id_colour_bgr(7) != id_colour_bgr(8)
+    with pytest.raises(ValueError, match="no camera c099"):
+        render_camera(run_dir, "c099", out_dir=tmp_path)
