@@ -172,3 +172,11 @@ def test_splits_share_the_city_but_not_the_vehicles(tiny_root):
 def test_unknown_split_is_an_error(tiny_cfg, tmp_path):
     with pytest.raises(ValueError, match="unknown split 'val'"):
         generate(tiny_cfg, tmp_path, ["val"], progress=False)
+
+
+def test_camera_overlap_is_reported(tiny_root):
+    overlap = json.loads((tiny_root / "synth" / "S02.json").read_text())["camera_overlap"]
+    # c002 and c003 look at the same stretch of the arterial from two sides
+    assert 0.05 < overlap["c003"]["c002"] <= 1.0 and 0.05 < overlap["c002"]["c003"] <= 1.0
+    assert all(0 < f <= 1 for row in overlap.values() for f in row.values())
+

@@ -50,7 +50,7 @@ from mct.data.synth.vehicles import COCO_CATEGORY, build_mesh
 from mct.data.synth.world import World, build_network, simulate
 from mct.types import camera_number
 
-__all__ = ["generate", "build_world", "SplitSummary", "frame_times", "rle_from_crop", "visible_box"]
+__all__ = ["generate", "build_world", "camera_overlap", "SplitSummary", "frame_times", "rle_from_crop", "visible_box"]
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,8 @@ def _finish_split(cfg, out: Path, name: str, scen: str, cams, writers, world: Wo
         a = by_id[vid].appearance
         looks[(a.vehicle_type, a.colour)] = looks.get((a.vehicle_type, a.colour), 0) + 1
     lookalike = sum(1 for vid in keep if looks[(by_id[vid].appearance.vehicle_type, by_id[vid].appearance.colour)] > 1)
-    _write_meta(out / "synth" / f"{scen}.json", cfg, name, scen, cams, world, times, seen, keep)
+    overlap = camera_overlap(cams, {c.camera_id: writers[c.camera_id].bg.roi for c in cams})
+    _write_meta(out / "synth" / f"{scen}.json", cfg, name, scen, cams, world, times, seen, keep, overlap)
     return SplitSummary(
         split=name, scenario=scen, cameras=len(cams), frames=sum(len(t) for t in times.values()),
         vehicles_in_gt=len(keep), boxes_in_gt=n_boxes,
@@ -429,7 +430,35 @@ def _write_coco(path: Path, cw: _CameraWriter) -> None:
     path.write_text(json.dumps(data, separators=(",", ":")))
 
 
-def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, keep) -> None:
+def camera_overlap(cams: Sequence[PinholeCamera], rois: dict[str, np.ndarray], step_px: int = 4) -> dict[str, dict[str, float]]:
+    """Which cameras see the same road: ``a -> b -> fraction`` of ``a``'s ROI ground (sampled
+    every ``step_px`` pixels) that lies inside ``b``'s ROI; pairs with no overlap are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for a in cams:
+        roi = rois[a.camera_id]
+        ys, xs = np.nonzero(roi[::step_px, ::step_px] == 255)
+        if len(xs) == 0:
+            continue
+        ground = a.ground_from_pixel(np.column_stack([xs * step_px, ys * step_px]).astype(np.float64))
+        ground = ground[np.isfinite(ground).all(axis=1)]
+        if len(ground) == 0:
+            continue
+        for b in cams:
+            if b is a:
+                continue
+            uv, z = b.project(np.column_stack([ground, np.zeros(len(ground))]))
+            w, h = b.frame_size
+            inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 1] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] <= h - 1)
+            ok = np.zeros(len(ground), bool)
+            px = np.round(uv[inside]).astype(np.int64)
+            ok[np.flatnonzero(inside)] = rois[b.camera_id][px[:, 1], px[:, 0]] == 255
+            frac = float(ok.mean())
+            if frac > 0.005:
+                out.setdefault(a.camera_id, {})[b.camera_id] = round(frac, 3)
+    return out
+
+
+def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, keep, overlap=None) -> None:
     vehicles = []
     for v in world.vehicles:
         t_first = world.t0_s + v.first_step * world.step_s
@@ -446,6 +475,8 @@ def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, ke
         "name": cfg.name, "split": name, "scenario": scen,
         "cameras": {c.camera_id: {**c.as_dict(), "frame_times_s": [round(float(t), 4) for t in times[c.camera_id]]} for c in cams},
         "vehicles": vehicles,
+        # fraction of one camera's ROI ground that another camera's ROI also covers
+        "camera_overlap": overlap or {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, sort_keys=True))
