@@ -356,9 +356,13 @@ def eval_reid_cmd(
 @click.option("--min-count", default=1, show_default=True, help="Leave out camera pairs seen fewer times.")
 @click.option("--split-gap-s", default=10.0, show_default=True, help="A gap this long in one camera starts a new visit.")
 @click.option("--as-scenario", default=None, help="Write all scenarios under this name (e.g. '*' to apply to any scenario).")
+@click.option("--fragment-windows/--no-fragment-windows", default=True, show_default=True,
+              help="Give every camera a self-transition [0, split-gap-s] for fragments of one visit.")
+@click.option("--pairs", type=click.Choice(["all", "consecutive"]), default="all", show_default=True,
+              help="Which visit pairs of a vehicle are transitions: every later visit, or only the next one.")
 def fit_topology_cmd(
     root: str, split: str, out: str, scenarios: tuple[str, ...], margin_s: float, margin_frac: float,
-    min_count: int, split_gap_s: float, as_scenario: str | None,
+    min_count: int, split_gap_s: float, as_scenario: str | None, fragment_windows: bool, pairs: str,
 ) -> None:
     """Estimate camera-pair travel-time windows from training ground truth."""
     from mct.associate.topology import fit_topology, write_topology
@@ -374,10 +378,10 @@ def fit_topology_cmd(
         observations.append((cam, gt.frame, gt.id))
     if not observations:
         fail(f"{root}/{split}: no camera has gt/gt.txt")
-    topology = fit_topology(observations, margin_s, margin_frac, min_count, split_gap_s, as_scenario)
+    topology = fit_topology(observations, margin_s, margin_frac, min_count, split_gap_s, as_scenario, fragment_windows, pairs)
     write_topology(out, topology)
-    n_pairs = sum(len(s.transitions) for s in topology.scenarios.values())
-    console.print(f"wrote {out}: {len(topology.scenarios)} scenario(s), {n_pairs} camera pairs", highlight=False)
+    n_rules = sum(len(s.transitions) for s in topology.scenarios.values())
+    console.print(f"wrote {out}: {len(topology.scenarios)} scenario(s), {n_rules} transitions", highlight=False)
 
 
 @main.command("render")

@@ -2,12 +2,13 @@
 
 Ground-truth ids are one vehicle across all cameras of a scenario (AI City ``gt/gt.txt``).
 For each vehicle, its *visits* (a run of frames in one camera without a gap longer than
-``split_gap_s``) are put on the scenario clock and sorted by start; each pair of
-consecutive visits ``a -> b`` is one observed transition with gap ``start_b - end_a``
-(negative where two views overlap). For each camera pair seen at least ``min_count``
+``split_gap_s``) are put on the scenario clock and sorted by start; each pair of visits
+``a -> b`` (``b`` later; all such pairs, or only consecutive ones) is one observed
+transition with gap ``start_b - end_a`` (negative where two views overlap). For each camera pair seen at least ``min_count``
 times the window is ``[min gap - margin, max gap + margin]`` with
-``margin = max(margin_s, margin_frac * (max gap - min gap))``. Pairs never observed are
-not listed, so the written topology forbids them (``unlisted: forbid``).
+``margin = max(margin_s, margin_frac * (max gap - min gap))``. Every camera also gets a
+self-transition ``[0, split_gap_s]`` for the fragments of one visit. Pairs never observed
+are not listed, so the written topology forbids them (``unlisted: forbid``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def fit_topology(
     min_count: int = 1,
     split_gap_s: float = 10.0,
     scenario_name: str | None = None,
+    fragment_windows: bool = True,
+    pairs: str = "all",
 ) -> TopologyFile:
     """Travel-time windows from ground truth.
 
@@ -69,23 +72,42 @@ def fit_topology(
         scenario_name: write all scenarios' transitions under this one name (e.g. ``"*"``,
             for validation scenarios that reuse the training cameras); ``None`` keeps each
             scenario apart.
+        fragment_windows: also give every camera a self-transition ``[0, split_gap_s]``
+            (``count`` 0): gaps that short are inside one visit by definition, so a tracker
+            that loses a car for a moment leaves fragments that may be linked.
+        pairs: ``"consecutive"``: only consecutive visits are transitions (the camera
+            graph of adjacent views); ``"all"``: every later visit of a vehicle is one too,
+            so cameras two or more hops apart get their own observed window and a vehicle
+            missed by the camera in between can still be linked.
 
     Returns:
         The topology, transitions sorted by ``(src, dst)``.
     """
     visits: dict[tuple[str, int], list[tuple[float, float, str]]] = defaultdict(list)
+    cameras_seen: dict[str, set[str]] = defaultdict(set)
     for cam, frames, ids in observations:
+        cameras_seen[cam.scenario if scenario_name is None else scenario_name].add(cam.camera_id)
         for vid, start, end in camera_visits(cam, np.asarray(frames, np.int64), np.asarray(ids, np.int64), split_gap_s):
             visits[(cam.scenario, vid)].append((start, end, cam.camera_id))
     gaps: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     for (scenario, _), vs in visits.items():
         vs.sort()
         name = scenario if scenario_name is None else scenario_name
-        for (_, end_a, cam_a), (start_b, _, cam_b) in zip(vs[:-1], vs[1:]):
+        if pairs == "consecutive":
+            later = [(a, b) for a, b in zip(vs[:-1], vs[1:])]
+        elif pairs == "all":
+            later = [(vs[i], vs[j]) for i in range(len(vs)) for j in range(i + 1, len(vs))]
+        else:
+            raise ValueError(f"fit_topology: pairs must be 'consecutive' or 'all', got {pairs!r}")
+        for (_, end_a, cam_a), (start_b, _, cam_b) in later:
+            if cam_a == cam_b and pairs == "all" and (start_b - end_a) <= split_gap_s:
+                continue
             gaps[name][(cam_a, cam_b)].append(start_b - end_a)
     scenarios: dict[str, ScenarioTopology] = {}
-    for name in sorted(gaps):
+    for name in sorted(set(gaps) | (set(cameras_seen) if fragment_windows else set())):
         transitions = []
+        if fragment_windows:
+            transitions += [Transition(src=c, dst=c, min_gap_s=0.0, max_gap_s=split_gap_s) for c in sorted(cameras_seen[name])]
         for (src, dst), g in sorted(gaps[name].items()):
             if len(g) < min_count:
                 continue
@@ -94,8 +116,9 @@ def fit_topology(
             transitions.append(
                 Transition(src=src, dst=dst, min_gap_s=round(lo - margin, 3), max_gap_s=round(hi + margin, 3), count=len(g))
             )
+        transitions.sort(key=lambda t: (t.src, t.dst, t.count))
         scenarios[name] = ScenarioTopology(transitions=transitions)
-        log.info("topology %s: %d camera pairs from %d transitions", name, len(transitions), sum(len(g) for g in gaps[name].values()))
+        log.info("topology %s: %d transitions fitted on %d observed ones", name, len(transitions), sum(len(g) for g in gaps[name].values()))
     return TopologyFile(scenarios=scenarios)
 
 

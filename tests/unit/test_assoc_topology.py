@@ -34,16 +34,25 @@ def test_fit_windows_from_consecutive_visits():
         (c2, np.r_[101:112, 201:212], np.r_[[1] * 11, [2] * 11]),
         (c3, np.r_[251:261], np.full(10, 2)),
     ]
-    topo = fit_topology(obs, margin_s=1.0, margin_frac=0.1)
+    topo = fit_topology(obs, margin_s=1.0, margin_frac=0.1, fragment_windows=False, pairs="consecutive")
     t = {(x.src, x.dst): x for x in topo.scenarios["S01"].transitions}
     assert set(t) == {("c001", "c002"), ("c002", "c003")}
     # observed gaps 9 and 19 s: margin max(1, 0.1 * 10) = 1 s
     assert (t["c001", "c002"].min_gap_s, t["c001", "c002"].max_gap_s, t["c001", "c002"].count) == (8.0, 20.0, 2)
     # one gap of 4 s (21 -> 25 s): margin 1 s
     assert (t["c002", "c003"].min_gap_s, t["c002", "c003"].max_gap_s) == (3.0, 5.0)
-    assert fit_topology(obs, min_count=2).scenarios["S01"].transitions[0].src == "c001"
+    assert [(x.src, x.dst) for x in fit_topology(obs, min_count=2, fragment_windows=False).scenarios["S01"].transitions] == [("c001", "c002")]
+    # pairs="all": vehicle 2 also gives c001 -> c003 directly, gap 25 - 1 = 24 s
+    far = {(x.src, x.dst): x for x in fit_topology(obs, margin_s=1.0, fragment_windows=False).scenarios["S01"].transitions}
+    assert set(far) == {("c001", "c002"), ("c002", "c003"), ("c001", "c003")}
+    assert (far["c001", "c003"].min_gap_s, far["c001", "c003"].max_gap_s) == (23.0, 25.0)
+    with pytest.raises(ValueError, match="pairs must be"):
+        fit_topology(obs, pairs="some")
     assert set(fit_topology(obs, scenario_name="*").scenarios) == {"*"}
     assert fit_topology([]).scenarios == {}
+    # fragment windows: every camera may link to itself across gaps up to split_gap_s
+    frag = [(x.src, x.dst, x.min_gap_s, x.max_gap_s) for x in fit_topology(obs, split_gap_s=7).scenarios["S01"].transitions if x.src == x.dst]
+    assert frag == [("c001", "c001", 0.0, 7.0), ("c002", "c002", 0.0, 7.0), ("c003", "c003", 0.0, 7.0)]
 
 
 def test_written_topology_loads_back(tmp_path: Path):
@@ -64,7 +73,7 @@ def test_cli_fit_topology(tmp_path: Path):
     out = tmp_path / "topo.yaml"
     result = CliRunner().invoke(main, ["fit-topology", "--data", str(root), "--split", "train", "--out", str(out), "--margin-s", "1"])
     assert result.exit_code == 0, result.output
-    assert "1 camera pairs" in result.output
-    (t,) = load_topology(out).scenarios["S01"].transitions
+    assert "3 transitions" in result.output  # c001 -> c002 and two fragment windows
+    (t,) = [x for x in load_topology(out).scenarios["S01"].transitions if x.src != x.dst]
     assert (t.src, t.dst) == ("c001", "c002")
     assert t.min_gap_s == pytest.approx(3.4) and t.max_gap_s == pytest.approx(5.4)
