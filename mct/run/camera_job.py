@@ -231,7 +231,8 @@ def _run_stages(job: CameraJob, result: CameraResult, progress: ProgressFn | Non
     need_detect = job.force or not rf.stage_is_done(dirs["detect"], fps["detect"])
     need_embed = embed_on and (job.force or need_detect or not rf.stage_is_done(dirs["embed"], fps["embed"]))
     need_track = job.force or need_detect or need_embed or not rf.stage_is_done(dirs["track"], fps["track"])
-    stages.prepare_worker(cfg.seed, cfg.run.threads_per_job)
+    if need_track:  # something to compute (a fully cached job may run in the main process)
+        stages.prepare_worker(cfg.seed, cfg.run.threads_per_job)
 
     if need_detect or need_embed:
         _detect_and_embed(job, result, dirs, fps, need_detect, need_embed, progress)
@@ -329,6 +330,10 @@ def _detect_and_embed(
                 progress(job.key, done, total, "detect" if need_detect else "embed")
         if done == 0:
             raise ValueError(f"{job.key}: no frames to process (video empty or max_frames excludes all)")
+        if cached is not None and done < len(cached):
+            # embeddings must align with the cached detections row for row
+            raise ValueError(f"{cam.video_path}: decoding ended after {done} frames, but the cached detections "
+                             f"cover {len(cached)} frames (up to frame {cached[-1].frame}); rerun with --force")
         decode_s = timer.seconds.get("decode", 0.0)
         if need_detect:
             # the detector's frames/s counts decoding only when the detector reads frames

@@ -117,3 +117,16 @@ def test_missing_video_fails_clearly(layout, tmp_path):
     job = dataclasses.replace(job, camera=dataclasses.replace(job.camera, video_path=tmp_path / "nope" / "vdo.avi"))
     r = run_camera_job(job)
     assert r.status == "failed" and "vdo.avi" in r.error and "not found" in r.error
+
+
+def test_turning_reid_on_later_embeds_the_cached_detections(layout, tmp_path):
+    r = run_camera_job(_job(layout, tmp_path, "reid.enabled=false"))
+    assert _statuses(r) == {"detect": "computed", "embed": "skipped", "track": "computed"}
+    r = run_camera_job(_job(layout, tmp_path))
+    assert _statuses(r) == {"detect": "cached", "embed": "computed", "track": "computed"}
+    assert np.load(tmp_path / "cameras" / "S01_c001" / "embeddings.npy").shape == (24, 4)
+    # the same embeddings as computing both stages in one pass
+    fresh = run_camera_job(_job(layout, tmp_path / "fresh"))
+    assert fresh.status == "ok"
+    np.testing.assert_array_equal(np.load(tmp_path / "cameras" / "S01_c001" / "embeddings.npy"),
+                                  np.load(tmp_path / "fresh" / "cameras" / "S01_c001" / "embeddings.npy"))
