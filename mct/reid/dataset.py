@@ -229,7 +229,8 @@ def build_crop_set(
             decoded = read_frames(video, todo[start : start + _FRAMES_PER_READ].tolist())
             for f, image in decoded.items():
                 sel = np.flatnonzero(pick_frames == f)
-                crops = crop_boxes(frame_to_tensor(image), xyxy[pick[sel]], crop_height, crop_width)
+                with torch.inference_mode():
+                    crops = crop_boxes(frame_to_tensor(image), xyxy[pick[sel]], crop_height, crop_width)
                 cam_crops[sel] = crops.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         images.append(cam_crops)
         ids.append(rows.id[pick])
