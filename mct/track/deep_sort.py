@@ -16,7 +16,7 @@ implementation does (``tracker.predict(); tracker.update(detections)``):
    exceed ``max_age``; each unmatched detection starts a tentative track, confirmed after
    ``n_init`` consecutive hits.
 
-Tracks live in stacked arrays (``mean (N, 8)``, ``cov (N, 8, 8)``, counters ``(N,)``) in
+Tracks live in stacked arrays (``mean (N, 8)``, compact ``cov (N, 3, 4)``, counters ``(N,)``) in
 creation order, which is the reference's list order; the appearance cost is computed only
 for pairs that pass the motion gate (the others are impossible anyway, so the result is
 the same as computing the full matrix). :mod:`mct.track.reference` is the straightforward
@@ -105,7 +105,7 @@ class DeepSortTracker:
         self._next_id = 1
         self._last_frame: int | None = None
         self._mean = np.zeros((0, 8))
-        self._cov = np.zeros((0, 8, 8))
+        self._cov = np.zeros((0, 3, 4))  # compact covariance, see BatchKalman
         self._ids = np.zeros(0, dtype=np.int64)
         self._hits = np.zeros(0, dtype=np.int64)
         self._age = np.zeros(0, dtype=np.int64)

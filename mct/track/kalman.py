@@ -17,9 +17,10 @@ checks it to 1e-9):
 
 * :class:`FilterpyTrackFilter`: one filterpy ``KalmanFilter`` per track, the readable
   reference (used by :mod:`mct.track.reference`).
-* :class:`BatchKalman`: the same equations on stacked arrays ``mean (N, 8)``,
-  ``cov (N, 8, 8)`` for all tracks at once (used by :class:`mct.track.deep_sort.DeepSortTracker`).
-  The update uses filterpy's Joseph form ``P = (I - KH) P (I - KH)^T + K R K^T``.
+* :class:`BatchKalman`: the same equations on stacked arrays for all tracks at once
+  (used by :class:`mct.track.deep_sort.DeepSortTracker`), with the covariance stored
+  compactly (the model decouples per coordinate, see the class). The update uses
+  filterpy's Joseph form ``P = (I - KH) P (I - KH)^T + K R K^T``.
 """
 
 from __future__ import annotations
@@ -49,47 +50,56 @@ def measurement_matrix() -> np.ndarray:
 
 
 class BatchKalman:
-    """The Deep SORT Kalman filter on all tracks at once.
+    """The Deep SORT Kalman filter on all tracks at once, in a compact covariance form.
+
+    Every matrix of this model is "per coordinate": F couples each measured coordinate
+    ``i`` (x, y, a, h) only with its own velocity ``i + 4``, and Q, R and the initial
+    covariance are diagonal. So the 8 x 8 covariance never has other non-zero entries
+    (filterpy's products keep those entries exactly 0) and the filter is four independent
+    2-state filters whose noise levels share the height ``h``. This class stores only the
+    non-zero entries, ``cov (N, 3, 4)``: ``cov[:, 0, i] = P[i, i]``,
+    ``cov[:, 1, i] = P[i, i+4]``, ``cov[:, 2, i] = P[i+4, i+4]``; the innovation covariance
+    is diagonal, so gating and the gain need no matrix inverse. :meth:`full_covariance`
+    gives the 8 x 8 matrices. ``tests/unit/test_track_kalman.py`` checks mean and full
+    covariance against a filterpy ``KalmanFilter`` to 1e-9.
 
     Args:
         std_weight_position: position noise per pixel of height (reference 1/20).
         std_weight_velocity: velocity noise per pixel of height (reference 1/160).
 
-    Arrays: ``mean (N, 8) float64``, ``cov (N, 8, 8) float64``, measurements
+    Arrays: ``mean (N, 8) float64``, ``cov (N, 3, 4) float64``, measurements
     ``xyah (N, 4) float64``. Every method returns new arrays and leaves its inputs alone.
     """
 
     def __init__(self, std_weight_position: float = 1.0 / 20.0, std_weight_velocity: float = 1.0 / 160.0):
         self.std_weight_position = float(std_weight_position)
         self.std_weight_velocity = float(std_weight_velocity)
-        self._f = motion_matrix()
-        self._ft = self._f.T.copy()
-        self._diag8 = np.arange(2 * _NDIM)
-        self._diag4 = np.arange(_NDIM)
+        wp, wv = self.std_weight_position, self.std_weight_velocity
+        # std = scale * h + constant, per coordinate (x, y, a, h): the aspect entries are
+        # the reference's fixed values, the others are height-scaled
+        self._pos_scale = np.array([wp, wp, 0.0, wp])
+        self._pos_const = np.array([0.0, 0.0, _STD_ASPECT, 0.0])
+        self._vel_scale = np.array([wv, wv, 0.0, wv])
+        self._vel_const = np.array([0.0, 0.0, _STD_ASPECT_VELOCITY, 0.0])
+        self._meas_const = np.array([0.0, 0.0, _STD_ASPECT_MEASUREMENT, 0.0])
 
     # ------------------------------------------------------------------ noise
     def initial_std(self, h: np.ndarray) -> np.ndarray:
         """``(N, 8)`` std of a new track with measured heights ``h (N,)``."""
-        wp, wv = self.std_weight_position, self.std_weight_velocity
-        one = np.ones_like(h)
-        return np.stack(
-            [2 * wp * h, 2 * wp * h, 1e-2 * one, 2 * wp * h, 10 * wv * h, 10 * wv * h, 1e-5 * one, 10 * wv * h],
-            axis=-1,
-        )
+        h = np.asarray(h, dtype=np.float64)[:, None]
+        pos = 2 * self._pos_scale * h + self._pos_const
+        vel = 10 * self._vel_scale * h + self._vel_const
+        return np.concatenate([pos, vel], axis=1)
 
     def process_std(self, h: np.ndarray) -> np.ndarray:
         """``(N, 8)`` process noise std for state heights ``h (N,)``."""
-        wp, wv = self.std_weight_position, self.std_weight_velocity
-        one = np.ones_like(h)
-        return np.stack(
-            [wp * h, wp * h, _STD_ASPECT * one, wp * h, wv * h, wv * h, _STD_ASPECT_VELOCITY * one, wv * h],
-            axis=-1,
-        )
+        h = np.asarray(h, dtype=np.float64)[:, None]
+        return np.concatenate([self._pos_scale * h + self._pos_const, self._vel_scale * h + self._vel_const], axis=1)
 
     def measurement_std(self, h: np.ndarray) -> np.ndarray:
         """``(N, 4)`` measurement noise std for state heights ``h (N,)``."""
-        wp = self.std_weight_position
-        return np.stack([wp * h, wp * h, _STD_ASPECT_MEASUREMENT * np.ones_like(h), wp * h], axis=-1)
+        h = np.asarray(h, dtype=np.float64)[:, None]
+        return self._pos_scale * h + self._meas_const
 
     # ------------------------------------------------------------------ filter
     def initiate(self, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,39 +108,47 @@ class BatchKalman:
         n = len(xyah)
         mean = np.zeros((n, 2 * _NDIM))
         mean[:, :_NDIM] = xyah
-        cov = np.zeros((n, 2 * _NDIM, 2 * _NDIM))
-        cov[:, self._diag8, self._diag8] = np.square(self.initial_std(xyah[:, 3]))
+        var = np.square(self.initial_std(xyah[:, 3]))
+        cov = np.zeros((n, 3, _NDIM))
+        cov[:, 0] = var[:, :_NDIM]
+        cov[:, 2] = var[:, _NDIM:]
         return mean, cov
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame ahead: ``mean' = F mean``, ``cov' = F cov F^T + Q(h)``."""
+        """One frame ahead: ``mean' = F mean``, ``cov' = F cov F^T + Q(h)`` (h before the step)."""
         q = np.square(self.process_std(mean[:, 3]))
-        new_mean = mean @ self._ft
-        new_cov = self._f @ cov @ self._ft
-        new_cov[:, self._diag8, self._diag8] += q
+        new_mean = mean.copy()
+        new_mean[:, :_NDIM] += mean[:, _NDIM:]
+        p, c, v = cov[:, 0], cov[:, 1], cov[:, 2]
+        new_cov = np.empty_like(cov)
+        new_cov[:, 0] = p + 2 * c + v + q[:, :_NDIM]
+        new_cov[:, 1] = c + v
+        new_cov[:, 2] = v + q[:, _NDIM:]
         return new_mean, new_cov
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Into measurement space: ``(N, 4)`` mean and ``(N, 4, 4)`` innovation covariance."""
+        """Into measurement space: ``(N, 4)`` mean and ``(N, 4)`` innovation variances
+        (the diagonal of ``H P H^T + R``; the off-diagonal entries are 0)."""
         r = np.square(self.measurement_std(mean[:, 3]))
-        proj_cov = cov[:, :_NDIM, :_NDIM].copy()
-        proj_cov[:, self._diag4, self._diag4] += r
-        return mean[:, :_NDIM].copy(), proj_cov
+        return mean[:, :_NDIM].copy(), cov[:, 0] + r
 
     def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct track ``i`` with measurement ``xyah[i]`` (filterpy's equations, Joseph form)."""
         xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
         r = np.square(self.measurement_std(mean[:, 3]))
-        s = cov[:, :_NDIM, :_NDIM].copy()
-        s[:, self._diag4, self._diag4] += r
-        pht = cov[:, :, :_NDIM]  # P H^T: (N, 8, 4)
-        gain = pht @ np.linalg.inv(s)  # (N, 8, 4), as filterpy: K = P H^T S^-1
+        p, c, v = cov[:, 0], cov[:, 1], cov[:, 2]
+        s = p + r
+        k_pos, k_vel = p / s, c / s  # gain K = P H^T S^-1, per coordinate
         innovation = xyah - mean[:, :_NDIM]
-        new_mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-        i_kh = np.broadcast_to(np.eye(2 * _NDIM), cov.shape).copy()
-        i_kh[:, :, :_NDIM] -= gain
-        krk = (gain * r[:, None, :]) @ gain.transpose(0, 2, 1)
-        new_cov = i_kh @ cov @ i_kh.transpose(0, 2, 1) + krk
+        new_mean = mean.copy()
+        new_mean[:, :_NDIM] += k_pos * innovation
+        new_mean[:, _NDIM:] += k_vel * innovation
+        # Joseph form P' = (I - KH) P (I - KH)^T + K R K^T, per 2 x 2 block
+        a = 1.0 - k_pos
+        new_cov = np.empty_like(cov)
+        new_cov[:, 0] = a * a * p + k_pos * k_pos * r
+        new_cov[:, 1] = a * (c - k_vel * p) + k_pos * k_vel * r
+        new_cov[:, 2] = v - 2 * k_vel * c + k_vel * k_vel * p + k_vel * k_vel * r
         return new_mean, new_cov
 
     def gating_distance(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> np.ndarray:
@@ -138,10 +156,21 @@ class BatchKalman:
         xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
         if len(mean) == 0 or len(xyah) == 0:
             return np.zeros((len(mean), len(xyah)))
-        proj_mean, proj_cov = self.project(mean, cov)
-        inv = np.linalg.inv(proj_cov)  # (N, 4, 4)
-        d = xyah.T[None, :, :] - proj_mean[:, :, None]  # (N, 4, M)
-        return np.sum((inv @ d) * d, axis=1)
+        proj_mean, proj_var = self.project(mean, cov)
+        d = xyah[None, :, :] - proj_mean[:, None, :]  # (N, M, 4)
+        return np.einsum("nmi,ni->nm", d * d, 1.0 / proj_var)
+
+    @staticmethod
+    def full_covariance(cov: np.ndarray) -> np.ndarray:
+        """``(N, 8, 8)`` covariance matrices of the compact ``cov (N, 3, 4)``."""
+        n = len(cov)
+        full = np.zeros((n, 2 * _NDIM, 2 * _NDIM))
+        i = np.arange(_NDIM)
+        full[:, i, i] = cov[:, 0]
+        full[:, i, i + _NDIM] = cov[:, 1]
+        full[:, i + _NDIM, i] = cov[:, 1]
+        full[:, i + _NDIM, i + _NDIM] = cov[:, 2]
+        return full
 
 
 class FilterpyTrackFilter:
@@ -159,7 +188,7 @@ class FilterpyTrackFilter:
         self.kf.F = motion_matrix()
         self.kf.H = measurement_matrix()
         self.kf.x = mean[0][:, None].copy()
-        self.kf.P = cov[0].copy()
+        self.kf.P = BatchKalman.full_covariance(cov)[0]
 
     @property
     def mean(self) -> np.ndarray:

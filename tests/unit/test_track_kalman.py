@@ -19,19 +19,20 @@ def test_new_track_std_is_height_scaled_as_the_reference():
     np.testing.assert_array_equal(mean[0], [100, 200, 1.5, 80, 0, 0, 0, 0])
     h = 80.0
     want = np.array([2 * h / 20, 2 * h / 20, 1e-2, 2 * h / 20, 10 * h / 160, 10 * h / 160, 1e-5, 10 * h / 160])
-    np.testing.assert_allclose(np.diag(cov[0]), want**2)
-    assert np.count_nonzero(cov[0] - np.diag(np.diag(cov[0]))) == 0
+    full = BatchKalman.full_covariance(cov)[0]
+    np.testing.assert_allclose(np.diag(full), want**2)
+    assert np.count_nonzero(full - np.diag(np.diag(full))) == 0
 
 
 def test_predict_moves_by_velocity_and_adds_process_noise():
     kf = BatchKalman()
     mean = np.array([[10.0, 20.0, 1.0, 100.0, 3.0, -2.0, 0.0, 1.0]])
-    cov = np.zeros((1, 8, 8))
+    cov = np.zeros((1, 3, 4))
     new_mean, new_cov = kf.predict(mean, cov)
     np.testing.assert_allclose(new_mean[0], [13, 18, 1, 101, 3, -2, 0, 1])
     h = 100.0  # noise uses the height before the step
     want = np.array([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]) ** 2
-    np.testing.assert_allclose(np.diag(new_cov[0]), want)
+    np.testing.assert_allclose(np.diag(BatchKalman.full_covariance(new_cov)[0]), want)
     np.testing.assert_array_equal(mean[0], [10.0, 20.0, 1.0, 100.0, 3.0, -2.0, 0.0, 1.0])  # input untouched
 
 
@@ -54,7 +55,7 @@ def test_batched_path_agrees_with_filterpy(seed):
         for i, s in enumerate(singles):
             sm, sc = s.project()
             np.testing.assert_allclose(pm[i], sm, rtol=1e-9, atol=1e-9)
-            np.testing.assert_allclose(pc[i], sc, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(np.diag(pc[i]), sc, rtol=1e-9, atol=1e-9)  # S is diagonal
             np.testing.assert_allclose(gd[i], s.gating_distance(probe), rtol=1e-9)
         # every other frame, a subset of tracks is measured
         if step % 2 == 0:
@@ -65,7 +66,7 @@ def test_batched_path_agrees_with_filterpy(seed):
                 singles[r].update(zz)
         for i, s in enumerate(singles):
             np.testing.assert_allclose(mean[i], s.mean, rtol=1e-9, atol=1e-9)
-            np.testing.assert_allclose(cov[i], s.cov, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(BatchKalman.full_covariance(cov)[i], s.cov, rtol=1e-9, atol=1e-9)
 
 
 def test_gating_distance_is_zero_at_the_prediction_and_grows_with_offset():
@@ -80,7 +81,7 @@ def test_gating_distance_is_zero_at_the_prediction_and_grows_with_offset():
 def test_empty_inputs():
     kf = BatchKalman()
     mean, cov = kf.initiate(np.zeros((0, 4)))
-    assert mean.shape == (0, 8) and cov.shape == (0, 8, 8)
+    assert mean.shape == (0, 8) and cov.shape == (0, 3, 4)
     m2, c2 = kf.predict(mean, cov)
-    assert m2.shape == (0, 8) and c2.shape == (0, 8, 8)
+    assert m2.shape == (0, 8) and c2.shape == (0, 3, 4)
     assert kf.gating_distance(mean, cov, np.ones((3, 4))).shape == (0, 3)
