@@ -94,10 +94,11 @@ def test_gallery_pool_keeps_the_last_budget_features():
         pool.allocate(np.ones((1, 3), dtype=np.float32))
 
 
-def test_gallery_pool_distance_equals_the_smallest_over_the_stored_features():
+@pytest.mark.parametrize("budget, dim", [(4, 6), (4, 5000)])  # batched gather; per-pair loop (>= 64 KB)
+def test_gallery_pool_distance_equals_the_smallest_over_the_stored_features(budget, dim):
     rng = np.random.default_rng(0)
-    pool = GalleryPool(budget=4)
-    feats = l2_normalise(rng.normal(size=(30, 6)))
+    pool = GalleryPool(budget=budget)
+    feats = l2_normalise(rng.normal(size=(30, dim)))
     slots = pool.allocate(feats[:3])
     for k in range(3, 12):  # slot 0 gets 3 more features, slot 1 one more, slot 2 none
         if k < 6:
@@ -109,7 +110,7 @@ def test_gallery_pool_distance_equals_the_smallest_over_the_stored_features():
     got = pool.nn_cosine_distance(pair_slots, queries)
     want = [nn_cosine_distance(pool.samples(s), q[None])[0] for s, q in zip(pair_slots, queries)]
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert pool.nn_cosine_distance(np.zeros(0, dtype=np.int64), np.zeros((0, 6), np.float32)).shape == (0,)
+    assert pool.nn_cosine_distance(np.zeros(0, dtype=np.int64), np.zeros((0, dim), np.float32)).shape == (0,)
 
 
 def test_l2_normalise_keeps_zero_rows():
