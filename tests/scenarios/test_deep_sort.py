@@ -167,6 +167,21 @@ def test_skipped_frames_track_like_empty_frames():
         assert a.update(frame(f, cars)) == b.update(frame(f, cars))
 
 
+@pytest.mark.parametrize("motion_weight, swapped", [(0.0, True), (0.1, False)])
+def test_combined_cost_separates_look_alikes(motion_weight, swapped):
+    tracker = DeepSortTracker(TrackerConfig(motion_weight=motion_weight), fps=10)
+    for f in range(1, 7):
+        # frames 1-6: two identical-looking cars (same feature) parked 10 px apart, inside
+        # each other's motion gate; confirmed at frame 3 as tracks 1 (x=100) and 2 (x=110)
+        out = tracker.update(frame(f, [(100, 300, 0), (110, 300, 0)]))
+    assert out == [(1, 0), (2, 1)]
+    # frame 7: the detector lists them in the other order. With the pure appearance cost
+    # (the reference, lambda 0) every pair costs 0: the tie is broken by order and the
+    # ids swap; with lambda 0.1 the Mahalanobis term keeps each car with its track.
+    out = tracker.update(frame(7, [(110, 300, 0), (100, 300, 0)]))
+    assert out == ([(1, 0), (2, 1)] if swapped else [(1, 1), (2, 0)])
+
+
 def test_motion_only_mode_needs_no_embeddings():
     tracker = DeepSortTracker(TrackerConfig(mode="motion_only"), fps=10)
     ids: dict[int, set[int]] = {0: set(), 1: set()}
