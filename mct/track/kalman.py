@@ -26,7 +26,6 @@ checks it to 1e-9):
 from __future__ import annotations
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
 
 __all__ = ["BatchKalman", "FilterpyTrackFilter", "motion_matrix", "measurement_matrix"]
 
@@ -182,6 +181,8 @@ class FilterpyTrackFilter:
     """
 
     def __init__(self, xyah: np.ndarray, std_weight_position: float = 1.0 / 20.0, std_weight_velocity: float = 1.0 / 160.0):
+        from filterpy.kalman import KalmanFilter  # imported here: ~1.3 s, and the tracker does not need it
+
         self._model = BatchKalman(std_weight_position, std_weight_velocity)
         mean, cov = self._model.initiate(np.asarray(xyah, dtype=np.float64)[None])
         self.kf = KalmanFilter(dim_x=2 * _NDIM, dim_z=_NDIM)
