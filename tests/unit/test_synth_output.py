@@ -52,7 +52,8 @@ def test_layout(tiny_root):
 
 
 def test_same_seed_gives_identical_text_files(tiny_root, tiny_cfg, tmp_path):
-    generate(tiny_cfg, tmp_path, ["validation"], progress=False)
+    # the fixture rendered one camera at a time; here two worker processes render at once
+    generate(tiny_cfg, tmp_path, ["validation"], progress=False, workers=2)
     a = {k: v for k, v in _text_files(tiny_root).items() if "S02" in k or k.endswith("validation.txt")}
     b = _text_files(tmp_path)
     assert a.keys() == b.keys()

@@ -140,6 +140,7 @@ class _CameraWriter:
         self.dets: list[tuple] = []  # (frame, l, t, w, h, score)
         self.coco_images: list[dict] = []
         self.coco_anns: list[dict] = []
+        self.times: np.ndarray = np.zeros(0)
 
     def run(self, world: World, meshes, times: np.ndarray, sun: np.ndarray, progress: ProgressFn | None) -> None:
         cam, cfg = self.cam, self.cfg
@@ -270,12 +271,14 @@ def generate(
     splits: Sequence[str] | None = None,
     progress: bool = True,
     timings: dict[str, float] | None = None,
+    workers: int = 1,
 ) -> list[SplitSummary]:
     """Generate ``splits`` (default: all in ``cfg.splits``) of ``cfg`` under ``out``.
 
     ``timings``, when given, receives wall seconds of the phases: ``setup_s`` (backgrounds,
     ROI, noise of every camera), ``simulate_s``, ``frames_s`` (render, annotate, write) and
-    ``finish_s`` (text files, masks), summed over the splits.
+    ``finish_s`` (text files, masks), summed over the splits. ``workers`` > 1 renders that
+    many cameras at once in forked processes (the output is the same).
     """
     import time
 
@@ -298,8 +301,14 @@ def generate(
     clutter = make_clutter(net, np.random.default_rng([cfg.seed, 1]), cfg.road.clutter_per_100m)
     backgrounds: dict[str, Background] = {}
     noise_banks = {}
-    for i, cam in enumerate(tqdm(cams, desc="synth set-up", unit="camera", disable=not progress, leave=False)):
-        backgrounds[cam.camera_id] = make_background(cam, net, clutter, sun, seed=cfg.seed * 1000 + i)
+    setup_jobs = [(cam, net, clutter, sun, cfg.seed * 1000 + i) for i, cam in enumerate(cams)]
+    bar = tqdm(total=len(cams), desc="synth set-up", unit="camera", disable=not progress, leave=False)
+    with _pool(workers, len(cams)) as pool:
+        for cam, bg in zip(cams, pool.imap(_background_job, setup_jobs) if pool else map(_background_job, setup_jobs)):
+            backgrounds[cam.camera_id] = bg
+            bar.update(1)
+    bar.close()
+    for i, cam in enumerate(cams):
         noise_banks[cam.camera_id] = make_noise_bank(cam, np.random.default_rng([cfg.seed, i, 3]))
     timings["setup_s"] += time.perf_counter() - t0
     summaries = []
@@ -315,14 +324,21 @@ def generate(
         total = sum(len(t) for t in times.values())
         bar = tqdm(total=total, desc=f"synth {name}/{scen}", unit="frame", disable=not progress, leave=False)
         writers: dict[str, _CameraWriter] = {}
+        jobs = [
+            (cfg, cam, i, backgrounds[cam.camera_id], noise_banks[cam.camera_id], out / name / scen / cam.camera_id,
+             split.seed, world, meshes, times[cam.camera_id], sun)
+            for i, cam in enumerate(cams)
+        ]
         try:
-            for i, cam in enumerate(cams):
-                folder = out / name / scen / cam.camera_id
-                cw = _CameraWriter(cfg, cam, i, backgrounds[cam.camera_id], noise_banks[cam.camera_id], folder, split.seed)
-                cw.run(world, meshes, times[cam.camera_id], sun, bar.update)
-                writers[cam.camera_id] = cw
-                cv2.imwrite(str(folder / "roi.jpg"), backgrounds[cam.camera_id].roi)
-                write_calibration(folder / "calibration.txt", cam.homography, intrinsics=cam.K, distortion=np.zeros(4), reprojection_error=0.0)
+            with _pool(workers, len(cams)) as pool:
+                if pool is None:
+                    for job in jobs:
+                        cw = _camera_job(job, bar.update)
+                        writers[cw.cam.camera_id] = cw
+                else:
+                    for cw in pool.imap_unordered(_camera_job, jobs):
+                        writers[cw.cam.camera_id] = cw
+                        bar.update(len(cw.times))
         finally:
             bar.close()
         t_frames = time.perf_counter()
@@ -336,6 +352,43 @@ def generate(
             100 * summaries[-1].lookalike_fraction, 100 * summaries[-1].occluded_fraction, summaries[-1].seconds,
         )
     return summaries
+
+
+class _NoPool:
+    """Stands in for a process pool when one worker is asked for."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _pool(workers: int, jobs: int):
+    """A fork-based process pool of ``min(workers, jobs)`` processes, or a no-op for one."""
+    n = min(workers, jobs)
+    if n <= 1:
+        return _NoPool()
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(n)
+
+
+def _background_job(args) -> Background:
+    cam, net, clutter, sun, seed = args
+    return make_background(cam, net, clutter, sun, seed=seed)
+
+
+def _camera_job(args, progress: ProgressFn | None = None) -> "_CameraWriter":
+    """Render and write one camera of one split (runs in a worker process or in-process)."""
+    cfg, cam, i, bg, noise, folder, seed, world, meshes, times, sun = args
+    cw = _CameraWriter(cfg, cam, i, bg, noise, folder, seed)
+    cw.run(world, meshes, times, sun, progress)
+    cv2.imwrite(str(folder / "roi.jpg"), bg.roi)
+    write_calibration(folder / "calibration.txt", cam.homography, intrinsics=cam.K, distortion=np.zeros(4), reprojection_error=0.0)
+    cw.noise = []  # not needed any more; keeps the result small to send back
+    cw.times = times
+    return cw
 
 
 def _max_vehicles(cfg: SynthConfig, split: str) -> int:
