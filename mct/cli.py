@@ -108,7 +108,8 @@ def config_cmd(config: str | None, overrides: tuple[str, ...]) -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (AI City layout).")
 @SET_OPTION
 @click.option("--splits", default="", metavar="NAMES", help="Comma-separated splits to generate (default: all in the config).")
-def synth_cmd(config: str, out: str, overrides: tuple[str, ...], splits: str) -> None:
+@click.option("--workers", default=min(2, os.cpu_count() or 1), show_default=True, help="Cameras rendered at once (processes).")
+def synth_cmd(config: str, out: str, overrides: tuple[str, ...], splits: str, workers: int) -> None:
     """Generate a synthetic multi-camera scenario in the AI City layout."""
     from mct.config import load_config
     from mct.data.synth.config import SynthConfig
@@ -117,7 +118,7 @@ def synth_cmd(config: str, out: str, overrides: tuple[str, ...], splits: str) ->
     cfg = load_config(config, overrides, model=SynthConfig)
     names = [s.strip() for s in splits.split(",") if s.strip()]
     quiet = click.get_current_context().meta.get("mct.quiet", False)
-    for s in generate(cfg, out, names or None, progress=not quiet):
+    for s in generate(cfg, out, names or None, progress=not quiet, workers=workers):
         console.print(
             f"{s.split}/{s.scenario}: {s.cameras} cameras, {s.frames} frames, {s.vehicles_in_gt} vehicles "
             f"in gt ({s.boxes_in_gt} boxes, {100 * s.lookalike_fraction:.0f}% look-alikes, "
