@@ -181,3 +181,18 @@ def test_camera_overlap_is_reported(tiny_root):
     assert 0.05 < overlap["c003"]["c002"] <= 1.0 and 0.05 < overlap["c002"]["c003"] <= 1.0
     assert all(0 < f <= 1 for row in overlap.values() for f in row.values())
 
+
+def test_cli_generates_one_split(tmp_path):
+    from click.testing import CliRunner
+
+    from mct.cli import main
+
+    res = CliRunner().invoke(main, ["-q", "synth", str(TINY), "--out", str(tmp_path), "--splits", "validation", "--workers", "1",
+                                    "--set", "splits.validation.duration_s=2"])
+    assert res.exit_code == 0, res.output
+    assert "validation/S02: 3 cameras" in res.output
+    assert (tmp_path / "cam_framenum" / "S02.txt").read_text().startswith("c001 20\n")
+    assert not (tmp_path / "train").exists()
+    bad = CliRunner().invoke(main, ["synth", str(TINY), "--out", str(tmp_path), "--set", "road.lane_widht_m=3"])
+    assert bad.exit_code == 2 and "lane_widht_m: unknown key" in bad.output
+

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -319,6 +318,7 @@ def generate(
         world = build_world(cfg, name, net, cams)
         meshes = [build_mesh(v.appearance) for v in world.vehicles]
         t_sim = time.perf_counter()
+        cpu_sim = time.process_time()
         timings["simulate_s"] += t_sim - t_start
         times = {c.camera_id: frame_times(c, split.duration_s, np.random.default_rng([split.seed, i, 5])) for i, c in enumerate(cams)}
         total = sum(len(t) for t in times.values())
@@ -343,6 +343,8 @@ def generate(
             bar.close()
         t_frames = time.perf_counter()
         timings["frames_s"] += t_frames - t_sim
+        # CPU seconds of this process (worker processes not included: meaningful with workers=1)
+        timings["frames_cpu_s"] = timings.get("frames_cpu_s", 0.0) + time.process_time() - cpu_sim
         summaries.append(_finish_split(cfg, out, name, scen, cams, writers, world, times))
         timings["finish_s"] += time.perf_counter() - t_frames
         summaries[-1].seconds = time.perf_counter() - t_start
