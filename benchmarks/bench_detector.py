@@ -3,6 +3,7 @@
     python benchmarks/bench_detector.py           # 100 frames of data/demo validation S02/c001
     python benchmarks/bench_detector.py --quick   # 24 frames
     python benchmarks/bench_detector.py --weights none   # random weights (no trained model needed)
+    python benchmarks/bench_detector.py --threads 1 --frames 60   # what docs/detection.md reports
 
 The frames are decoded first (not timed). Timed: ``MaskRCNNDetector.detect`` (BGR -> tensor,
 resize, backbone, RPN, RoI heads with Soft-NMS, masks at RoI resolution, filters) over all
@@ -65,16 +66,18 @@ def main() -> int:
     parser.add_argument("--weights", default="models/detector_demo.pt", help="checkpoint, or none")
     parser.add_argument("--data", default=str(ROOT / "data" / "demo"), help="AI City layout folder of the demo")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
+    parser.add_argument("--frames", type=int, default=100, help="frames of the video (24 with --quick)")
     args = parser.parse_args()
     video = demo_video(Path(args.data))
-    n_frames = 24 if args.quick else 100
+    n_frames = 24 if args.quick else args.frames
     frames = [bgr for _, bgr in iter_frames(video, 1, n_frames + 1)]
     numbers = list(range(1, len(frames) + 1))
     h, w = frames[0].shape[:2]
     passes = 1 if args.quick else 3
     rows = []
     variants = [("gaussian", "roi"), ("linear", "roi"), ("hard", "roi"), ("gaussian", "none"), ("hard", "none")]
-    for threads in ((1,) if args.quick else (1, 2)):
+    for threads in ((1,) if args.quick else tuple(int(t) for t in args.threads.split(","))):
         torch.set_num_threads(threads)
         detectors = {}
         for method, masks in variants:

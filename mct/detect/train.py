@@ -34,6 +34,7 @@ from mct.data.aicity import load_dataset
 from mct.data.mot import read_mot
 from mct.data.video import read_frames
 from mct.detect.config import DetectorConfig, DetectorTrainConfig
+from mct.types import Detections
 from mct.detect.maskrcnn import (
     MaskRCNNDetector,
     _load_coco,
@@ -283,13 +284,15 @@ def evaluate_box_ap(
     the boxes whatever their class.
 
     Returns:
-        ``{"AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100", "frames",
-        "gt_boxes", "seconds_per_frame"}``.
+        ``{"AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10",
+        "AR100", "frames", "gt_boxes", "seconds_per_frame"}`` plus ``precision@s`` and
+        ``recall@s`` (IoU >= 0.5) for each ``s`` in :data:`OPERATING_SCORES`.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     images, anns, dts = [], [], []
+    per_frame: list[tuple[Sample, Detections]] = []
     seconds = 0.0
     detector.model.eval()
     bs = detector.cfg.batch_size
@@ -300,6 +303,7 @@ def evaluate_box_ap(
         outputs = detector.detect([s.key[2] for s in chunk], frames)
         seconds += time.perf_counter() - t0
         for k, (sample, frame, dets) in enumerate(zip(chunk, frames, outputs)):
+            per_frame.append((sample, dets))
             image_id = start + k + 1
             h, w = frame.shape[:2]
             images.append({"id": image_id, "width": w, "height": h})
@@ -317,6 +321,9 @@ def evaluate_box_ap(
                 })
     result = {"frames": float(len(samples)), "gt_boxes": float(sum(1 for a in anns if not a["iscrowd"])),
               "seconds_per_frame": seconds / max(len(samples), 1)}
+    for min_score in OPERATING_SCORES:
+        p, r = _precision_recall(per_frame, cfg, min_score)
+        result[f"precision@{min_score}"], result[f"recall@{min_score}"] = p, r
     names = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100"]
     if not dts or not any(not a["iscrowd"] for a in anns):
         result.update({n: 0.0 for n in names})
@@ -333,6 +340,49 @@ def evaluate_box_ap(
     log.debug("pycocotools:\n%s", out.getvalue())
     result.update({n: float(v) for n, v in zip(names, ev.stats[:9])})
     return result
+
+
+#: score thresholds at which precision and recall (IoU >= 0.5) are reported: the
+#: operating points a tracker would use as ``detector.min_score``.
+OPERATING_SCORES = (0.3, 0.5, 0.7)
+
+
+def _precision_recall(
+    per_frame: Sequence[tuple[Sample, Detections]], cfg: DetectorTrainConfig, min_score: float
+) -> tuple[float, float]:
+    """Precision and recall of the detections scoring >= ``min_score``, matched greedily in
+    score order to gt at IoU >= 0.5; a detection matching an ignored gt box counts for nothing."""
+    from torchvision.ops import box_iou
+
+    tp = fp = n_gt = 0
+    for sample, dets in per_frame:
+        keep = dets.scores >= min_score
+        boxes = dets.xyxy[keep][np.argsort(-dets.scores[keep], kind="stable")]
+        bw = sample.xyxy[:, 2] - sample.xyxy[:, 0]
+        bh = sample.xyxy[:, 3] - sample.xyxy[:, 1]
+        ignored = (sample.visible < cfg.eval_min_visible_fraction) | (np.minimum(bw, bh) < cfg.eval_min_box_px)
+        n_gt += int((~ignored).sum())
+        if not len(boxes):
+            continue
+        if not len(sample.xyxy):
+            fp += len(boxes)
+            continue
+        iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(sample.xyxy)).numpy()
+        taken = np.zeros(len(sample.xyxy), bool)
+        for row in iou:
+            # prefer a free evaluated gt box, then an ignored one (COCO's order)
+            free = np.where(~taken & ~ignored & (row >= 0.5), row, -1.0)
+            j = int(np.argmax(free))
+            if free[j] >= 0.5:
+                taken[j] = True
+                tp += 1
+                continue
+            crowd = np.where(ignored & (row >= 0.5), row, -1.0)
+            if crowd.max(initial=-1.0) < 0.5:
+                fp += 1
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / n_gt if n_gt else 0.0
+    return precision, recall
 
 
 def _eval_detector_cfg(cfg: DetectorTrainConfig) -> DetectorConfig:

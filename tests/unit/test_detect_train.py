@@ -123,8 +123,11 @@ def test_box_ap_golden_cases():
     perfect = evaluate_box_ap(_FakeDetector(lambda f: truth[f]), samples, cfg)
     # the detection of the ignored box is neither a hit nor a false positive
     assert perfect["AP"] == pytest.approx(1.0) and perfect["gt_boxes"] == 3 and perfect["frames"] == 2
+    assert perfect["precision@0.3"] == 1.0 and perfect["recall@0.3"] == 1.0
+    # scores per frame are 0.9 then 0.5: at min_score 0.7 one box per frame is left -> 2 of 3 found
+    assert perfect["precision@0.7"] == 1.0 and perfect["recall@0.7"] == pytest.approx(2 / 3)
     shifted = evaluate_box_ap(_FakeDetector(lambda f: [[b[0] + 15, b[1], b[2] + 15, b[3]] for b in truth[f]]), samples, cfg)
-    assert shifted["AP50"] == 0.0
+    assert shifted["AP50"] == 0.0 and shifted["precision@0.3"] == 0.0 and shifted["recall@0.3"] == 0.0
     # one of three found: recall 1/3 at precision 1 -> AP 101-point = 34/101
     one = evaluate_box_ap(_FakeDetector(lambda f: truth[1][:1] if f == 1 else []), samples, cfg)
     assert one["AP"] == pytest.approx(34 / 101, abs=1e-6)
@@ -155,6 +158,6 @@ def test_train_resume_and_eval_cli(root, tmp_path):
     ckpt = torch.load(model, weights_only=True)
     assert ckpt["meta"]["step"] == 3 and "AP" in ckpt["meta"]["validation"]
     result = runner.invoke(main, ["-q", "train-detector", str(cfg_path), "--eval-only"], catch_exceptions=False)
-    assert result.exit_code == 0 and "box AP on validation" in result.output
+    assert result.exit_code == 0 and "box AP on validation" in result.output and "precision / recall" in result.output
     result = runner.invoke(main, ["-q", "train-detector", str(cfg_path), "--set", "lr=-1"])
     assert result.exit_code == 2 and "lr" in result.output
