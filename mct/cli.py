@@ -291,6 +291,13 @@ def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool,
         highlight=False,
         markup=False,
     )
+    points = sorted(k.split("@")[1] for k in ap if k.startswith("precision@"))
+    console.print(
+        "precision / recall at IoU 0.5 by min_score: "
+        + ", ".join(f"{s}: {ap['precision@' + s]:.3f} / {ap['recall@' + s]:.3f}" for s in points),
+        highlight=False,
+        markup=False,
+    )
 
 
 @main.command("train-reid")
