@@ -196,3 +196,36 @@ def test_cli_generates_one_split(tmp_path):
     bad = CliRunner().invoke(main, ["synth", str(TINY), "--out", str(tmp_path), "--set", "road.lane_widht_m=3"])
     assert bad.exit_code == 2 and "lane_widht_m: unknown key" in bad.output
 
+
+def test_video_frames_match_their_masks(tiny_root):
+    """Frame f of vdo.avi shows the vehicles of frame f's masks: inside the mask of a moving
+    vehicle, frame f differs from the static background (the per-pixel median over the
+    clip) much more than a later frame does, once no vehicle is on that spot any more."""
+    from pycocotools.coco import COCO
+
+    from mct.data.video import iter_frames
+
+    d = tiny_root / "validation" / "S02" / "c001"
+    frames = {f: img.astype(np.float32) for f, img in iter_frames(d / "vdo.avi")}
+    background = np.median(np.stack(list(frames.values())), axis=0)
+    boxes = np.loadtxt(d / "synth_boxes.txt", delimiter=",", ndmin=2)
+
+    def free_at(f: int, x: int, y: int, w: int, h: int) -> bool:
+        # no rendered vehicle's box touches (x, y, w, h) in frame f
+        b = boxes[boxes[:, 0] == f]
+        return not ((b[:, 2] < x + w) & (b[:, 2] + b[:, 4] > x) & (b[:, 3] < y + h) & (b[:, 3] + b[:, 5] > y)).any()
+
+    coco = COCO(str(d / "segm" / "coco_instances.json"))
+    now, later = [], []
+    for ann in coco.dataset["annotations"]:
+        f = ann["image_id"]
+        if ann["visible_fraction"] < 0.98 or ann["area"] < 150:
+            continue
+        gone = next((g for g in range(f + 4, f + 30) if g in frames and free_at(g, *ann["bbox"])), None)
+        if gone is None:
+            continue
+        m = coco.annToMask(ann).astype(bool)
+        now.append(np.abs(frames[f] - background)[m].mean())
+        later.append(np.abs(frames[gone] - background)[m].mean())
+    assert len(now) >= 5
+    assert np.median(now) > 3 * np.median(later)
