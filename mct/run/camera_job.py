@@ -32,7 +32,7 @@ import numpy as np
 import mct
 from mct.run import run_folder as rf
 from mct.run.stages import Stages
-from mct.run.storage import EmbeddingReader, EmbeddingWriter, iter_detections, load_detections, save_detections
+from mct.run.storage import DetectionsBuffer, EmbeddingReader, EmbeddingWriter, StoredDetections, iter_detections
 from mct.types import Camera, Detections, Tracklet
 
 log = logging.getLogger(__name__)
@@ -268,8 +268,8 @@ def _detect_and_embed(
     t0 = time.perf_counter()
     detector = stages.detector(cfg.detector, cam) if need_detect else None
     timer.add("detect_setup", t0)
-    cached = None if need_detect else load_detections(dirs["detect"] / DETECTIONS_FILE)
-    cached_by_frame = None if cached is None else {d.frame: d for d in cached}
+    cached = None if need_detect else StoredDetections(dirs["detect"] / DETECTIONS_FILE)
+    cached_index = None if cached is None else cached.index_of_frame()
     embedder = None
     if need_embed:
         t0 = time.perf_counter()
@@ -288,7 +288,7 @@ def _detect_and_embed(
             stages.iter_frames(Path(cam.video_path), 1, stop), timer, "decode")
     else:
         if cached is not None:
-            numbers = [d.frame for d in cached]
+            numbers = cached.frames.tolist()
         else:
             if total is None:
                 if cam.video_path is None:
@@ -299,7 +299,7 @@ def _detect_and_embed(
             numbers = list(range(1, total + 1))
         frame_iter = ((n, None) for n in numbers)
 
-    all_dets: list[Detections] = []
+    all_dets = DetectionsBuffer()
     writer = EmbeddingWriter(dirs["embed"] / EMBEDDINGS_FILE) if need_embed else None
     done = 0
     try:
@@ -313,9 +313,9 @@ def _detect_and_embed(
                 if len(dets_b) != len(numbers_b):
                     raise ValueError(f"{job.key}: detector returned {len(dets_b)} results for {len(numbers_b)} frames")
             else:
-                if cached_by_frame is None:  # pragma: no cover - set whenever detector is None
+                if cached is None or cached_index is None:  # pragma: no cover - set whenever detector is None
                     raise RuntimeError("internal: no detector and no cached detections")
-                dets_b = [cached_by_frame.get(n) or Detections.empty(n) for n in numbers_b]
+                dets_b = [cached[cached_index[n]] if n in cached_index else Detections.empty(n) for n in numbers_b]
             all_dets.extend(dets_b)
             if writer is not None and embedder is not None and frames_b is not None:
                 t0 = time.perf_counter()
@@ -340,8 +340,8 @@ def _detect_and_embed(
             seconds = timer.seconds.get("detect", 0.0) + timer.seconds.get("detect_setup", 0.0)
             if detector is not None and detector.needs_frames and not need_embed:
                 seconds += decode_s
-            save_detections(dirs["detect"] / DETECTIONS_FILE, all_dets)
-            n_boxes = sum(len(d) for d in all_dets)
+            all_dets.save(dirs["detect"] / DETECTIONS_FILE)
+            n_boxes = all_dets.boxes
             rf.mark_stage_done(dirs["detect"], fps["detect"], [DETECTIONS_FILE],
                                {"seconds": seconds, "frames": done, "detections": n_boxes, "camera": job.key})
             result.stages["detect"] = _stage_entry("computed", fps["detect"], dirs["detect"], seconds, done,
@@ -388,10 +388,10 @@ def _track(
     cfg, cam, stages = job.config, job.camera, job.stages
     rf.remove_temp_files(dirs["track"])
     t0 = time.perf_counter()
-    detections = load_detections(dirs["detect"] / DETECTIONS_FILE)
+    detections = StoredDetections(dirs["detect"] / DETECTIONS_FILE)
     reader = EmbeddingReader(dirs["embed"] / EMBEDDINGS_FILE) if embed_on else None
     try:
-        n_boxes = sum(len(d) for d in detections)
+        n_boxes = detections.boxes
         if reader is not None and reader.rows != n_boxes:
             raise ValueError(f"{reader.path}: {reader.rows} embeddings for {n_boxes} detections")
         tracker = stages.tracker(cfg.tracker, cam)

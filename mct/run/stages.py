@@ -57,6 +57,7 @@ class Stages:
     def prepare_worker(self, seed: int, threads: int) -> None:
         """Seed the random generators and cap the threads of this worker process."""
         np.random.seed(seed)
+        _fixed_mmap_threshold()
         try:
             import cv2
 
@@ -112,6 +113,27 @@ class Stages:
         from mct.track.tracklets import load_tracklets
 
         return list(load_tracklets(path))
+
+
+def _fixed_mmap_threshold(size_bytes: int = 1 << 17) -> None:
+    """Serve large blocks (decoded frames, crop batches) by mmap, returned to the OS on free.
+
+    glibc raises its mmap threshold after the first large free, after which frames come
+    from the heap, interleave with the small arrays a job keeps, and fragment it: the RSS
+    of a job then creeps up with video length. A fixed threshold (glibc's initial 128 KiB)
+    keeps it flat (benchmarks/bench_run_memory.py). No-op where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-3, size_bytes)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # musl or another libc
+        pass
 
 
 class _BuilderAdapter:

@@ -16,45 +16,93 @@ import io
 import os
 import shutil
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from mct.run.run_folder import atomic_path, _tmp_name
 from mct.types import Detections
 
-__all__ = ["save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
+__all__ = ["DetectionsBuffer", "StoredDetections", "save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
+
+
+class DetectionsBuffer:
+    """Per-frame detections kept as a few compact arrays per batch (not one object per
+    frame), so that a long video adds only its boxes to memory."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self.frames = 0
+        self.boxes = 0
+
+    def extend(self, detections: Sequence[Detections]) -> None:
+        if not detections:
+            return
+        self._parts.append((
+            np.array([d.frame for d in detections], dtype=np.int64),
+            np.array([len(d) for d in detections], dtype=np.int64),
+            np.concatenate([d.xyxy for d in detections]).astype(np.float32, copy=False),
+            np.concatenate([d.scores for d in detections]).astype(np.float32, copy=False),
+            np.concatenate([d.class_ids for d in detections]).astype(np.int64, copy=False),
+        ))
+        self.frames += len(detections)
+        self.boxes += sum(len(d) for d in detections)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
+                 np.zeros(0, np.float32), np.zeros(0, np.int64))
+        cols = list(zip(*self._parts)) if self._parts else [[e] for e in empty]
+        names = ("frames", "counts", "xyxy", "scores", "class_ids")
+        return {n: np.concatenate(c) for n, c in zip(names, cols)}
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **self.arrays())
 
 
 def save_detections(path: str | Path, detections: Sequence[Detections]) -> None:
     """Write per-frame detections (frames in processing order) atomically to ``path``."""
-    frames = np.array([d.frame for d in detections], dtype=np.int64)
-    counts = np.array([len(d) for d in detections], dtype=np.int64)
-    xyxy = np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32)
-    scores = np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32)
-    class_ids = np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, frames=frames, counts=counts, xyxy=xyxy, scores=scores, class_ids=class_ids)
+    buf = DetectionsBuffer()
+    buf.extend(detections)
+    buf.save(path)
+
+
+class StoredDetections:
+    """``detections.npz`` as compact arrays; :class:`Detections` are made one frame at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            with np.load(path) as data:
+                self.frames, self.counts = data["frames"], data["counts"]
+                self.xyxy, self.scores, self.class_ids = data["xyxy"], data["scores"], data["class_ids"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a detections file written by mct run: {exc}") from exc
+        if self.counts.sum() != len(self.xyxy):
+            raise ValueError(f"{path}: counts sum to {int(self.counts.sum())} but there are {len(self.xyxy)} boxes")
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def boxes(self) -> int:
+        return int(len(self.xyxy))
+
+    def __getitem__(self, i: int) -> Detections:
+        sl = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        return Detections(int(self.frames[i]), self.xyxy[sl], self.scores[sl], self.class_ids[sl])
+
+    def __iter__(self) -> Iterator[Detections]:
+        return (self[i] for i in range(len(self)))
+
+    def index_of_frame(self) -> dict[int, int]:
+        return {int(f): i for i, f in enumerate(self.frames)}
 
 
 def load_detections(path: str | Path) -> list[Detections]:
     """Read ``detections.npz`` back into one :class:`Detections` per frame."""
-    path = Path(path)
-    try:
-        with np.load(path) as data:
-            frames, counts = data["frames"], data["counts"]
-            xyxy, scores, class_ids = data["xyxy"], data["scores"], data["class_ids"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(f"{path}: not a detections file written by mct run: {exc}") from exc
-    if counts.sum() != len(xyxy):
-        raise ValueError(f"{path}: counts sum to {int(counts.sum())} but there are {len(xyxy)} boxes")
-    out: list[Detections] = []
-    start = 0
-    for frame, n in zip(frames.tolist(), counts.tolist()):
-        sl = slice(start, start + n)
-        out.append(Detections(frame, xyxy[sl], scores[sl], class_ids[sl]))
-        start += n
-    return out
+    return list(StoredDetections(path))
 
 
 class EmbeddingWriter:
@@ -156,7 +204,7 @@ class EmbeddingReader:
         self.close()
 
 
-def iter_detections(detections: Sequence[Detections], embeddings: EmbeddingReader | None) -> Iterator[Detections]:
+def iter_detections(detections: Iterable[Detections], embeddings: EmbeddingReader | None) -> Iterator[Detections]:
     """Detections frame by frame, each carrying its embeddings when a reader is given."""
     row = 0
     for det in detections:
