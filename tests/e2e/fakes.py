@@ -53,13 +53,16 @@ class FakeDetector:
 
     needs_frames = True
 
-    def __init__(self, cfg: Any, camera: Camera, delay_s: float = 0.0) -> None:
-        self.cfg, self.camera, self.delay_s = cfg, camera, delay_s
+    def __init__(self, cfg: Any, camera: Camera, delay_s: float = 0.0, block_file: str | None = None) -> None:
+        self.cfg, self.camera, self.delay_s, self.block_file = cfg, camera, delay_s, block_file
 
     def detect(self, frame_numbers: Sequence[int], frames: Sequence[np.ndarray] | None) -> list[Detections]:
         if frames is None:
             raise ValueError("FakeDetector needs frames")
         out = []
+        # cameras after the first wait for block_file: a test can stop the run mid-way for sure
+        while self.block_file and self.camera.camera_id != "c001" and not Path(self.block_file).exists():
+            time.sleep(0.02)
         for n, frame in zip(frame_numbers, frames):
             if self.delay_s:
                 time.sleep(self.delay_s)
@@ -132,9 +135,10 @@ class FakeStages(PipelineStages):
 
     tracklets_name = "tracklets.pkl"
 
-    def __init__(self, delay_s: float = 0.0, crash_camera: str | None = None) -> None:
+    def __init__(self, delay_s: float = 0.0, crash_camera: str | None = None, block_file: str | None = None) -> None:
         self.delay_s = delay_s
         self.crash_camera = crash_camera
+        self.block_file = block_file
 
     def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
         split = Path(cfg.root) / cfg.split
@@ -150,7 +154,7 @@ class FakeStages(PipelineStages):
     def detector(self, cfg: Any, camera: Camera) -> FakeDetector:
         if camera.camera_id == self.crash_camera:
             os._exit(3)
-        return FakeDetector(cfg, camera, self.delay_s)
+        return FakeDetector(cfg, camera, self.delay_s, self.block_file)
 
     def embedder(self, cfg: Any, seed: int) -> FakeEmbedder:
         return FakeEmbedder()
@@ -192,12 +196,13 @@ def fake_config(root: Path, *overrides: str) -> Any:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m tests.e2e.fakes RUN_DIR ROOT DELAY_S [KEY=VALUE ...]``: a fake pipeline run."""
+    """``python -m tests.e2e.fakes RUN_DIR ROOT BLOCK_FILE [KEY=VALUE ...]``: a fake pipeline
+    run whose cameras after c001 wait until BLOCK_FILE exists."""
     from mct.run.pipeline import run_pipeline
 
-    run_dir, root, delay = argv[0], argv[1], float(argv[2])
+    run_dir, root, block_file = argv[0], argv[1], argv[2]
     cfg = fake_config(Path(root), *argv[3:])
-    summary = run_pipeline(cfg, run_dir, stages=FakeStages(delay_s=delay), progress=False)
+    summary = run_pipeline(cfg, run_dir, stages=FakeStages(block_file=block_file), progress=False)
     return 0 if summary.ok else 1
 
 

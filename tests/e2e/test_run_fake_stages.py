@@ -102,9 +102,9 @@ def test_cli_exit_status_and_message_for_a_failed_camera(layout, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
 
 
-def _spawn_fake_run(run_dir: Path, root: Path, delay: float, *overrides: str) -> subprocess.Popen:
+def _spawn_fake_run(run_dir: Path, root: Path, block_file: Path, *overrides: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "tests.e2e.fakes", str(run_dir), str(root), str(delay), *overrides],
+    return subprocess.Popen([sys.executable, "-m", "tests.e2e.fakes", str(run_dir), str(root), str(block_file), *overrides],
                             cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -123,11 +123,12 @@ def test_run_killed_mid_way_resumes_to_the_same_result(layout, tmp_path, sig):
     assert run_pipeline(fake_config(layout, "run.workers=1"), reference, stages=FakeStages(), progress=False).ok
 
     run = tmp_path / "run"
-    # one worker, 0.1 s per frame: camera 1 finishes after ~2 s, then we stop the run
-    proc = _spawn_fake_run(run, layout, 0.1, "run.workers=1")
+    # one worker; camera 1 finishes, camera 2 waits (for a file that never appears) in its
+    # detect stage with its embeddings file open: then we stop the run
+    proc = _spawn_fake_run(run, layout, tmp_path / "never", "run.workers=1")
     try:
         _wait_for(lambda: (run / "cameras" / "S01_c001" / "tracks.txt").exists()
-                  and (run / "cache" / "detect" / "S01_c002").exists())
+                  and any((run / "cache" / "embed" / "S01_c002").glob(f"*/*{rf.TMP_MARK}*")), timeout=120)
         os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C does
         proc.wait(timeout=60)
     finally:
