@@ -24,6 +24,7 @@ class RunProgress:
         self.enabled = enabled
         self.overall = tqdm(total=total_cameras, desc=desc, unit="cam", position=0, disable=not enabled, leave=True)
         self.bars: dict[str, Any] = {}
+        self._free_positions: list[int] = []  # rows of finished bars, reused
         self._next_position = 1
 
     def on_progress(self, key: str, done: int, total: int | None, stage: str) -> None:
@@ -31,8 +32,12 @@ class RunProgress:
             return
         bar = self.bars.get(key)
         if bar is None:
-            bar = tqdm(total=total, desc=f"{key} {stage}", unit="frame", position=self._next_position, leave=False)
-            self._next_position += 1
+            if self._free_positions:
+                position = self._free_positions.pop(0)
+            else:
+                position = self._next_position
+                self._next_position += 1
+            bar = tqdm(total=total, desc=f"{key} {stage}", unit="frame", position=position, leave=False)
             self.bars[key] = bar
         if bar.total != total:
             bar.total = total
@@ -43,6 +48,8 @@ class RunProgress:
     def on_result(self, result: CameraResult) -> None:
         bar = self.bars.pop(result.key, None)
         if bar is not None:
+            self._free_positions.append(bar.pos if isinstance(bar.pos, int) else abs(int(bar.pos)))
+            self._free_positions.sort()
             bar.close()
         self.overall.update(1)
         if result.status == "ok":
