@@ -464,6 +464,7 @@ def simulate(
     a_max, b = traffic.max_accel_mps2, traffic.comfortable_decel_mps2
     s0, headway = traffic.min_gap_m, traffic.time_headway_s
     v0 = np.array([v.desired_speed_mps for v in vehicles])
+    table = _RouteTable([v.route for v in vehicles])
     for step in range(n_steps):
         t = t0 + step * dt
         # spawn: in arrival order; a blocked entry delays the vehicles behind it
@@ -471,14 +472,10 @@ def simulate(
             route = vehicles[pending].route
             start = route.xy[0]
             act = np.flatnonzero(active)
-            blocked = False
-            for j in act:
-                pj = _position(vehicles[j].route, s[j])
-                if np.linalg.norm(pj - start) < lengths[j] / 2 + lengths[pending] / 2 + 4.0:
-                    blocked = True
+            if len(act):
+                near = np.linalg.norm(table.position(act, s[act]) - start, axis=1)
+                if (near < lengths[act] / 2 + lengths[pending] / 2 + 4.0).any():
                     break
-            if blocked:
-                break
             active[pending] = True
             s[pending] = 0.0
             vel[pending] = 0.8 * v0[pending]
@@ -487,8 +484,8 @@ def simulate(
         act = np.flatnonzero(active)
         if len(act) == 0:
             continue
-        pos = np.array([_position(vehicles[j].route, s[j]) for j in act])
-        hd = np.array([_tangent(vehicles[j].route, s[j]) for j in act])
+        pos = table.position(act, s[act])
+        hd = table.tangent(act, s[act])
         # leader: the nearest vehicle ahead in (about) the same lane and direction
         d = pos[None, :, :] - pos[:, None, :]  # (i, j, 2): from i to j
         ahead = np.einsum("ijk,ik->ij", d, hd)
@@ -539,13 +536,7 @@ def simulate(
                 gap[m] = max(g + 0.5, 0.01)
                 dv[m] = vel[j]
         # speed limit ahead (turns): look 25 m ahead
-        vlim = v0[act].copy()
-        for m, j in enumerate(act):
-            r = vehicles[j].route
-            lo = np.searchsorted(r.s, s[j])
-            hi = np.searchsorted(r.s, s[j] + 25.0)
-            if hi > lo:
-                vlim[m] = min(vlim[m], float(np.min(r.speed_limit[lo:hi])))
+        vlim = np.minimum(v0[act], table.limit_ahead(act, s[act]))
         v = vel[act]
         s_star = s0 + v * headway + v * dv / (2 * math.sqrt(a_max * b))
         acc = a_max * (1 - (v / vlim) ** 4 - (np.maximum(s_star, 0) / np.maximum(gap, 0.01)) ** 2)
@@ -569,10 +560,52 @@ def simulate(
     return World(net, kept, t0, dt)
 
 
-def _position(route: Route, s: float) -> np.ndarray:
-    return np.array([np.interp(s, route.s, route.xy[:, 0]), np.interp(s, route.s, route.xy[:, 1])])
+class _RouteTable:
+    """All routes of a simulation concatenated, for vectorised look-ups by (vehicle, arc length)."""
 
+    #: how far ahead a vehicle looks for a lower speed limit (a turn), metres
+    LOOKAHEAD_M = 25.0
 
-def _tangent(route: Route, s: float) -> np.ndarray:
-    t = np.array([np.interp(s, route.s, route.tangent[:, 0]), np.interp(s, route.s, route.tangent[:, 1])])
-    return t / max(float(np.linalg.norm(t)), 1e-9)
+    def __init__(self, routes: list[Route]) -> None:
+        gap = 10.0  # metres between consecutive routes on the concatenated axis
+        base, s_all, xy, tan, ahead = [], [], [], [], []
+        b = 0.0
+        for r in routes:
+            base.append(b)
+            s_all.append(r.s + b)
+            xy.append(r.xy)
+            tan.append(r.tangent)
+            # lowest limit from each point to LOOKAHEAD_M beyond it
+            hi = np.searchsorted(r.s, r.s + self.LOOKAHEAD_M)
+            lim = r.speed_limit
+            finite = np.flatnonzero(np.isfinite(lim))
+            look = np.full(len(lim), np.inf)
+            if len(finite):
+                k = np.searchsorted(finite, np.arange(len(lim)))  # first limited point at or after i
+                has = k < len(finite)
+                first = finite[np.minimum(k, len(finite) - 1)]
+                ok = has & (first < hi)
+                look[ok] = lim[first[ok]]
+            ahead.append(look)
+            b += r.length_m + gap
+        self.base = np.asarray(base)
+        self.s = np.concatenate(s_all) if s_all else np.zeros(0)
+        self.xy = np.concatenate(xy) if xy else np.zeros((0, 2))
+        self.tan = np.concatenate(tan) if tan else np.zeros((0, 2))
+        self.ahead = np.concatenate(ahead) if ahead else np.zeros(0)
+
+    def position(self, vehicles: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(K, 2) ground positions (m) of ``vehicles`` (K,) at arc lengths ``s`` (K,)."""
+        g = self.base[vehicles] + s
+        return np.column_stack([np.interp(g, self.s, self.xy[:, 0]), np.interp(g, self.s, self.xy[:, 1])])
+
+    def tangent(self, vehicles: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(K, 2) unit headings."""
+        g = self.base[vehicles] + s
+        t = np.column_stack([np.interp(g, self.s, self.tan[:, 0]), np.interp(g, self.s, self.tan[:, 1])])
+        return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-9)
+
+    def limit_ahead(self, vehicles: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(K,) the lowest speed limit (m/s) within ``LOOKAHEAD_M`` ahead; inf if none."""
+        idx = np.searchsorted(self.s, self.base[vehicles] + s)
+        return self.ahead[np.minimum(idx, len(self.ahead) - 1)]
