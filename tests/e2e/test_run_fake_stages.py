@@ -104,8 +104,12 @@ def test_cli_exit_status_and_message_for_a_failed_camera(layout, tmp_path):
 
 def _spawn_fake_run(run_dir: Path, root: Path, block_file: Path, *overrides: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    log = open(run_dir.parent / "fake_run.log", "wb")  # a file, not a pipe nobody reads
     return subprocess.Popen([sys.executable, "-m", "tests.e2e.fakes", str(run_dir), str(root), str(block_file), *overrides],
-                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+                            # a background job of a non-interactive shell inherits SIGINT ignored,
+                            # and Python then installs no KeyboardInterrupt handler: restore it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
