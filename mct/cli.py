@@ -145,7 +145,16 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
     from mct.config import load_config
     from mct.run.pipeline import run_pipeline
 
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
     cfg = load_config(config, overrides)
+    # `kill PID` stops the run like Ctrl-C: workers stopped, temporary files removed
+    signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started as a background job
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         summary = run_pipeline(cfg, out, force=force, progress=not ctx.meta.get("mct.quiet", False), argv=sys.argv)
     except KeyboardInterrupt:
