@@ -68,6 +68,11 @@ def _section(model: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude=set(exclude))
 
 
+def _weights_path(weights: str) -> str | None:
+    """A weights setting that names a file (not ``none``/``coco``/``imagenet``)."""
+    return None if weights.lower() in ("", "none", "coco", "imagenet") else weights
+
+
 def camera_fingerprints(camera: Camera, cfg: Any) -> dict[str, str]:
     """``{stage: fingerprint}`` for the per-camera stages of ``camera`` under ``cfg``.
 
@@ -76,9 +81,17 @@ def camera_fingerprints(camera: Camera, cfg: Any) -> dict[str, str]:
     """
     key = list(camera.key)
     dataset = _section(cfg.dataset, exclude=("scenarios", "cameras"))
-    detect = rf.fingerprint("detect", mct.__version__, key, dataset, _section(cfg.detector))
+    root = camera.root
+    inputs = rf.files_signature(
+        camera.video_path,
+        _weights_path(cfg.detector.weights) if cfg.detector.source == "maskrcnn" else None,
+        root / "det" / cfg.detector.det_file if root is not None and cfg.detector.source == "file" else None,
+        root / cfg.detector.gt_file if root is not None and cfg.detector.source == "gt" else None,
+    )
+    detect = rf.fingerprint("detect", mct.__version__, key, dataset, _section(cfg.detector), inputs)
     embed = rf.fingerprint(
-        "embed", detect, _section(cfg.reid), cfg.seed, getattr(cfg.tracker, "mode", "deep_sort"), embedding_enabled(cfg)
+        "embed", detect, _section(cfg.reid), rf.files_signature(_weights_path(cfg.reid.weights)), cfg.seed,
+        getattr(cfg.tracker, "mode", "deep_sort"), embedding_enabled(cfg),
     )
     track = rf.fingerprint("track", embed, _section(cfg.tracker), _section(cfg.tracklets))
     return {"detect": detect, "embed": embed, "track": track}

@@ -156,16 +156,6 @@ def load_assignment(path: str | Path) -> GlobalAssignment:
     return GlobalAssignment(np.array(s, object), np.array(c, object), np.array(t, np.int64), np.array(g, np.int64))
 
 
-def _files_signature(path: str) -> list[Any]:
-    """``[name, size, mtime]`` of a file or of the files in a folder (topology files), so
-    that editing them invalidates the association."""
-    if not path:
-        return []
-    p = Path(path)
-    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else ([p] if p.is_file() else [])
-    return [[str(q), q.stat().st_size, q.stat().st_mtime_ns] for q in files]
-
-
 def _associate(
     cfg: Any, folder: rf.RunFolder, cameras: Sequence[Camera], results: Sequence[CameraResult],
     stages: PipelineStages, force: bool,
@@ -177,7 +167,7 @@ def _associate(
     cams = [c for c in cameras if rf.camera_dirname(*c.key) in ok_keys]
     track_fps = sorted((r.key, r.stages["track"]["fingerprint"]) for r in ok)
     fp = rf.fingerprint("association", mct.__version__, track_fps, cfg.association.model_dump(mode="json"),
-                        _files_signature(getattr(cfg.association, "topology", "")))
+                        rf.files_signature(getattr(cfg.association, "topology", "")))
     adir = folder.stage_dir("association", "all", fp)
     recomputed = any(r.stages["track"]["status"] == "computed" for r in ok)
     t0 = time.perf_counter()

@@ -150,6 +150,23 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def files_signature(*paths: str | Path | None) -> list[Any]:
+    """``[path, size, mtime_ns]`` of each existing file (a folder: of the files in it).
+
+    Part of the fingerprints of stages that read input files (videos, detection files,
+    model weights, topology files), so that replacing one invalidates what was made from it.
+    Missing paths contribute nothing (a stage that needs them fails on its own).
+    """
+    out: list[Any] = []
+    for path in paths:
+        if not path:
+            continue
+        p = Path(path)
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else ([p] if p.is_file() else [])
+        out += [[str(q), q.stat().st_size, q.stat().st_mtime_ns] for q in files]
+    return out
+
+
 def stage_is_done(stage_dir: str | Path, fp: str) -> bool:
     """True when ``stage_dir/done.json`` records ``fp`` and every output it lists exists."""
     done = Path(stage_dir) / "done.json"

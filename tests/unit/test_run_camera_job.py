@@ -130,3 +130,27 @@ def test_turning_reid_on_later_embeds_the_cached_detections(layout, tmp_path):
     assert fresh.status == "ok"
     np.testing.assert_array_equal(np.load(tmp_path / "cameras" / "S01_c001" / "embeddings.npy"),
                                   np.load(tmp_path / "fresh" / "cameras" / "S01_c001" / "embeddings.npy"))
+
+
+def test_replacing_the_reid_weights_file_redoes_embedding_and_tracking(layout, tmp_path):
+    # the weights path stays the same; only the file behind it changes (a retrained model)
+    weights = tmp_path / "reid.pt"
+    weights.write_bytes(b"first model")
+    job = _job(layout, tmp_path, f"reid.weights={weights}")
+    before = camera_fingerprints(job.camera, job.config)
+    weights.write_bytes(b"retrained model, other size")
+    after = camera_fingerprints(job.camera, job.config)
+    assert {s for s in before if before[s] != after[s]} == {"embed", "track"}
+
+
+def test_replacing_the_video_redoes_every_camera_stage(layout, tmp_path):
+    job = _job(layout, tmp_path)
+    before = camera_fingerprints(job.camera, job.config)
+    video = job.camera.video_path
+    original = video.read_bytes()
+    try:
+        video.write_bytes(original + b"\0")
+        after = camera_fingerprints(job.camera, job.config)
+    finally:
+        video.write_bytes(original)
+    assert {s for s in before if before[s] != after[s]} == {"detect", "embed", "track"}
