@@ -150,7 +150,8 @@ class DetectorTrainConfig(StrictModel):
     #: synthetic world's annotation rule (min visible fraction 0.2, boxes >= 10x10 px).
     eval_min_visible_fraction: float = Field(default=0.2, ge=0, le=1)
     eval_min_box_px: int = Field(default=10, ge=0)
-    #: the detector settings used for validation (Soft-NMS, score threshold, ...).
+    #: the detector settings used for validation (Soft-NMS, the model's score threshold and
+    #: top-k); its ``min_score`` and ROI filter are not applied (AP ranks every box).
     eval_detector: DetectorConfig = Field(
         default_factory=lambda: DetectorConfig(source="maskrcnn", min_score=0.0, roi_rule="none", masks="none")
     )

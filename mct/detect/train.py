@@ -386,9 +386,12 @@ def _precision_recall(
 
 
 def _eval_detector_cfg(cfg: DetectorTrainConfig) -> DetectorConfig:
-    d = cfg.eval_detector
-    # every class the model knows goes to the AP: label_map = identity over labels >= 1
-    return d.model_copy(update={"label_map": {i: 1 for i in range(1, cfg.num_classes)}, "classes": ("car",), "masks": "none"})
+    """``cfg.eval_detector`` with what AP needs forced: every box the model outputs (no
+    ``min_score`` or ROI filter: AP ranks them all), every label, no masks."""
+    return cfg.eval_detector.model_copy(update={
+        "label_map": {i: 1 for i in range(1, cfg.num_classes)}, "classes": ("car",), "masks": "none",
+        "min_score": 0.0, "roi_rule": "none",
+    })
 
 
 def evaluate_checkpoint(cfg: DetectorTrainConfig, weights: str | None = None) -> dict[str, float]:
