@@ -3,7 +3,9 @@
 Each benchmark script writes ``benchmarks/results/<name>.json`` itself (a JSON object whose
 ``results`` is a list of flat rows, and optionally ``targets``: {name: {"value", "target", "ok"}}).
 This script runs them one after another (they are timing measurements: never in parallel),
-then writes ``benchmarks/results/summary.md``. ``--quick`` passes ``--quick`` on to each.
+then writes ``benchmarks/results/summary.md``. ``--quick`` passes ``--quick`` on to each and
+keeps its (smoke-test) results apart, in ``benchmarks/results/quick/``, so that they never
+replace the measured ones.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _table(rows: list[dict]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: tabulate the results already measured")
     parser.add_argument("names", nargs="*", help="only these benchmarks (e.g. soft_nms tracker)")
     args = parser.parse_args()
 
@@ -50,19 +53,31 @@ def main() -> int:
         print("no benchmarks found", file=sys.stderr)
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
+    out_dir = RESULTS / "quick" if args.quick else RESULTS
     failed: list[str] = []
-    md = ["# Benchmark results", "", f"Command: `python scripts/bench.py{' --quick' if args.quick else ''}`", ""]
+    md = ["# Benchmark results", "", f"Command: `python scripts/bench.py{' --quick' if args.quick else ''}`"
+          + (" (tables of the results last measured by each `benchmarks/bench_*.py`)" if args.report_only else ""), ""]
     for script in scripts:
         name = script.stem.removeprefix("bench_")
         print(f"== {name}", flush=True)
-        t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(script), *(["--quick"] if args.quick else [])], cwd=ROOT)
-        elapsed = time.perf_counter() - t0
-        md += [f"## {name}", "", f"exit code {rc}, {elapsed:.1f} s", ""]
+        result_file = RESULTS / f"{name}.json"
+        measured = result_file.read_bytes() if args.quick and result_file.is_file() else None
+        if args.report_only:
+            md += [f"## {name}", ""]
+            rc = 0
+        else:
+            t0 = time.perf_counter()
+            rc = subprocess.call([sys.executable, str(script), *(["--quick"] if args.quick else [])], cwd=ROOT)
+            elapsed = time.perf_counter() - t0
+            md += [f"## {name}", "", f"exit code {rc}, {elapsed:.1f} s", ""]
+        if args.quick and result_file.is_file():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            result_file = result_file.replace(out_dir / result_file.name)
+            if measured is not None:
+                (RESULTS / f"{name}.json").write_bytes(measured)
         if rc != 0:
             failed.append(name)
             continue
-        result_file = RESULTS / f"{name}.json"
         if not result_file.is_file():
             md += [f"(no {result_file.name} written)", ""]
             continue
@@ -71,8 +86,9 @@ def main() -> int:
         targets = data.get("targets") or {}
         if targets:
             md += _table([{"target": k, **v} for k, v in targets.items()]) + [""]
-    (RESULTS / "summary.md").write_text("\n".join(md))
-    print(f"wrote {RESULTS / 'summary.md'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.md").write_text("\n".join(md))
+    print(f"wrote {out_dir / 'summary.md'}")
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1
