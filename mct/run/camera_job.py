@@ -60,8 +60,12 @@ TRACKS_FILE = "tracks.txt"
 
 
 def embedding_enabled(cfg: Any) -> bool:
-    """Whether the embed stage runs: re-ID on and a tracker that uses appearance."""
-    return bool(cfg.reid.enabled) and getattr(cfg.tracker, "mode", "deep_sort") != "motion_only"
+    """Whether the embed stage runs: whenever re-ID is on.
+
+    A motion-only tracker ignores the embeddings, but the tracklets still need their
+    appearance feature for cross-camera association, so motion-only tracking embeds too.
+    """
+    return bool(cfg.reid.enabled)
 
 
 def _section(model: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def camera_fingerprints(camera: Camera, cfg: Any) -> dict[str, str]:
     detect = rf.fingerprint("detect", mct.__version__, key, dataset, _section(cfg.detector), inputs)
     embed = rf.fingerprint(
         "embed", detect, _section(cfg.reid), rf.files_signature(_weights_path(cfg.reid.weights)), cfg.seed,
-        getattr(cfg.tracker, "mode", "deep_sort"), embedding_enabled(cfg),
+        embedding_enabled(cfg),
     )
     track = rf.fingerprint("track", embed, _section(cfg.tracker), _section(cfg.tracklets))
     return {"detect": detect, "embed": embed, "track": track}

@@ -77,12 +77,24 @@ def test_first_run_computes_rerun_reuses_and_config_change_redoes_only_tracking(
     assert (cam_dir / "tracks.txt").read_text().splitlines() == lines
 
 
-def test_reid_off_or_motion_only_skips_embedding(layout, tmp_path):
-    for override in ("reid.enabled=false", "tracker.mode=motion_only"):
-        r = run_camera_job(_job(layout, tmp_path / override, override))
-        assert r.status == "ok", r.error
-        assert r.stages["embed"]["status"] == "skipped"
-        assert not (tmp_path / override / "cameras" / "S01_c001" / "embeddings.npy").exists()
+def test_reid_off_skips_embedding(layout, tmp_path):
+    r = run_camera_job(_job(layout, tmp_path, "reid.enabled=false"))
+    assert r.status == "ok", r.error
+    assert r.stages["embed"]["status"] == "skipped"
+    assert not (tmp_path / "cameras" / "S01_c001" / "embeddings.npy").exists()
+
+
+def test_motion_only_tracking_still_embeds_for_association_and_shares_the_embeddings(layout, tmp_path):
+    # the ablation "appearance vs motion-only tracking" changes the tracker only: the
+    # tracklets still need appearance features for cross-camera association
+    base = _job(layout, tmp_path)
+    motion = _job(layout, tmp_path, "tracker.mode=motion_only")
+    a, b = camera_fingerprints(base.camera, base.config), camera_fingerprints(motion.camera, motion.config)
+    assert a["embed"] == b["embed"] and a["track"] != b["track"]
+    r = run_camera_job(motion)
+    assert r.status == "ok", r.error
+    assert r.stages["embed"]["status"] == "computed"
+    assert (tmp_path / "cameras" / "S01_c001" / "embeddings.npy").exists()
 
 
 def test_max_frames_limits_the_frames_read(layout, tmp_path):
