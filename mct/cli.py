@@ -2,9 +2,6 @@
 
 This is the only module that prints or formats for a terminal. Heavy modules (torch,
 faiss, ray) are imported inside the subcommands, so ``mct --help`` is fast.
-Each subcommand is registered in :data:`COMMANDS` by a module of its own stage in
-``mct/cli_commands/``-style functions below; a subcommand whose stage is not built yet
-exits with status 2 and says so.
 """
 
 from __future__ import annotations
@@ -49,10 +46,6 @@ def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
     """Print an error the user can act on and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise click.exceptions.Exit(code)
-
-
-def not_available(name: str, issue: str) -> None:
-    fail(f"`mct {name}` is not available yet ({issue}).")
 
 
 class MctGroup(click.Group):
