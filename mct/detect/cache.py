@@ -11,8 +11,8 @@ File: ``<run folder>/detections/<scenario>_<camera>.npz`` (see :func:`cache_path
 * ``meta``: a JSON string: ``{"camera": [scenario, camera_id], "detector": <the
   DetectorConfig as a mapping>, "format": 1}``.
 
-The keys other than ``masks`` and ``meta`` are the ones ``mct run`` writes
-(``mct.run.storage``), so either reader opens the other's files. The file is written to a
+``mct run`` (``mct.run.storage``) writes and reads its ``detections.npz`` through
+:func:`write_detection_arrays` / :func:`read_detection_arrays`: one format, one writer. The file is written to a
 temporary name in the same folder and renamed, so a crash never leaves half a file. A
 cache whose ``meta.detector`` differs from the current config is stale and not used.
 """
@@ -33,7 +33,15 @@ from mct.types import Camera, Detections
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cache_path", "save_detections", "load_detections", "DetectionCache", "CACHE_FORMAT"]
+__all__ = [
+    "cache_path",
+    "save_detections",
+    "load_detections",
+    "write_detection_arrays",
+    "read_detection_arrays",
+    "DetectionCache",
+    "CACHE_FORMAT",
+]
 
 CACHE_FORMAT = 1
 
@@ -43,25 +51,22 @@ def cache_path(run_dir: str | Path, camera: Camera) -> Path:
     return Path(run_dir) / "detections" / f"{camera.scenario}_{camera.camera_id}.npz"
 
 
-def save_detections(path: str | Path, detections: Sequence[Detections], meta: dict[str, Any] | None = None) -> Path:
-    """Write ``detections`` (one per frame, in processing order) atomically to ``path``."""
+_KEYS = ("frames", "counts", "xyxy", "scores", "class_ids")
+
+
+def write_detection_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> Path:
+    """Write the archive's arrays (``frames``, ``counts``, ``xyxy``, ``scores``, ``class_ids``,
+    optional ``masks``) plus ``meta`` atomically to ``path``. The one writer of the format."""
     path = Path(path)
-    arrays: dict[str, np.ndarray] = {
-        "frames": np.array([d.frame for d in detections], dtype=np.int64),
-        "counts": np.array([len(d) for d in detections], dtype=np.int64),
-        "xyxy": np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32),
-        "scores": np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32),
-        "class_ids": np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64),
-        "meta": np.array(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, sort_keys=True)),
-    }
-    mask_shapes = {d.masks.shape[1:] for d in detections if d.masks is not None}
-    if detections and all(d.masks is not None for d in detections) and len(mask_shapes) == 1:
-        arrays["masks"] = np.concatenate([d.masks for d in detections]).astype(np.float16)
+    out = dict(arrays)
+    out["meta"] = np.array(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, sort_keys=True))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # ".tmp-" in the name: the run folder removes such leftovers of a killed run
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **out)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -69,8 +74,8 @@ def save_detections(path: str | Path, detections: Sequence[Detections], meta: di
     return path
 
 
-def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]:
-    """Read a cache file back: one :class:`Detections` per stored frame, and its meta."""
+def read_detection_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and check an archive: its arrays and its meta. The one reader of the format."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: detection cache not found")
@@ -79,7 +84,7 @@ def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a detection cache (.npz): {exc}") from exc
-    missing = [k for k in ("frames", "counts", "xyxy", "scores", "class_ids") if k not in arrays]
+    missing = [k for k in _KEYS if k not in arrays]
     if missing:
         raise ValueError(f"{path}: detection cache lacks {', '.join(missing)}")
     counts = arrays["counts"]
@@ -88,11 +93,32 @@ def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]
             f"{path}: counts sum to {int(counts.sum())} for {len(arrays['xyxy'])} boxes "
             f"and {len(arrays['frames'])} frames"
         )
-    meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+    return arrays, meta
+
+
+def save_detections(path: str | Path, detections: Sequence[Detections], meta: dict[str, Any] | None = None) -> Path:
+    """Write ``detections`` (one per frame, in processing order) atomically to ``path``."""
+    arrays: dict[str, np.ndarray] = {
+        "frames": np.array([d.frame for d in detections], dtype=np.int64),
+        "counts": np.array([len(d) for d in detections], dtype=np.int64),
+        "xyxy": np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32),
+        "scores": np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32),
+        "class_ids": np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64),
+    }
+    mask_shapes = {d.masks.shape[1:] for d in detections if d.masks is not None}
+    if detections and all(d.masks is not None for d in detections) and len(mask_shapes) == 1:
+        arrays["masks"] = np.concatenate([d.masks for d in detections]).astype(np.float16)
+    return write_detection_arrays(path, arrays, meta)
+
+
+def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]:
+    """Read a cache file back: one :class:`Detections` per stored frame, and its meta."""
+    arrays, meta = read_detection_arrays(path)
     masks = arrays.get("masks")
     out: list[Detections] = []
     start = 0
-    for frame, n in zip(arrays["frames"].tolist(), counts.tolist()):
+    for frame, n in zip(arrays["frames"].tolist(), arrays["counts"].tolist()):
         sl = slice(start, start + n)
         out.append(
             Detections(

@@ -20,6 +20,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from mct.detect.cache import read_detection_arrays, write_detection_arrays
 from mct.run.run_folder import atomic_path, _tmp_name
 from mct.types import Detections
 
@@ -56,8 +57,7 @@ class DetectionsBuffer:
         return {n: np.concatenate(c) for n, c in zip(names, cols)}
 
     def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **self.arrays())
+        write_detection_arrays(path, self.arrays())
 
 
 def save_detections(path: str | Path, detections: Sequence[Detections]) -> None:
@@ -71,15 +71,9 @@ class StoredDetections:
     """``detections.npz`` as compact arrays; :class:`Detections` are made one frame at a time."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        try:
-            with np.load(path) as data:
-                self.frames, self.counts = data["frames"], data["counts"]
-                self.xyxy, self.scores, self.class_ids = data["xyxy"], data["scores"], data["class_ids"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{path}: not a detections file written by mct run: {exc}") from exc
-        if self.counts.sum() != len(self.xyxy):
-            raise ValueError(f"{path}: counts sum to {int(self.counts.sum())} but there are {len(self.xyxy)} boxes")
+        arrays, _ = read_detection_arrays(path)
+        self.frames, self.counts = arrays["frames"], arrays["counts"]
+        self.xyxy, self.scores, self.class_ids = arrays["xyxy"], arrays["scores"], arrays["class_ids"]
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
     def __len__(self) -> int:
