@@ -42,6 +42,7 @@ __all__ = [
     "load_config",
     "load_yaml_tree",
     "apply_overrides",
+    "set_dotted",
     "validate",
     "dump_config",
 ]
@@ -151,17 +152,26 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {exc}") from exc
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = value
+        set_dotted(out, key, value, where=f"--set {key}")
     return out
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating missing sections.
+
+    ``where`` starts the error message (e.g. ``"--set tracker.max_age"``) when a part of the
+    path is a value, not a section.
+    """
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 # ---------------------------------------------------------------------------- validation

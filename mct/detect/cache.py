@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from mct.atomic import atomic_path
 from mct.detect.config import DetectorConfig
 from mct.types import Camera, Detections
 
@@ -60,17 +59,8 @@ def write_detection_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta
     path = Path(path)
     out = dict(arrays)
     out["meta"] = np.array(json.dumps({"format": CACHE_FORMAT, **(meta or {})}, sort_keys=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ".tmp-" in the name: the run folder removes such leftovers of a killed run
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **out)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **out)
     return path
 
 

@@ -46,7 +46,6 @@ __all__ = [
     "embedding_enabled",
     "job_is_cached",
     "run_camera_job",
-    "tracks_to_mot_rows",
 ]
 
 CAMERA_STAGES = ("detect", "embed", "track")
@@ -378,20 +377,6 @@ def _detect_and_embed(
             writer.abort()
 
 
-def tracks_to_mot_rows(tracklets: Sequence[Tracklet]) -> Any:
-    """MOT rows (frame, local track id, tlwh, score) of ``tracklets``, sorted by frame then id."""
-    from mct.data.mot import MotRows
-
-    if not tracklets:
-        return MotRows.empty()
-    frames = np.concatenate([t.frames for t in tracklets])
-    ids = np.concatenate([np.full(len(t), t.track_id, np.int64) for t in tracklets])
-    xyxy = np.concatenate([t.xyxy for t in tracklets])
-    scores = np.concatenate([t.scores for t in tracklets])
-    order = np.lexsort((ids, frames))
-    return MotRows.from_xyxy(frames[order], ids[order], xyxy[order], scores[order])
-
-
 def _track(
     job: CameraJob,
     result: CameraResult,
@@ -401,6 +386,7 @@ def _track(
     progress: ProgressFn | None,
 ) -> None:
     from mct.data.mot import write_mot
+    from mct.track.tracklets import tracklets_to_mot_rows
 
     cfg, cam, stages = job.config, job.camera, job.stages
     rf.remove_temp_files(dirs["track"])
@@ -427,7 +413,7 @@ def _track(
     with rf.atomic_path(dirs["track"] / name) as tmp:
         stages.save_tracklets(tmp, tracklets)
     with rf.atomic_path(dirs["track"] / TRACKS_FILE) as tmp:
-        write_mot(tmp, tracks_to_mot_rows(tracklets))
+        write_mot(tmp, tracklets_to_mot_rows(tracklets))
     seconds = time.perf_counter() - t0
     frames = len(detections)
     rf.mark_stage_done(dirs["track"], fps["track"], [name, TRACKS_FILE],

@@ -29,9 +29,11 @@ import platform
 import shutil
 import socket
 import sys
-import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+
+from mct.atomic import TMP_MARK, atomic_path
+from mct.atomic import tmp_name as _tmp_name
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,6 @@ __all__ = [
 ]
 
 #: Every temporary file carries this in its name; ``remove_temp_files`` deletes them.
-TMP_MARK = ".tmp-"
 
 #: Packages whose versions are recorded in the manifest.
 _PACKAGES = (
@@ -62,32 +63,6 @@ _PACKAGES = (
 
 
 # ---------------------------------------------------------------------------- atomic files
-def _tmp_name(path: Path) -> Path:
-    # Keep the suffix last: writers such as np.savez append ".npz" to names without it.
-    return path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it to ``path``.
-
-    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and
-    ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"{tmp}: the writer did not create the file for {path}")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -62,20 +62,11 @@ class SweepSummary:
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
-    from mct.config import ConfigError
+    from mct.config import ConfigError, set_dotted
 
-    node = tree
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
+    if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"{source}: empty key in {key!r}")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: {key}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    set_dotted(tree, key, copy.deepcopy(value), where=f"{source}: {key}")
 
 
 def _slug(text: str) -> str:

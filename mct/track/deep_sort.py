@@ -51,6 +51,21 @@ __all__ = ["DeepSortTracker", "TrackView", "detections_xyah"]
 logger = logging.getLogger(__name__)
 
 
+def skipped_frames(last_frame: int | None, dets: Detections) -> list[Detections]:
+    """Empty detections for the frames skipped between ``last_frame`` and ``dets.frame``.
+
+    A tracker processes each of them (one Kalman step each) before ``dets``, so a detection
+    file without rows for some frames tracks the same as one with empty frames. Frames
+    that do not increase are an error.
+    """
+    frame = int(dets.frame)
+    if last_frame is None:
+        return []
+    if frame <= last_frame:
+        raise ValueError(f"frame {frame}: frames must increase, the last one was {last_frame}")
+    return [Detections.empty(missing) for missing in range(last_frame + 1, frame)]
+
+
 @dataclass(frozen=True)
 class TrackView:
     """A read-only snapshot of one live track (for inspection and tests).
@@ -153,13 +168,9 @@ class DeepSortTracker:
         frames tracks the same as one with empty frames. In ``deep_sort`` mode a non-empty
         ``dets`` must carry ``embeddings``.
         """
-        frame = int(dets.frame)
-        if self._last_frame is not None:
-            if frame <= self._last_frame:
-                raise ValueError(f"frame {frame}: frames must increase, the last one was {self._last_frame}")
-            for missing in range(self._last_frame + 1, frame):
-                self._step(Detections.empty(missing))
-        self._last_frame = frame
+        for empty in skipped_frames(self._last_frame, dets):
+            self._step(empty)
+        self._last_frame = int(dets.frame)
         return self._step(dets)
 
     def _step(self, dets: Detections) -> list[tuple[int, int]]:

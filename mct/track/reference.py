@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mct.track.config import TrackerConfig
-from mct.track.deep_sort import detections_xyah
+from mct.track.deep_sort import detections_xyah, skipped_frames
 from mct.track.kalman import FilterpyTrackFilter
 from mct.track.matching import INFTY_COST, iou_xyxy, l2_normalise, min_cost_matching
 from mct.types import Detections, xyah_to_xyxy
@@ -46,13 +46,9 @@ class ReferenceDeepSortTracker:
         self._last_frame: int | None = None
 
     def update(self, dets: Detections) -> list[tuple[int, int]]:
-        frame = int(dets.frame)
-        if self._last_frame is not None:
-            if frame <= self._last_frame:
-                raise ValueError(f"frame {frame}: frames must increase, the last one was {self._last_frame}")
-            for missing in range(self._last_frame + 1, frame):
-                self._step(Detections.empty(missing))
-        self._last_frame = frame
+        for empty in skipped_frames(self._last_frame, dets):
+            self._step(empty)
+        self._last_frame = int(dets.frame)
         return self._step(dets)
 
     # ------------------------------------------------------------------

@@ -44,12 +44,12 @@ key                shape, dtype         meaning
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from mct.atomic import atomic_path
 from mct.track.config import TrackletConfig
 from mct.track.matching import l2_normalise
 from mct.types import Camera, Detections, Tracklet
@@ -305,15 +305,8 @@ def save_tracklets(path: str | Path, tracklets: Sequence[Tracklet]) -> Path:
         "features": features,
         "has_features": has_features,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return path
 
 
