@@ -61,6 +61,24 @@ class AssociationConfig(StrictModel):
     #: vehicle; 0 = unlimited.
     max_time_gap_s: float = Field(default=0.0, ge=0.0)
 
+    # ---- direction of travel (beyond the reference; needs the cameras' homographies)
+    #: a link must be consistent with the way the vehicle drives on the ground plane: the
+    #: step from the earlier tracklet's exit point to the later one's entry point (when
+    #: longer than ``min_direction_distance_m``) must not point against the heading of either;
+    #: two tracklets seen at the same time (overlapping views) must not head more than
+    #: ``max_overlap_heading_change_deg`` apart. Unknown headings (no homography, a
+    #: stationary vehicle) never block a link. See mct/associate/motion.py.
+    use_direction: bool = False
+    min_direction_distance_m: float = Field(default=10.0, ge=0.0)
+    max_overlap_heading_change_deg: float = Field(default=110.0, ge=0.0, le=180.0)
+    #: time over which a tracklet's heading at its entry and exit is measured (s).
+    heading_window_s: float = Field(default=1.0, gt=0.0)
+    #: slower than this (m/s) over the heading window: no heading (waiting at a light).
+    min_moving_speed_mps: float = Field(default=1.5, ge=0.0)
+    #: ground units of the homographies: "auto" (GPS degrees when they look like it, as in
+    #: CityFlowV2, else metres), "metres" or "degrees".
+    world_units: Literal["auto", "metres", "degrees"] = "auto"
+
     # ---- re-ranking
     #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.
     rerank: bool = False

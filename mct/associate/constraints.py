@@ -97,6 +97,8 @@ class Constraints:
             (the transition graph, both directions), or ``None`` where there is no graph
             (every camera of the scenario).
         camera_reach: ``(C,) float64`` largest gap (s) of a direct link of each camera.
+        use_direction: apply the direction-of-travel rule (``association.use_direction``).
+        min_direction_distance_m, min_overlap_heading_cos: its parameters.
     """
 
     reach_s: np.ndarray
@@ -114,6 +116,9 @@ class Constraints:
     entry_in_zone: np.ndarray
     adjacency: tuple[np.ndarray | None, ...]
     camera_reach: np.ndarray
+    use_direction: bool = False
+    min_direction_distance_m: float = 10.0
+    min_overlap_heading_cos: float = -1.0
 
     @classmethod
     def build(cls, table: TrackletTable, topology: TopologyFile | None, cfg: AssociationConfig) -> "Constraints":
@@ -211,6 +216,9 @@ class Constraints:
             entry_in_zone=entry_in_zone,
             adjacency=tuple(adjacency),
             camera_reach=camera_reach,
+            use_direction=cfg.use_constraints and cfg.use_direction,
+            min_direction_distance_m=cfg.min_direction_distance_m,
+            min_overlap_heading_cos=math.cos(math.radians(cfg.max_overlap_heading_change_deg)),
         )
 
     def within_reach(self, table: TrackletTable, q: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -232,6 +240,38 @@ class Constraints:
             ok |= hit
         return ok
 
+    def direction_ok(self, table: TrackletTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """``(E,) bool``: rows ``i[e], j[e]`` may be one vehicle by its direction of travel.
+
+        The earlier tracklet (the one that ends first) is ``a``, the other ``b``. When their
+        times overlap (two views of one place), their headings at entry or their headings
+        at exit must agree within ``max_overlap_heading_change_deg``. Otherwise the step
+        ``d`` from ``a``'s exit point to ``b``'s entry point, if longer than
+        ``min_direction_distance_m``, must not point backwards from ``a``'s exit heading
+        nor from ``b``'s entry heading (``heading . d >= 0``). Unknown positions or
+        headings pass.
+        """
+        i = np.asarray(i, np.int64)
+        j = np.asarray(j, np.int64)
+        m = table.motion
+        a = np.where(table.end_s[i] <= table.end_s[j], i, j)
+        b = np.where(a == i, j, i)
+        overlap = table.start_s[b] <= table.end_s[a]
+        exit_a, head_in_a, head_out_a = m[a, 1], m[a, 2], m[a, 3]
+        entry_b, head_in_b, head_out_b = m[b, 0], m[b, 2], m[b, 3]
+        step = entry_b - exit_a
+        with np.errstate(invalid="ignore"):
+            far = np.hypot(step[:, 0], step[:, 1]) > self.min_direction_distance_m  # NaN -> False
+            forward = (np.einsum("ij,ij->i", head_out_a, step) >= 0) & (np.einsum("ij,ij->i", head_in_b, step) >= 0)
+        # overlapping views: agreeing headings at entry or at exit pass; so does having no
+        # pair of known headings to compare (a zero heading is unknown)
+        known_in = np.any(head_in_a != 0, axis=1) & np.any(head_in_b != 0, axis=1)
+        known_out = np.any(head_out_a != 0, axis=1) & np.any(head_out_b != 0, axis=1)
+        agree_in = known_in & (np.einsum("ij,ij->i", head_in_a, head_in_b) >= self.min_overlap_heading_cos)
+        agree_out = known_out & (np.einsum("ij,ij->i", head_out_a, head_out_b) >= self.min_overlap_heading_cos)
+        same_way = agree_in | agree_out | (~known_in & ~known_out)
+        return np.where(overlap, same_way, ~far | forward)
+
     def status(self, table: TrackletTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``(E,) int8`` :data:`LINK`, :data:`NO_LINK` or :data:`CONFLICT` for rows ``i[e], j[e]``."""
         i = np.asarray(i, np.int64)
@@ -251,6 +291,8 @@ class Constraints:
                 unlisted = ~self.listed[ci * n_c + cj] & ~self.listed[cj * n_c + ci]
                 directed = self._directed_ok(table, i, j) | self._directed_ok(table, j, i)
                 link |= topo & (directed | (unlisted & (gap <= self.unlisted_max_gap[scen])))
+        if self.use_direction and len(i):
+            link &= self.direction_ok(table, i, j)
         out = np.where(link, LINK, NO_LINK).astype(np.int8)
         out[conflict] = CONFLICT
         return out

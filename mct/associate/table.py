@@ -14,11 +14,18 @@ from typing import Sequence
 import numpy as np
 
 from mct.associate.config import AssociationConfig
+from mct.associate.motion import GroundMotion
 from mct.types import Camera, Tracklet
 
 __all__ = ["TrackletTable", "tracklet_feature"]
 
 log = logging.getLogger(__name__)
+
+
+def _unknown_motion(n: int) -> np.ndarray:
+    out = np.zeros((n, 4, 2))
+    out[:, :2] = np.nan
+    return out
 
 
 def tracklet_feature(t: Tracklet) -> np.ndarray:
@@ -51,6 +58,9 @@ class TrackletTable:
         features: ``(N, D) float32`` L2-normalised appearance features.
         entry_xy, exit_xy: ``(N, 2) float32`` bottom centre of the first / last box, pixels.
         source: ``(N,) int64`` position of each row in the tracklet sequence it came from.
+        motion: ``(N, 4, 2) float64`` ground-plane entry and exit positions (metres, NaN when
+            unknown) and unit headings at entry and exit (zero when unknown), see
+            :mod:`mct.associate.motion`; all unknown unless ``association.use_direction``.
     """
 
     camera_keys: tuple[tuple[str, str], ...]
@@ -64,6 +74,7 @@ class TrackletTable:
     entry_xy: np.ndarray
     exit_xy: np.ndarray
     source: np.ndarray
+    motion: np.ndarray
 
     def __post_init__(self) -> None:
         n = len(self.camera)
@@ -73,6 +84,8 @@ class TrackletTable:
         for name in ("features", "entry_xy", "exit_xy"):
             if getattr(self, name).ndim != 2 or len(getattr(self, name)) != n:
                 raise ValueError(f"TrackletTable.{name}: expected ({n}, *), got {getattr(self, name).shape}")
+        if self.motion.shape != (n, 4, 2):
+            raise ValueError(f"TrackletTable.motion: expected ({n}, 4, 2), got {self.motion.shape}")
         if n and np.any(self.end_s < self.start_s):
             raise ValueError("TrackletTable: end_s before start_s")
 
@@ -94,9 +107,11 @@ class TrackletTable:
         features: np.ndarray,
         entry_xy: np.ndarray | None = None,
         exit_xy: np.ndarray | None = None,
+        motion: np.ndarray | None = None,
     ) -> "TrackletTable":
         """A table from columns; scenario codes follow from ``camera_keys``. ``features``
-        must already be L2-normalised ``float32`` (it is used as is, without a copy)."""
+        must already be L2-normalised ``float32`` (it is used as is, without a copy);
+        ``motion`` is ``(N, 4, 2)`` as the attribute (``None``: all unknown)."""
         camera_keys = tuple((str(s), str(c)) for s, c in camera_keys)
         scenarios = tuple(sorted({s for s, _ in camera_keys}))
         cam_scen = np.array([scenarios.index(s) for s, _ in camera_keys], np.int32)
@@ -117,6 +132,7 @@ class TrackletTable:
             entry_xy=zeros if entry_xy is None else np.asarray(entry_xy, np.float32),
             exit_xy=zeros if exit_xy is None else np.asarray(exit_xy, np.float32),
             source=np.arange(n, dtype=np.int64),
+            motion=_unknown_motion(n) if motion is None else np.asarray(motion, np.float64),
         )
 
     @classmethod
@@ -140,6 +156,8 @@ class TrackletTable:
         exit_: list[np.ndarray] = []
         seen: set[tuple[str, str, int]] = set()
         dropped = 0
+        ground = GroundMotion(cfg.heading_window_s, cfg.min_moving_speed_mps, cfg.world_units) if cfg.use_direction else None
+        motion: list[np.ndarray] = []
         for pos, t in enumerate(tracklets):
             if t.key in seen:
                 raise ValueError(f"tracklet {t.key}: appears twice in the input")
@@ -166,6 +184,8 @@ class TrackletTable:
             first, last = t.xyxy[0], t.xyxy[-1]
             entry.append(np.array([(first[0] + first[2]) / 2, first[3]], np.float32))
             exit_.append(np.array([(last[0] + last[2]) / 2, last[3]], np.float32))
+            if ground is not None:
+                motion.append(ground(t, cam))
         if dropped:
             log.info("association: %d of %d tracklets below min_tracklet_frames/min_tracklet_mean_score get no global id", dropped, len(tracklets))
         dim = len(feats[0]) if feats else 0
@@ -178,6 +198,11 @@ class TrackletTable:
             np.stack(feats) if feats else np.zeros((0, dim), np.float32),
             np.stack(entry) if entry else None,
             np.stack(exit_) if exit_ else None,
+            np.stack(motion) if motion else None,
         )
+        if ground is not None:
+            no_homography = sorted({f"{s}/{c}" for s, c in keys if cam_by_key[(s, c)].homography is None})
+            if no_homography:
+                log.warning("association.use_direction: no homography for %s: direction not checked there", ", ".join(no_homography))
         object.__setattr__(table, "source", np.array(rows, np.int64))
         return table

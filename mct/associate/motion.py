@@ -1,0 +1,126 @@
+"""Where a tracklet enters and leaves its camera on the ground plane, and which way it moves.
+
+The direction-of-travel rule (``association.use_direction``, see
+:meth:`mct.associate.constraints.Constraints.status`) needs, per tracklet, the ground-plane
+position of its first and last box and its heading there. They come from the camera's
+homography (``calibration.txt``: ground ``(x, y, 1)`` -> image pixels): the bottom centre of
+a box is the point where the vehicle touches the road, mapped back to the ground with the
+inverse homography.
+
+* Heading at entry: from the first box to the box about ``heading_window_s`` later (at
+  least one frame); at exit: from the box ``heading_window_s`` before the last to the last.
+  A vehicle that moves less than ``min_moving_speed_mps * window`` in that time (waiting at
+  a light, say) has no heading there: zero vector, and the rule does not judge it.
+* Units: the synthetic world's homographies use metres. CityFlowV2's use GPS degrees; a
+  camera whose ground points all look like degrees (``|x|, |y| <= 180`` and a footprint
+  under 0.05 degree across) is scaled by 111,320 m per degree on both axes. That ignores
+  the cos(latitude) shrinking of longitude (0.74 at CityFlowV2's 42.5 deg N), which skews
+  angles a little; the rule only tests signs of dot products, which such a skew changes
+  only for nearly perpendicular directions. ``association.world_units`` forces a choice.
+* Cameras without a homography, and points the inverse homography sends to infinity (at or
+  above the horizon), give NaN positions and zero headings: the rule skips them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from mct.types import Camera, Tracklet
+
+__all__ = ["GroundMotion", "ground_points", "tracklet_motion", "METRES_PER_DEGREE"]
+
+log = logging.getLogger(__name__)
+
+#: metres per degree of latitude (and of longitude at the equator), WGS-84 mean.
+METRES_PER_DEGREE = 111_320.0
+#: a ground footprint narrower than this (in ground units) with all coordinates within
+#: +-180 is taken to be GPS degrees by ``world_units: auto``.
+_DEGREE_SPAN = 0.05
+
+Units = Literal["auto", "metres", "degrees"]
+
+
+def ground_points(homography: np.ndarray, xy_pixels: np.ndarray) -> np.ndarray:
+    """``(N, 2) float64`` ground coordinates of ``(N, 2)`` image points (NaN beyond the horizon).
+
+    ``homography`` maps ground ``(x, y, 1)`` to image pixels (the calibration.txt convention).
+    """
+    pts = np.asarray(xy_pixels, np.float64).reshape(-1, 2)
+    inv = np.linalg.inv(np.asarray(homography, np.float64))
+    p = np.c_[pts, np.ones(len(pts))] @ inv.T
+    w = p[:, 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(np.abs(w) > 1e-12, p[:, :2] / w, np.nan)
+    out[~np.isfinite(out).all(axis=1)] = np.nan
+    return out
+
+
+class GroundMotion:
+    """Entry and exit positions (metres) and unit headings of tracklets, one camera at a time.
+
+    Args:
+        heading_window_s: time over which a heading is measured.
+        min_moving_speed_mps: below this average speed over the window there is no heading.
+        units: ``auto``, ``metres`` or ``degrees`` (see the module docstring).
+    """
+
+    def __init__(self, heading_window_s: float = 1.0, min_moving_speed_mps: float = 1.5, units: Units = "auto") -> None:
+        self.heading_window_s = float(heading_window_s)
+        self.min_moving_speed_mps = float(min_moving_speed_mps)
+        self.units = units
+        self._scale: dict[tuple[str, str], float] = {}
+
+    def scale(self, camera: Camera) -> float:
+        """Metres per ground unit of ``camera``'s homography (decided once per camera)."""
+        if camera.key in self._scale:
+            return self._scale[camera.key]
+        if self.units == "metres":
+            s = 1.0
+        elif self.units == "degrees":
+            s = METRES_PER_DEGREE
+        else:
+            s = 1.0
+            if camera.frame_size is not None and camera.homography is not None:
+                w, h = camera.frame_size
+                corners = ground_points(camera.homography, np.array([[0, h - 1], [w - 1, h - 1], [w / 2, h / 2]], np.float64))
+                corners = corners[np.isfinite(corners).all(axis=1)]
+                if len(corners) and np.all(np.abs(corners) <= 180.0) and np.ptp(corners, axis=0).max() < _DEGREE_SPAN:
+                    s = METRES_PER_DEGREE
+                    log.info("%s/%s: homography ground units look like GPS degrees: scaled to metres", *camera.key)
+        self._scale[camera.key] = s
+        return s
+
+    def __call__(self, tracklet: Tracklet, camera: Camera) -> np.ndarray:
+        """``(4, 2) float64``: entry position, exit position (metres), entry heading, exit heading (unit or zero)."""
+        out = np.full((4, 2), np.nan)
+        out[2:] = 0.0
+        if camera.homography is None or len(tracklet) == 0:
+            return out
+        xyxy = tracklet.xyxy
+        k = max(1, int(round(self.heading_window_s * camera.fps)))
+        k = min(k, len(xyxy) - 1)
+        idx = np.array([0, k, len(xyxy) - 1 - k, len(xyxy) - 1]) if k > 0 else np.array([0, 0, 0, 0])
+        boxes = xyxy[idx].astype(np.float64)
+        feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
+        g = ground_points(camera.homography, feet) * self.scale(camera)
+        out[0], out[1] = g[0], g[3]
+        if k == 0:
+            return out
+        for row, (a, b, frames) in enumerate(((g[0], g[1], tracklet.frames[idx[1]] - tracklet.frames[idx[0]]),
+                                              (g[2], g[3], tracklet.frames[idx[3]] - tracklet.frames[idx[2]])), start=2):
+            step = b - a
+            dist = float(np.hypot(*step)) if np.isfinite(step).all() else 0.0
+            seconds = max(float(frames), 1.0) / camera.fps
+            if dist > 0 and dist >= self.min_moving_speed_mps * seconds:
+                out[row] = step / dist
+        return out
+
+
+def tracklet_motion(tracklets: list[Tracklet], cameras: list[Camera], motion: GroundMotion) -> np.ndarray:
+    """``(N, 4, 2)`` :class:`GroundMotion` of each tracklet with its camera (``cameras[i]``)."""
+    if not tracklets:
+        return np.zeros((0, 4, 2))
+    return np.stack([motion(t, c) for t, c in zip(tracklets, cameras)])

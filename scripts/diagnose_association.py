@@ -1,0 +1,165 @@
+"""Where a run's cross-camera IDF1 goes: tracking or association, re-ID or constraints.
+
+    python scripts/diagnose_association.py runs/demo
+    python scripts/diagnose_association.py runs/demo --sweep 0.4,0.5,0.6 --set use_direction=true
+
+Each tracklet of the run gets the ground-truth id it overlaps most (IoU >= 0.5 frames).
+Then it reports, for tracklet pairs of different cameras:
+
+* true pairs (same gt id) and how many the space-time constraints allow (LINK);
+* the cosine similarity of true pairs against false pairs (distribution quantiles);
+* the oracle association: the run's tracklets with global id = their gt id, scored by the
+  AI City protocol, i.e. the IDF1 a perfect association would reach on these tracklets.
+
+``--sweep`` instead re-associates the run's tracklets at each ``min_similarity`` (other
+``association`` keys from ``--set``) and scores each result (AI City protocol, with ROI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mct.associate import write_submission_rows  # noqa: E402
+from mct.associate.config import AssociationConfig  # noqa: E402
+from mct.associate.constraints import LINK, Constraints, load_topology  # noqa: E402
+from mct.associate.table import TrackletTable  # noqa: E402
+from mct.config import load_config  # noqa: E402
+from mct.data.aicity import load_dataset  # noqa: E402
+from mct.data.mot import read_mot  # noqa: E402
+from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois  # noqa: E402
+from mct.data.submission import read_submission  # noqa: E402
+from mct.track.matching import iou_xyxy  # noqa: E402
+from mct.track.tracklets import load_tracklets  # noqa: E402
+from mct.types import GlobalAssignment  # noqa: E402
+
+
+def gt_id_of(tracklet, gt) -> int:
+    """Majority gt id over frames where a gt box overlaps the tracklet box at IoU >= 0.5 (-1: none)."""
+    votes: dict[int, int] = {}
+    gt_xyxy = np.concatenate([gt.tlwh[:, :2], gt.tlwh[:, :2] + gt.tlwh[:, 2:]], 1)
+    by_frame: dict[int, np.ndarray] = {}
+    for f, box in zip(tracklet.frames.tolist(), tracklet.xyxy):
+        rows = by_frame.get(f)
+        if rows is None:
+            rows = by_frame[f] = np.flatnonzero(gt.frame == f)
+        if len(rows) == 0:
+            continue
+        iou = iou_xyxy(box[None], gt_xyxy[rows])[0]
+        k = int(np.argmax(iou))
+        if iou[k] >= 0.5:
+            gid = int(gt.id[rows[k]])
+            votes[gid] = votes.get(gid, 0) + 1
+    return max(votes, key=votes.get) if votes else -1
+
+
+def _rois(data, cfg, gt_rows):
+    return load_rois(Path(cfg.dataset.root) / cfg.dataset.split, np.unique(gt_rows.camera))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--sweep", default="", help="comma-separated min_similarity values to re-associate at")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="association key override (with --sweep)")
+    args = parser.parse_args()
+    if args.sweep:
+        import yaml
+
+        over = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+        sweep(args.run_dir, [float(v) for v in args.sweep.split(",")], **over)
+        return 0
+    cfg = load_config(args.run_dir / "config.yaml")
+    data = load_dataset(cfg.dataset.root, cfg.dataset.split)
+    cams = {c.key: c for c in data.cameras}
+    tracklets, labels = [], []
+    for cam in data.cameras:
+        path = args.run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
+        gt = read_mot(cam.root / "gt" / "gt.txt", "gt")
+        for t in load_tracklets(path):
+            tracklets.append(t)
+            labels.append(gt_id_of(t, gt))
+    labels = np.array(labels)
+    acfg: AssociationConfig = cfg.association
+    topo = load_topology(acfg.topology) if acfg.topology else None
+    table = TrackletTable.from_tracklets(tracklets, list(cams.values()), acfg)
+    lab = labels[table.source]
+    cons = Constraints.build(table, topo, acfg)
+    n = len(table)
+    i, j = np.triu_indices(n, 1)
+    diff_cam = table.camera[i] != table.camera[j]
+    i, j = i[diff_cam], j[diff_cam]
+    same = (lab[i] == lab[j]) & (lab[i] >= 0)
+    status = cons.status(table, i, j)
+    sim = np.sum(table.features[i] * table.features[j], axis=1)
+    print(f"tracklets {n} ({(lab < 0).sum()} without a gt id), gt ids {len(set(lab[lab >= 0]))}")
+    print(f"cross-camera pairs {len(i)}: true {same.sum()}, of which LINK {(status[same] == LINK).sum()}")
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    print("similarity quantiles", q)
+    print("  true pairs        ", np.round(np.quantile(sim[same], q), 3))
+    print("  true LINK pairs   ", np.round(np.quantile(sim[same & (status == LINK)], q), 3))
+    fl = ~same & (status == LINK)
+    print(f"  false LINK pairs ({fl.sum()})", np.round(np.quantile(sim[fl], q), 3))
+    # per true pair: is it the best LINK candidate of both?
+    best = {}
+    for a, b, s, st in zip(i, j, sim, status):
+        if st != LINK:
+            continue
+        for x, y in ((a, b), (b, a)):
+            if s > best.get(x, (-9, -1))[0]:
+                best[x] = (s, y)
+    top1 = np.mean([lab[x] == lab[y] for x, (s, y) in best.items() if lab[x] >= 0])
+    print(f"top-1 LINK neighbour has the same gt id: {top1:.3f} of {len(best)} tracklets")
+    for c in range(len(table.camera_keys)):
+        m = table.camera == c
+        print(f"  {table.camera_keys[c][1]}: {m.sum()} tracklets, mean length {np.mean([len(tracklets[s]) for s in table.source[m]]):.0f}")
+    # oracle association
+    gids = np.where(lab >= 0, lab, 10_000_000 + np.arange(n))
+    assignment = GlobalAssignment(
+        scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
+        camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
+        track_ids=table.track_id,
+        global_ids=gids,
+    )
+    pred = write_submission_rows(tracklets, assignment)
+    gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
+    res = evaluate_mtmc_rows(gt_rows, pred, _rois(data, cfg, gt_rows))
+    print(f"oracle association on these tracklets: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
+    return 0
+
+
+
+def sweep(run_dir: Path, values: list[float], **over) -> None:
+    """IDF1 of the run's tracklets re-associated with other association settings."""
+    from mct.associate import associate_table
+
+    cfg = load_config(run_dir / "config.yaml")
+    data = load_dataset(cfg.dataset.root, cfg.dataset.split)
+    tracklets = []
+    for cam in data.cameras:
+        tracklets += load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
+    gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
+    topo = load_topology(cfg.association.topology) if cfg.association.topology else None
+    rois = _rois(data, cfg, gt_rows)
+    for v in values:
+        acfg = cfg.association.model_copy(update={"min_similarity": v, **over})
+        table = TrackletTable.from_tracklets(tracklets, data.cameras, acfg)
+        lab = associate_table(table, acfg, topo, progress=False)
+        assignment = GlobalAssignment(
+            scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
+            camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
+            track_ids=table.track_id,
+            global_ids=lab + 1,
+        )
+        res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
+        print(f"min_similarity {v:.2f} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f} ids {lab.max() + 1}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Ground-plane motion of tracklets and the direction-of-travel rule (association.use_direction)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mct.associate.config import AssociationConfig
+from mct.associate.constraints import LINK, NO_LINK, Constraints
+from mct.associate.motion import METRES_PER_DEGREE, GroundMotion, ground_points
+from mct.associate.table import TrackletTable
+from mct.types import Camera, Tracklet
+
+# ground (x, y) metres -> pixels: u = 10 x + 100, v = 10 y + 50 (10 px per metre)
+H_METRES = np.array([[10.0, 0, 100], [0, 10.0, 50], [0, 0, 1]])
+
+
+def camera(cid: str, homography=H_METRES, fps: float = 10.0) -> Camera:
+    return Camera("S01", cid, fps=fps, frame_size=(1000, 600), homography=homography)
+
+
+def drive(cid: str, tid: int, foot_xy_px: list[tuple[float, float]], first_frame: int = 1) -> Tracklet:
+    """A tracklet whose boxes (20 x 10 px) stand on the given bottom-centre pixels, one per frame."""
+    foot = np.asarray(foot_xy_px, np.float32)
+    xyxy = np.c_[foot[:, 0] - 10, foot[:, 1] - 10, foot[:, 0] + 10, foot[:, 1]].astype(np.float32)
+    n = len(foot)
+    f = np.ones(4, np.float32) / 2
+    return Tracklet("S01", cid, tid, np.arange(first_frame, first_frame + n), xyxy, np.ones(n, np.float32), feature=f)
+
+
+def test_ground_points_invert_the_homography_and_give_nan_beyond_the_horizon():
+    assert np.allclose(ground_points(H_METRES, np.array([[100.0, 50.0], [120.0, 80.0]])), [[0, 0], [2, 3]])
+    # ground (x, y) -> pixels (x / y, 1 / y): the horizon is the image row v = 0
+    horizon = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    out = ground_points(horizon, np.array([[5.0, 0.0], [4.0, 0.5]]))
+    assert np.isnan(out[0]).all() and np.allclose(out[1], [8, 2])
+
+
+def test_motion_positions_headings_and_stationary_vehicles():
+    cam = camera("c001")
+    # 20 frames at 10 fps moving +x at 1 px/frame = 0.1 m/frame = 1 m/s ... too slow for 1.5 m/s
+    slow = drive("c001", 1, [(100 + i, 50) for i in range(20)])
+    # 5 px/frame = 5 m/s east, then it stops for its last 12 frames
+    stops = drive("c001", 2, [(100 + 5 * min(i, 8), 50) for i in range(20)])
+    m = GroundMotion(heading_window_s=1.0, min_moving_speed_mps=1.5, units="metres")
+    out = m(slow, cam)
+    assert np.allclose(out[0], [0, 0]) and np.allclose(out[1], [1.9, 0])  # entry and exit, metres
+    assert np.all(out[2:] == 0)  # 1 m/s: no heading
+    out = m(stops, cam)
+    assert np.allclose(out[2], [1, 0])  # heading east at entry
+    assert np.all(out[3] == 0)  # stationary at exit: unknown
+    # one-box tracklet: positions known, headings unknown
+    single = m(drive("c001", 3, [(150, 60)]), cam)
+    assert np.allclose(single[:2], [[5, 1], [5, 1]]) and np.all(single[2:] == 0)
+    # no homography: everything unknown
+    none = m(slow, Camera("S01", "c009", fps=10.0))
+    assert np.isnan(none[:2]).all() and np.all(none[2:] == 0)
+
+
+def test_gps_degree_homographies_are_scaled_to_metres():
+    # 1e-5 degree per pixel: the whole view spans 0.01 degree, so "auto" takes it as degrees
+    deg = np.linalg.inv(np.array([[1e-5, 0, -90.7], [0, 1e-5, 42.5], [0, 0, 1]]))
+    cam = camera("c001", deg)
+    car = drive("c001", 1, [(100 + 10 * i, 300) for i in range(11)])  # 10 px/frame = 1e-4 deg/frame
+    out = GroundMotion(units="auto")(car, cam)
+    step = out[1] - out[0]
+    assert step == pytest.approx([100 * 1e-5 * METRES_PER_DEGREE, 0], rel=1e-6)  # 111 m in 1 s
+    assert np.allclose(out[3], [1, 0])
+    assert GroundMotion(units="metres").scale(cam) == 1.0
+    assert GroundMotion(units="auto").scale(camera("c002")) == 1.0  # a metre homography stays metres
+
+
+def table_of(tracklets: list[Tracklet], cameras: list[Camera], **cfg) -> tuple[TrackletTable, Constraints]:
+    acfg = AssociationConfig(use_direction=True, **cfg)
+    t = TrackletTable.from_tracklets(tracklets, cameras, acfg)
+    return t, Constraints.build(t, None, acfg)
+
+
+def test_a_link_must_move_the_vehicle_forward():
+    # c002 looks at the road 100 m further east (same pixel layout, ground x shifted by 100 m)
+    h_east = H_METRES @ np.array([[1.0, 0, -100], [0, 1, 0], [0, 0, 1]])
+    c1, c2 = camera("c001"), camera("c002", h_east)
+    east_1 = drive("c001", 1, [(100 + 10 * i, 50) for i in range(20)])  # 0 -> 19 m, eastbound
+    west_1 = drive("c001", 2, [(290 - 10 * i, 100) for i in range(20)])  # 19 -> 0 m, westbound
+    east_2 = drive("c002", 3, [(100 + 10 * i, 50) for i in range(20)], first_frame=150)  # 100 -> 119 m, later
+    west_2 = drive("c002", 4, [(290 - 10 * i, 100) for i in range(20)], first_frame=150)  # westbound in c002, later
+    t, c = table_of([east_1, west_1, east_2, west_2], [c1, c2])
+    i, j = np.array([0, 1, 0, 1]), np.array([2, 2, 3, 3])
+    # eastbound in c001 then eastbound further east: forward. Westbound in c001 then appearing
+    # further east later: backwards. A westbound car seen in c002 (east) and later... here it is
+    # the c001 tracklet that ends first, so c002's westbound car would have to drive east to it.
+    assert c.direction_ok(t, i, j).tolist() == [True, False, False, False]
+    assert c.status(t, i, j).tolist() == [LINK, NO_LINK, NO_LINK, NO_LINK]
+    off = Constraints.build(t, None, AssociationConfig(use_direction=False))
+    assert off.status(t, i, j).tolist() == [LINK] * 4
+    # not applied when the constraints are off (the appearance-only ablation)
+    assert Constraints.build(t, None, AssociationConfig(use_direction=True, use_constraints=False)).use_direction is False
+
+
+def test_short_steps_unknown_headings_and_missing_homographies_pass():
+    c1 = camera("c001")
+    east = drive("c001", 1, [(100 + 10 * i, 50) for i in range(20)])  # ends at 19 m
+    # re-appears 5 m behind its exit point (less than min_direction_distance_m = 10)
+    back_a_bit = drive("c001", 2, [(240 + 10 * i, 50) for i in range(10)], first_frame=40)
+    # parked (no heading) 19 m behind the eastbound one's exit point, 3 m to the side
+    parked = drive("c001", 3, [(100, 80)] * 10, first_frame=60)
+    t, c = table_of([east, back_a_bit, parked], [c1])
+    assert c.direction_ok(t, np.array([0, 0]), np.array([1, 2])).tolist() == [True, False]
+    # the parked one has no heading, but the eastbound one does: 19 m -> 0 m is backwards for it;
+    # a camera without a homography: positions unknown, nothing to judge
+    no_h = Camera("S01", "c009", fps=10.0)
+    far = drive("c009", 4, [(100 + 10 * i, 50) for i in range(20)], first_frame=100)
+    t, c = table_of([east, far], [c1, no_h])
+    assert c.direction_ok(t, np.array([0]), np.array([1])).tolist() == [True]  # unknown position
+
+
+def test_overlapping_views_need_agreeing_headings():
+    c1, c2 = camera("c001"), camera("c002")
+    east = drive("c001", 1, [(100 + 10 * i, 50) for i in range(30)])
+    east_too = drive("c002", 2, [(150 + 10 * i, 60) for i in range(30)], first_frame=5)
+    west = drive("c002", 3, [(500 - 10 * i, 60) for i in range(30)], first_frame=5)
+    turning = drive("c002", 4, [(150, 60 + 10 * i) for i in range(30)], first_frame=5)  # heads +y: 90 degrees
+    t, c = table_of([east, east_too, west, turning], [c1, c2])
+    ok = c.direction_ok(t, np.array([0, 0, 0]), np.array([1, 2, 3]))
+    assert ok.tolist() == [True, False, True]  # a 90-degree turn is within 110 degrees
+    t, strict = table_of([east, east_too, west, turning], [c1, c2], max_overlap_heading_change_deg=45)
+    assert strict.direction_ok(t, np.array([0, 0, 0]), np.array([1, 2, 3])).tolist() == [True, False, False]
