@@ -67,12 +67,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--sweep", default="", help="comma-separated min_similarity values to re-associate at")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="association key override (with --sweep)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="association key override")
     args = parser.parse_args()
-    if args.sweep:
-        import yaml
+    import yaml
 
-        over = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    over = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if args.sweep:
         sweep(args.run_dir, [float(v) for v in args.sweep.split(",")], **over)
         return 0
     cfg = load_config(args.run_dir / "config.yaml")
@@ -86,7 +86,7 @@ def main() -> int:
             tracklets.append(t)
             labels.append(gt_id_of(t, gt))
     labels = np.array(labels)
-    acfg: AssociationConfig = cfg.association
+    acfg: AssociationConfig = cfg.association.model_copy(update=over)
     topo = load_topology(acfg.topology) if acfg.topology else None
     table = TrackletTable.from_tracklets(tracklets, list(cams.values()), acfg)
     lab = labels[table.source]
@@ -114,6 +114,15 @@ def main() -> int:
         for x, y in ((a, b), (b, a)):
             if s > best.get(x, (-9, -1))[0]:
                 best[x] = (s, y)
+    from mct.associate.clustering import mutual_best
+
+    link = status == LINK
+    mutual = mutual_best(table, i[link], j[link], sim[link])
+    true_link = same[link]
+    for th in (0.2, 0.3, 0.5):
+        m = mutual & (sim[link] >= th)
+        o = ~mutual & (sim[link] >= th)
+        print(f"pairs the rules allow, cosine >= {th}: mutual-best {m.sum()} ({true_link[m].sum()} one vehicle), others {o.sum()} ({true_link[o].sum()} one vehicle)")
     top1 = np.mean([lab[x] == lab[y] for x, (s, y) in best.items() if lab[x] >= 0])
     print(f"top-1 LINK neighbour has the same gt id: {top1:.3f} of {len(best)} tracklets")
     for c in range(len(table.camera_keys)):

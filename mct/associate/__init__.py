@@ -63,7 +63,7 @@ def associate_table(
     Returns:
         ``(N,) int64`` labels ``0..M-1`` (one per vehicle), numbered by first row.
     """
-    from mct.associate.clustering import candidate_pairs, constrained_agglomerative, k_reciprocal_rerank
+    from mct.associate.clustering import candidate_pairs, constrained_agglomerative, k_reciprocal_rerank, order_pairs
     from mct.associate.constraints import Constraints, search_blocks
     from mct.associate.index import blocked_knn, fit_pca
 
@@ -99,11 +99,16 @@ def associate_table(
     clock.stop("rerank")
 
     clock.start()
-    a, b, _ = candidate_pairs(table, constraints, idx, sims, cfg.rerank_min_similarity if cfg.rerank else cfg.min_similarity)
+    pair_min = cfg.rerank_min_similarity if cfg.rerank else cfg.min_similarity
+    mutual_min = cfg.mutual_min_similarity
+    a, b, s = candidate_pairs(table, constraints, idx, sims, pair_min if mutual_min is None else min(pair_min, mutual_min))
+    a, b, mutual = order_pairs(table, a, b, s, pair_min, mutual_min)
+    # centroid linkage: mutual-best pairs at their own threshold, the others at min_similarity
+    thresholds = np.where(mutual, cfg.min_similarity if mutual_min is None else mutual_min, cfg.min_similarity)
     clock.stop("pairs")
 
     clock.start()
-    labels = constrained_agglomerative(table, constraints, feats, a, b, cfg.min_similarity, cfg.max_cluster_size, progress)
+    labels = constrained_agglomerative(table, constraints, feats, a, b, thresholds, cfg.max_cluster_size, progress)
     clock.stop("cluster")
     log.info("association: %d tracklets -> %d global ids (%d candidate pairs)", n, int(labels.max()) + 1, len(a))
     return labels

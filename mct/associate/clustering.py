@@ -24,7 +24,7 @@ from tqdm import tqdm
 from mct.associate.constraints import CONFLICT, LINK, Constraints
 from mct.associate.table import TrackletTable
 
-__all__ = ["candidate_pairs", "k_reciprocal_rerank", "constrained_agglomerative"]
+__all__ = ["candidate_pairs", "k_reciprocal_rerank", "mutual_best", "order_pairs", "constrained_agglomerative"]
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,67 @@ def candidate_pairs(
     return a[order], b[order], s[order]
 
 
+def mutual_best(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(E,) bool``: pair ``e`` is the best-scoring pair of ``a[e]`` among its pairs with
+    tracklets of ``b[e]``'s camera, and of ``b[e]`` among its pairs with ``a[e]``'s camera.
+
+    ``(a, b, s)`` are candidate pairs (as :func:`candidate_pairs` returns them) and their
+    similarities; ties count as best for every pair that reaches the maximum.
+    """
+    if len(a) == 0:
+        return np.zeros(0, bool)
+    n_c = max(len(table.camera_keys), 1)
+    cam = table.camera.astype(np.int64)
+    key_a = a * n_c + cam[b]  # a's pairs into b's camera
+    key_b = b * n_c + cam[a]
+    keys = np.concatenate([key_a, key_b])
+    vals = np.concatenate([s, s]).astype(np.float64)
+    uniq, inv = np.unique(keys, return_inverse=True)
+    best = np.full(len(uniq), -np.inf)
+    np.maximum.at(best, inv, vals)
+    m = len(a)
+    return (vals[:m] >= best[inv[:m]]) & (vals[m:] >= best[inv[m:]])
+
+
+def order_pairs(
+    table: TrackletTable,
+    a: np.ndarray,
+    b: np.ndarray,
+    s: np.ndarray,
+    min_similarity: float,
+    mutual_min_similarity: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The visiting order of candidate pairs ``(a, b)`` with similarities ``s``.
+
+    Without ``mutual_min_similarity``: the pairs with ``s >= min_similarity``, best first.
+    With it: first the mutual-best pairs (:func:`mutual_best`) with
+    ``s >= mutual_min_similarity``, best first; then the other pairs with
+    ``s >= min_similarity``, best first.
+
+    Returns:
+        ``(a, b, mutual)``: the pairs in visiting order and ``(E,) bool`` which of them are
+        visited as mutual-best pairs.
+    """
+    if mutual_min_similarity is None:
+        keep = np.flatnonzero(s >= min_similarity)
+        keep = keep[np.argsort(-s[keep], kind="stable")]
+        return a[keep], b[keep], np.zeros(len(keep), bool)
+    mutual = mutual_best(table, a, b, s) & (s >= mutual_min_similarity)
+    first, second = np.flatnonzero(mutual), np.flatnonzero(~mutual & (s >= min_similarity))
+    first = first[np.argsort(-s[first], kind="stable")]
+    second = second[np.argsort(-s[second], kind="stable")]
+    order = np.concatenate([first, second])
+    log.debug("candidate pairs: %d mutual best at >= %.2f first, then %d others", len(first), mutual_min_similarity, len(second))
+    return a[order], b[order], np.arange(len(order)) < len(first)
+
+
 def constrained_agglomerative(
     table: TrackletTable,
     constraints: Constraints,
     features: np.ndarray,
     pair_a: np.ndarray,
     pair_b: np.ndarray,
-    min_similarity: float,
+    min_similarity: float | np.ndarray,
     max_cluster_size: int,
     progress: bool = True,
 ) -> np.ndarray:
@@ -134,6 +188,8 @@ def constrained_agglomerative(
     Args:
         features: ``(N, d) float32`` L2-normalised features used for centroid linkage.
         pair_a, pair_b: ``(E,)`` candidate pairs in the order to visit them (best first).
+        min_similarity: the centroid-linkage threshold, one for all pairs or ``(E,)`` one
+            per pair (see :func:`order_pairs`).
 
     Returns:
         ``(N,) int64`` cluster labels ``0..M-1``, numbered in order of each cluster's first row.
@@ -145,7 +201,8 @@ def constrained_agglomerative(
     # copy of the whole (N, d) matrix
     sums: dict[int, np.ndarray] = {}
     sq = np.einsum("ij,ij->i", features, features).astype(np.float64).tolist()  # |sum|^2 per root
-    min_sim_sq = min_similarity * abs(min_similarity)
+    thresholds = np.broadcast_to(np.asarray(min_similarity, np.float64), (len(pair_a),))
+    min_sim_sq = (thresholds * np.abs(thresholds)).tolist()
     # per root with more than one member: camera code -> member rows (singletons implicit)
     by_cam: dict[int, dict[int, list[int]]] = {}
     cam = table.camera.tolist()
@@ -180,7 +237,7 @@ def constrained_agglomerative(
     rejected = 0
     bar = tqdm(total=len(pair_a), desc="clustering", unit="pair", leave=False, **({} if progress else {"disable": True}))
     for lo in range(0, len(pair_a), _CHUNK):
-        for x, y in zip(pair_a[lo : lo + _CHUNK].tolist(), pair_b[lo : lo + _CHUNK].tolist()):
+        for x, y, t_sq in zip(pair_a[lo : lo + _CHUNK].tolist(), pair_b[lo : lo + _CHUNK].tolist(), min_sim_sq[lo : lo + _CHUNK]):
             ra, rb = find(x), find(y)
             if ra == rb:
                 continue
@@ -193,7 +250,7 @@ def constrained_agglomerative(
             ub = features[rb] if ub is None else ub
             dot = float(ua @ ub)
             # centroid cosine dot / sqrt(|a|^2 |b|^2) >= min_similarity, without the sqrt
-            if dot * abs(dot) < min_sim_sq * sq[ra] * sq[rb]:
+            if dot * abs(dot) < t_sq * sq[ra] * sq[rb]:
                 rejected += 1
                 continue
             if conflict(ra, rb):

@@ -89,6 +89,12 @@ class AssociationConfig(StrictModel):
     rerank_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
 
     # ---- clustering
+    #: mutual-best pairs first (beyond the reference; off = null): a candidate pair that is
+    #: the most similar of each tracklet's pairs into the other's camera is merged first, at
+    #: this lower threshold (cosine, or the re-ranked similarity when ``rerank`` is on; the
+    #: centroid linkage of those merges uses it too); the other pairs follow at
+    #: ``min_similarity``.
+    mutual_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
     #: largest number of tracklets in one global id (bounds the cost of constraint checks).
     max_cluster_size: int = Field(default=200, gt=1)
 

@@ -194,3 +194,18 @@ def test_submission_round_trips_through_the_evaluator(tmp_path: Path):
     bad[swap, 1] = bad[:, 1].max() + 1
     worse = evaluate_mtmc(gt, write_submission(tmp_path / "bad.txt", bad))
     assert worse.idf1 < 0.9
+
+
+def test_mutual_best_pairs_merge_below_min_similarity():
+    # Story: car A leaves c001 at t = 10 s and enters c002 at t = 30 s, but the two views
+    # look alike only at cosine 0.4 (below min_similarity 0.5). Car B, seen in c001 at the
+    # same time, looks nothing like either. With mutual_min_similarity 0.3 the A pair is
+    # each tracklet's best into the other camera and is merged; B stays alone.
+    a1 = tracklet("c001", 1, 1, 101, unit(1, 0, 0))
+    a2 = tracklet("c002", 1, 301, 400, unit(0.4, np.sqrt(1 - 0.16), 0))
+    b1 = tracklet("c001", 2, 1, 101, unit(0, 0, 1), x=400.0)
+    plain = associate([a1, a2, b1], CAMS, AssociationConfig(min_similarity=0.5), chain_topology())
+    mutual = associate([a1, a2, b1], CAMS, AssociationConfig(min_similarity=0.5, mutual_min_similarity=0.3), chain_topology())
+    assert len(set(plain.global_ids.tolist())) == 3
+    gid = dict(zip(zip(mutual.camera_ids, mutual.track_ids), mutual.global_ids.tolist()))
+    assert gid[("c001", 1)] == gid[("c002", 1)] != gid[("c001", 2)]

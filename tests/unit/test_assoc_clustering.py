@@ -76,3 +76,49 @@ def test_k_reciprocal_rerank_rewards_shared_neighbourhoods():
     assert new[1, 1] > new[3, 1]  # 1 -> 0 (reciprocal, shared set) beats 3 -> 0 (one-way)
     assert new[0, 0] == np.float32(1.0)  # self: identical sets
     assert np.isinf(k_reciprocal_rerank(np.array([[0, -1]]), np.array([[1, -np.inf]], np.float32), 0.3)[0, 1])
+
+
+def test_mutual_best_pairs_per_camera():
+    from mct.associate.clustering import mutual_best
+
+    # rows 0, 1 in c001; rows 2, 3 in c002; row 4 in c003
+    t = table([0, 0, 1, 1, 2], [0, 20, 100, 120, 200], angles(0, 40, 10, 80, 5))
+    a = np.array([0, 0, 1, 1, 0, 2])
+    b = np.array([2, 3, 2, 3, 4, 4])
+    s = np.array([0.9, 0.2, 0.8, 0.7, 0.3, 0.4])
+    # 0-2: best of 0 into c002 (0.9 > 0.2) and of 2 into c001 (0.9 > 0.8): mutual
+    # 0-3: not 0's best into c002; 1-2: 1's best into c002 but not 2's best into c001
+    # 1-3: 3's only pair into c001 and 1's ... 1's best into c002 is 2 (0.8): not mutual
+    # 0-4: 0's only pair into c003, but 4's best into c001 is row 0 (only one): mutual
+    # 2-4: 2's only pair into c003 and 4's only pair into c002: mutual
+    assert mutual_best(t, a, b, s).tolist() == [True, False, False, False, True, True]
+    assert mutual_best(t, a[:0], b[:0], s[:0]).tolist() == []
+
+
+def test_order_pairs_visits_mutual_pairs_first_at_their_threshold():
+    from mct.associate.clustering import order_pairs
+
+    t = table([0, 0, 1, 1], [0, 20, 100, 120], angles(0, 40, 10, 80))
+    a, b = np.array([0, 1, 1]), np.array([2, 2, 3])
+    s = np.array([0.9, 0.95, 0.35])
+    # 1-2 (0.95) is mutual; 0-2 is not 2's best; 1-3 is 3's only pair but not 1's best
+    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, None)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and not mutual.any()  # 0.35 < 0.5 dropped
+    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, 0.3)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and mutual.tolist() == [True, False]
+    # a weak mutual pair is visited before a strong non-mutual one: rows 0, 1, 4 in c001
+    t = table([0, 0, 1, 1, 0], [0, 20, 100, 120, 40], angles(0, 40, 10, 80, 5))
+    a, b, s = np.array([0, 2, 1]), np.array([2, 4, 3]), np.array([0.9, 0.95, 0.35])
+    # 2-4 (0.95): mutual; 1-3 (0.35): each other's only pair, mutual; 0-2 (0.9): 2 prefers 4
+    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, 0.3)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(2, 4), (1, 3), (0, 2)]
+    assert mutual.tolist() == [True, True, False]
+
+
+def test_per_pair_linkage_thresholds():
+    # A at 0 deg and B at 60 (cos 0.5): merged only when the pair's own threshold allows it
+    t = table([0, 1], [0, 100], angles(0, 60))
+    c = Constraints.build(t, None, AssociationConfig())
+    low = constrained_agglomerative(t, c, t.features, np.array([0]), np.array([1]), np.array([0.4]), 10, False)
+    high = constrained_agglomerative(t, c, t.features, np.array([0]), np.array([1]), np.array([0.6]), 10, False)
+    assert low.tolist() == [0, 0] and high.tolist() == [0, 1]
