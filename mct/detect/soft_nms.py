@@ -1,48 +1,56 @@
 """Soft-NMS (Bodla et al., ICCV 2017) with linear, gaussian and hard (classic NMS) decay.
 
 The algorithm, as its authors define it: repeat — pick the remaining box with the highest
-current score (the first of equal maxima wins), move it to the output with that score;
-every remaining box ``b`` that overlaps it (``o = IoU > 0``) has its score multiplied by
+current score (the first of equal maxima, i.e. the lowest input index, wins), move it to
+the output with that score; every remaining box ``b`` that overlaps it (``o = IoU``, the
+boxes intersect with positive width and height) has its score multiplied by
 
 * linear:   ``1 - o`` if ``o > iou_threshold`` else 1,
 * gaussian: ``exp(-o**2 / sigma)``,
 * hard:     0 if ``o > iou_threshold`` else 1 (classic NMS; a suppressed box is removed
   whatever ``min_score`` is, so ``hard`` equals ``torchvision.ops.nms``),
 
-and ``b`` is dropped once its decayed score is below ``min_score``. Boxes that never
-overlap a selected box keep their score (and are never dropped, as in the authors' code,
-whose threshold check sits inside the overlap test).
+and ``b`` is dropped once its (decayed) score is below ``min_score``. Boxes that never
+overlap a selected box keep their score and are never dropped, even below ``min_score``
+(as in the authors' code, whose threshold check sits inside the overlap test); a box below
+``min_score`` that does overlap a selected box is dropped, even where the factor is 1.
+Scores are multiplied in selection order, in float64, exactly as the per-box loop does.
 
-Implementation notes (why it looks the way it does):
+Implementation (compiled with numba; exact: the same selections and the same float
+products as the per-box loop):
 
-* Overlaps are found once, up front, as a sparse neighbour list (a sort-and-sweep on
-  ``x1`` finds the pairs whose x-ranges overlap, then their IoU is computed in one
-  vectorised pass, in chunks so memory stays bounded). A selection step then touches only
-  the selected box's neighbours: one ``argmax`` over the current scores plus a few array
-  operations on the neighbour slice. There is no Python loop over boxes inside a step;
-  the loop over selections is inherent to the algorithm.
-* Boxes with no neighbour at all are never decayed and never decay anything; they skip
-  the loop. The output order is then recovered exactly by a stable sort on (final score
-  descending, index ascending): selection scores never increase (scores only decay and
-  the maximum is taken each time) and the first of equal maxima wins.
-* The loop runs in float64 numpy on the CPU: per-step numpy calls cost well under a
-  microsecond each, several times less than torch dispatch, and a per-step device sync
-  would make a CUDA loop slower still. Inputs and outputs are torch tensors on the
-  caller's device (CPU or CUDA); only the (N, 4) boxes and (N,) scores are copied.
-* Class-aware: boxes of different classes are never neighbours (the sweep lays the
-  classes side by side along x, further apart than the whole extent, and the pair test
-  also compares labels); that is exactly per-class Soft-NMS, and the merged output keeps
-  the global selection order.
+* The selection is a tournament tree over input indices (each node holds the best live
+  box below it and its current score); the root is the current best box, and a tie goes
+  to the left child, i.e. to the lower index. A decayed neighbour is re-ranked by walking
+  up only while it was the winner of the node above (usually one or two steps).
+* The neighbours of the selected box are found in a bounds tree: the boxes in Z-curve
+  order of their centres (grouped by class when ``class_ids`` is given, each class padded
+  to whole leaves, so boxes of different classes never meet: exactly per-class Soft-NMS
+  with the global selection order), ``_BUCKET`` boxes per leaf, each node holding the
+  bounding box of its live boxes. A depth-first walk skips every node whose bounding box
+  fails the overlap formula (monotone in rounded arithmetic, so it never skips a box the
+  exact test accepts); selected and dropped boxes leave the tree. A selection therefore
+  costs about O(log N) plus O(1) per live box near it, instead of a pass over all boxes:
+  no overlap graph is built, and pairs whose second box is already gone are never looked at.
+* Inputs and outputs are torch tensors on the caller's device (CPU or CUDA); the (N, 4)
+  boxes and (N,) scores are copied to float64 numpy on the CPU, where the loop runs.
 * Area convention: modern (``w = x2 - x1``, as torchvision) by default;
   ``plus_one=True`` gives the authors' "+1 pixel" convention (``w = x2 - x1 + 1``).
-  IoU of two boxes whose union is empty (two zero-area boxes) is 0.
+  IoU of two boxes whose union is empty is 0.
+* Compilation: the kernels are compiled on first use (several seconds) and cached on disk
+  next to this file (numba ``cache=True``; later processes, multiprocessing workers
+  included, load them in well under a second). Where no cache folder is writable
+  (read-only install and home), they are compiled in memory in each process instead.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal
+import math
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
+import numba
 import numpy as np
 import torch
 
@@ -51,223 +59,268 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["soft_nms", "soft_nms_from_config", "overlap_graph", "METHODS"]
+__all__ = ["soft_nms", "soft_nms_from_config", "METHODS"]
 
 Method = Literal["linear", "gaussian", "hard"]
 METHODS: tuple[str, ...] = ("linear", "gaussian", "hard")
-
-#: candidate pairs handled per chunk when building the overlap graph (bounds peak memory
-#: to roughly 2M * 10 float64 temporaries, about 160 MB).
-_PAIR_CHUNK = 2_000_000
-#: cost model for switching from rounds to one selection per step: a round costs about as
-#: much as one step per _ROUND_EDGES_PER_SELECTION remaining pairs plus a fixed overhead
-#: (tuned with benchmarks/bench_soft_nms.py on uniform and clustered boxes)
-_ROUND_EDGES_PER_SELECTION = 200
-_ROUND_OVERHEAD_EDGES = 2000
+_METHOD_CODE = {"linear": 0, "gaussian": 1, "hard": 2}
+#: boxes per leaf of the bounds tree (scanned one by one; tuned with benchmarks/bench_soft_nms.py)
+_BUCKET = 8
 
 
-def _validate(xyxy: np.ndarray, scores: np.ndarray) -> None:
-    if not np.all(np.isfinite(scores)):
-        bad = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise ValueError(f"soft_nms: scores must be finite, got scores[{bad}] = {scores[bad]}")
-    if not np.all(np.isfinite(xyxy)):
-        bad = int(np.flatnonzero(~np.isfinite(xyxy).all(axis=1))[0])
-        raise ValueError(f"soft_nms: box coordinates must be finite, got xyxy[{bad}] = {xyxy[bad].tolist()}")
-    inverted = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
-    if np.any(inverted):
-        bad = int(np.flatnonzero(inverted)[0])
-        raise ValueError(f"soft_nms: expected x1 <= x2 and y1 <= y2, got xyxy[{bad}] = {xyxy[bad].tolist()}")
+def _njit(fn: Callable[..., Any]) -> Any:
+    """``numba.njit`` with an on-disk cache, or without one where no cache folder is writable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", numba.NumbaWarning)
+            return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError as err:  # numba: "cannot cache function ...: no locator available"
+        log.debug("soft_nms: numba cache unavailable (%s); compiling %s in memory", err, fn.__name__)
+        return numba.njit(cache=False, nogil=True)(fn)
 
 
-def overlap_graph(
-    xyxy: np.ndarray, plus_one: bool = False, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs of boxes with a positive intersection (of the same label), and their IoU.
-
-    Args:
-        xyxy: ``(N, 4) float64`` boxes, ``x1 <= x2``, ``y1 <= y2``.
-        plus_one: use the "+1 pixel" area convention.
-        labels: optional ``(N,)`` integer labels; boxes of different labels never pair.
-
-    Returns:
-        ``(i, j, iou)``: ``(E,) int64``, ``(E,) int64``, ``(E,) float64`` with ``i < j``
-        (original indices), one entry per overlapping unordered pair.
-    """
-    n = len(xyxy)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
-    if n < 2:
-        return empty
-    extra = 1.0 if plus_one else 0.0
-    sweep_x1, sweep_x2 = xyxy[:, 0], xyxy[:, 2]
-    if labels is not None and np.unique(labels).size > 1:
-        # lay the labels side by side along x, further apart than the whole extent, so
-        # one sweep finds same-label pairs only; the IoU itself uses the true coordinates
-        span = float(xyxy[:, [0, 2]].max() - xyxy[:, [0, 2]].min()) + 2.0 + extra
-        _, dense = np.unique(labels, return_inverse=True)
-        shift = dense.astype(np.float64) * span - xyxy[:, 0].min()
-        sweep_x1, sweep_x2 = sweep_x1 + shift, sweep_x2 + shift
-    order = np.argsort(sweep_x1, kind="stable")
-    x1s = sweep_x1[order]
-    # sorted positions p < q overlap in x iff x1[q] < x2[p] + extra: candidates of p are
-    # the positions p+1 .. end[p]-1 (a little slack against rounding of the shift; the
-    # exact overlap test below decides)
-    slack = 1e-9 * (1.0 + float(np.abs(x1s).max()))
-    end = np.searchsorted(x1s, sweep_x2[order] + extra + slack, side="left")
-    counts = np.maximum(end - np.arange(n) - 1, 0)
-    total = int(counts.sum())
-    if total == 0:
-        return empty
-    areas = (xyxy[:, 2] - xyxy[:, 0] + extra) * (xyxy[:, 3] - xyxy[:, 1] + extra)
-    starts = np.cumsum(counts) - counts
-    out_i, out_j, out_iou = [], [], []
-    p0 = 0
-    cum = np.cumsum(counts)
-    while p0 < n:
-        # take sorted positions p0 .. p1-1 so that their candidate count stays bounded
-        p1 = int(np.searchsorted(cum, cum[p0 - 1] + _PAIR_CHUNK if p0 else _PAIR_CHUNK, side="right"))
-        p1 = max(p1, p0 + 1)
-        c = counts[p0:p1]
-        k = int(c.sum())
-        if k:
-            pos_p = np.repeat(np.arange(p0, p1), c)
-            offset = np.arange(k) - np.repeat(starts[p0:p1] - starts[p0], c)
-            pos_q = pos_p + 1 + offset
-            a = order[pos_p]
-            b = order[pos_q]
-            iw = np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0]) + extra
-            ih = np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1]) + extra
-            hit = (iw > 0) & (ih > 0)
-            if labels is not None:
-                hit &= labels[a] == labels[b]
-            a, b, iw, ih = a[hit], b[hit], iw[hit], ih[hit]
-            inter = iw * ih
-            union = areas[a] + areas[b] - inter
-            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            out_i.append(np.minimum(a, b))
-            out_j.append(np.maximum(a, b))
-            out_iou.append(iou)
-        p0 = p1
-    if not out_i:
-        return empty
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_iou)
+@_njit
+def _first_invalid(xyxy: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
+    """(0, -1) if valid, else (1, i) non-finite score, (2, i) non-finite box, (3, i) x2 < x1 or y2 < y1."""
+    n = scores.shape[0]
+    for i in range(n):
+        if not np.isfinite(scores[i]):
+            return 1, i
+    for i in range(n):
+        for c in range(4):
+            if not np.isfinite(xyxy[i, c]):
+                return 2, i
+    for i in range(n):
+        if xyxy[i, 2] < xyxy[i, 0] or xyxy[i, 3] < xyxy[i, 1]:
+            return 3, i
+    return 0, -1
 
 
-def _decay_weights(iou: np.ndarray, method: str, iou_threshold: float, sigma: float) -> np.ndarray:
-    if method == "linear":
-        return np.where(iou > iou_threshold, 1.0 - iou, 1.0)
-    if method == "gaussian":
-        return np.exp(-(iou * iou) / sigma)
-    if method == "hard":
-        return np.where(iou > iou_threshold, 0.0, 1.0)
-    raise ValueError(f"soft_nms: method must be one of {METHODS}, got {method!r}")
+@_njit
+def _rematch(node: int, top_score: np.ndarray, top_box: np.ndarray) -> None:
+    """Score tree: ``node`` takes the better of its two children (the left one on a tie)."""
+    left, right = 2 * node, 2 * node + 1
+    if top_score[right] > top_score[left]:
+        left = right
+    top_score[node] = top_score[left]
+    top_box[node] = top_box[left]
 
 
-def _sequential(
-    cur: np.ndarray,
-    kept: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    w: np.ndarray,
-    min_score: float,
-    hard: bool,
+@_njit
+def _morton_order(xyxy: np.ndarray, labels: np.ndarray, use_labels: bool) -> np.ndarray:
+    """Box order along a Z (Morton) curve of the box centres on a 1024 x 1024 grid, by label."""
+    n = xyxy.shape[0]
+    cx = 0.5 * (xyxy[:, 0] + xyxy[:, 2])
+    cy = 0.5 * (xyxy[:, 1] + xyxy[:, 3])
+    x0, y0 = cx.min(), cy.min()
+    step_x = max(cx.max() - x0, 1e-300) / 1023.0
+    step_y = max(cy.max() - y0, 1e-300) / 1023.0
+    code = np.zeros(n, np.int64)
+    for i in range(n):
+        gx = min(int((cx[i] - x0) / step_x), 1023)
+        gy = min(int((cy[i] - y0) / step_y), 1023)
+        c = 0
+        for bit in range(10):
+            c |= ((gx >> bit) & 1) << (2 * bit) | ((gy >> bit) & 1) << (2 * bit + 1)
+        code[i] = c
+    order = np.argsort(code, kind="mergesort")
+    if use_labels:
+        order = order[np.argsort(labels[order], kind="mergesort")]  # by label, then curve
+    return order
+
+
+@_njit
+def _refit_bucket(
+    bucket: int, size: int, bucket_size: int, sx1: np.ndarray, sy1: np.ndarray, sx2: np.ndarray, sy2: np.ndarray,
+    bx1: np.ndarray, by1: np.ndarray, bx2: np.ndarray, by2: np.ndarray,
 ) -> None:
-    """One selection per step over the boxes that still have neighbours; updates in place.
-
-    ``cur`` holds current scores and ends holding final scores; ``kept`` is cleared for
-    dropped boxes; ``(u, v, w)`` are the remaining overlapping pairs and their weights.
-    """
-    n = len(cur)
-    src = np.concatenate([u, v])
-    dst = np.concatenate([v, u])
-    by_src = np.argsort(src, kind="stable")
-    nbr = dst[by_src]
-    nbr_w = np.concatenate([w, w])[by_src]
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    bounds = indptr.tolist()
-    in_graph = np.diff(indptr) > 0
-    # -inf marks boxes that are out of play: selected, dropped or without neighbours
-    current = np.where(in_graph, cur, -np.inf)
-    for _ in range(int(in_graph.sum())):
-        best = int(np.argmax(current))  # numpy returns the first of equal maxima
-        value = current[best]
-        if value == -np.inf:
-            break
-        cur[best] = value
-        current[best] = -np.inf
-        lo, hi = bounds[best], bounds[best + 1]
-        nb = nbr[lo:hi]
-        live = current[nb] > -np.inf
-        nb = nb[live]
-        if nb.size == 0:
-            continue
-        wl = nbr_w[lo:hi][live]
-        decayed = current[nb] * wl
-        drop = decayed < min_score
-        if hard:
-            drop |= wl == 0.0
-        current[nb] = np.where(drop, -np.inf, decayed)
-        kept[nb[drop]] = False
+    """Recompute the bounds of a bucket's tree leaf from its live slots, then of its ancestors."""
+    x1, y1, x2, y2 = np.inf, np.inf, -np.inf, -np.inf
+    for s in range(bucket * bucket_size, (bucket + 1) * bucket_size):
+        x1, y1, x2, y2 = min(x1, sx1[s]), min(y1, sy1[s]), max(x2, sx2[s]), max(y2, sy2[s])
+    node = size + bucket
+    bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
+    node //= 2
+    while node >= 1:
+        left, right = 2 * node, 2 * node + 1
+        x1, y1 = min(bx1[left], bx1[right]), min(by1[left], by1[right])
+        x2, y2 = max(bx2[left], bx2[right]), max(by2[left], by2[right])
+        if x1 == bx1[node] and y1 == by1[node] and x2 == bx2[node] and y2 == by2[node]:
+            return
+        bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
+        node //= 2
 
 
-def _soft_nms_numpy(
+@_njit
+def _soft_nms_kernel(
     xyxy: np.ndarray,
     scores: np.ndarray,
-    method: str,
+    labels: np.ndarray,
+    use_labels: bool,
+    method: int,
     iou_threshold: float,
     sigma: float,
     min_score: float,
-    plus_one: bool,
-    labels: np.ndarray | None = None,
+    extra: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Core on float64 arrays; returns (kept indices in selection order, their scores).
-
-    Works in rounds while that pays: each round selects, at once, every box that beats
-    all its remaining neighbours (higher current score, or equal score and lower index).
-    Such a box is selected by the sequential algorithm before any of its neighbours, with
-    its current score, so nothing else can change it first; the decay weights depend on
-    IoU only, so applying the decays of a whole round together gives the sequential
-    result (up to the order of the float products on a box hit twice in one round).
-    Dense clusters make rounds select few boxes; the rest then runs one selection per step.
-    """
-    n = len(scores)
-    u, v, iou = overlap_graph(xyxy, plus_one, labels)
-    w = _decay_weights(iou, method, iou_threshold, sigma)
-    hard = method == "hard"
+    """(kept indices in selection order, their scores); method 0 linear, 1 gaussian, 2 hard."""
+    n = scores.shape[0]
+    B = _BUCKET
+    order = _morton_order(xyxy, labels, use_labels)
+    # slots: the boxes in curve order, each label group padded to whole buckets of B slots
+    n_slots = 0
+    for p in range(n):
+        if p > 0 and use_labels and labels[order[p]] != labels[order[p - 1]]:
+            n_slots = (n_slots + B - 1) // B * B
+        n_slots += 1
+    n_slots = (n_slots + B - 1) // B * B
+    n_buckets = n_slots // B
+    sx1, sy1 = np.full(n_slots, np.inf), np.full(n_slots, np.inf)
+    sx2, sy2 = np.full(n_slots, -np.inf), np.full(n_slots, -np.inf)
+    slot_box = np.full(n_slots, -1, np.int64)
+    slot = np.empty(n, np.int64)
+    first_bucket = np.empty(n, np.int64)  # of the box's label group
+    end_bucket = np.empty(n, np.int64)
+    area = np.empty(n)
+    s = 0
+    group_first = 0
+    for p in range(n):
+        i = order[p]
+        if p > 0 and use_labels and labels[i] != labels[order[p - 1]]:
+            s = (s + B - 1) // B * B
+            for k in range(group_first, p):
+                end_bucket[order[k]] = s // B
+            group_first = p
+        slot[i] = s
+        first_bucket[i] = slot[order[group_first]] // B
+        slot_box[s] = i
+        sx1[s], sy1[s], sx2[s], sy2[s] = xyxy[i, 0], xyxy[i, 1], xyxy[i, 2], xyxy[i, 3]
+        area[i] = (xyxy[i, 2] - xyxy[i, 0] + extra) * (xyxy[i, 3] - xyxy[i, 1] + extra)
+        s += 1
+    for k in range(group_first, n):
+        end_bucket[order[k]] = n_buckets
+    size = 1
+    while size < n_buckets:
+        size *= 2
+    # bounds tree over buckets: the bounding box of the live boxes below each node
+    # (empty: +inf, +inf, -inf, -inf, which no box meets; a box leaving gets those too)
+    bx1, by1 = np.full(2 * size, np.inf), np.full(2 * size, np.inf)
+    bx2, by2 = np.full(2 * size, -np.inf), np.full(2 * size, -np.inf)
+    for b in range(n_buckets):
+        _refit_bucket(b, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
+    # score tree over input indices: each node holds the best live box below it, its index
+    # and current score (-inf: none). Every index on the left of a node is lower than every
+    # index on its right, so the first of equal maxima wins when a tie goes to the left.
     cur = scores.copy()
-    kept = np.ones(n, bool)
-    while u.size:
-        # u < v for every pair, so on equal scores u (the lower index) wins
-        u_wins = cur[u] >= cur[v]
-        loser = np.where(u_wins, v, u)
-        winner = np.where(u_wins, u, v)
-        beaten = np.zeros(n, bool)
-        beaten[loser] = True
-        selected = np.zeros(n, bool)
-        selected[winner] = True
-        selected &= ~beaten
-        n_selected = int(selected.sum())
-        if n_selected * _ROUND_EDGES_PER_SELECTION < u.size + _ROUND_OVERHEAD_EDGES:
-            break
-        hit = selected[winner]
-        targets = loser[hit]
-        weights = w[hit]
-        np.multiply.at(cur, targets, weights)
-        touched = np.zeros(n, bool)
-        touched[targets] = True
-        drop = touched & (cur < min_score)
-        if hard:
-            drop[targets[weights == 0.0]] = True
-        kept &= ~drop
-        out = selected | drop
-        stay = ~(out[u] | out[v])
-        u, v, w = u[stay], v[stay], w[stay]
-    if u.size:
-        _sequential(cur, kept, u, v, w, min_score, hard)
-    idx = np.flatnonzero(kept)
-    # selection order == stable sort by (final score desc, index asc); see module docstring
-    order = idx[np.lexsort((idx, -cur[idx]))]
-    return order, cur[order]
+    ssize = 1
+    while ssize < n:
+        ssize *= 2
+    top_score = np.full(2 * ssize, -np.inf)
+    top_box = np.zeros(2 * ssize, np.int64)
+    top_score[ssize : ssize + n] = scores
+    top_box[ssize : ssize + n] = np.arange(n)
+    for node in range(ssize - 1, 0, -1):
+        _rematch(node, top_score, top_box)
+    stack = np.empty(4 * 64, np.int64)
+    keep = np.empty(n, np.int64)
+    kept = np.empty(n)
+    n_kept = 0
+    while top_score[1] > -np.inf:
+        best = top_box[1]
+        keep[n_kept] = best
+        kept[n_kept] = cur[best]
+        n_kept += 1
+        # out of play: it wins every node on its path
+        top_score[ssize + best] = -np.inf
+        node = (ssize + best) // 2
+        while node >= 1:
+            _rematch(node, top_score, top_box)
+            node //= 2
+        s = slot[best]
+        sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
+        _refit_bucket(s // B, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
+        a1, b1, a2, b2 = xyxy[best, 0], xyxy[best, 1], xyxy[best, 2], xyxy[best, 3]
+        # the tree nodes covering its label group, then a depth-first walk below them that
+        # skips a node when even its bounding box does not meet the selected box (the same
+        # overlap formula on the bounds: monotone in the rounded arithmetic, so it never
+        # skips a box that the exact test on the box itself accepts)
+        top_n = 0
+        left, right = first_bucket[best] + size, end_bucket[best] + size
+        while left < right:
+            if left & 1:
+                stack[top_n] = left
+                top_n += 1
+                left += 1
+            if right & 1:
+                right -= 1
+                stack[top_n] = right
+                top_n += 1
+            left //= 2
+            right //= 2
+        while top_n > 0:
+            top_n -= 1
+            node = stack[top_n]
+            iw = min(a2, bx2[node]) - max(a1, bx1[node]) + extra
+            ih = min(b2, by2[node]) - max(b1, by1[node]) + extra
+            if not (iw > 0.0 and ih > 0.0):
+                continue
+            if node < size:
+                stack[top_n] = 2 * node
+                stack[top_n + 1] = 2 * node + 1
+                top_n += 2
+                continue
+            bucket = node - size
+            removed = False
+            for s in range(bucket * B, (bucket + 1) * B):
+                # exact overlap with a live box (a gone box or an empty slot never meets)
+                iw = min(a2, sx2[s]) - max(a1, sx1[s]) + extra
+                ih = min(b2, sy2[s]) - max(b1, sy1[s]) + extra
+                if not (iw > 0.0 and ih > 0.0):
+                    continue
+                j = slot_box[s]
+                inter = iw * ih
+                union = area[best] + area[j] - inter
+                o = inter / union if union > 0.0 else 0.0
+                if method == 0:
+                    w = 1.0 - o if o > iou_threshold else 1.0
+                elif method == 1:
+                    w = math.exp(-(o * o) / sigma)
+                else:
+                    w = 0.0 if o > iou_threshold else 1.0
+                value = cur[j] * w
+                if value < min_score or (method == 2 and w == 0.0):
+                    top_score[ssize + j] = -np.inf  # dropped
+                    sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
+                    removed = True
+                elif w == 1.0:
+                    continue
+                else:
+                    cur[j] = value
+                    top_score[ssize + j] = value
+                # j lost score (or left): only the nodes it was winning need a new winner
+                up = (ssize + j) // 2
+                while up >= 1 and top_box[up] == j:
+                    _rematch(up, top_score, top_box)
+                    up //= 2
+            if removed:
+                _refit_bucket(bucket, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
+    return keep[:n_kept], kept[:n_kept]
+
+
+def _validate(xyxy: np.ndarray, scores: np.ndarray) -> None:
+    kind, bad = _first_invalid(xyxy, scores)
+    if kind == 1:
+        raise ValueError(f"soft_nms: scores must be finite, got scores[{bad}] = {scores[bad]}")
+    if kind == 2:
+        raise ValueError(f"soft_nms: box coordinates must be finite, got xyxy[{bad}] = {xyxy[bad].tolist()}")
+    if kind == 3:
+        raise ValueError(f"soft_nms: expected x1 <= x2 and y1 <= y2, got xyxy[{bad}] = {xyxy[bad].tolist()}")
+
+
+def _labels_array(labels: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
+    if labels is None:
+        return np.zeros(n, np.int64), False
+    return np.ascontiguousarray(labels, dtype=np.int64), True
 
 
 def soft_nms(
@@ -307,19 +360,25 @@ def soft_nms(
     n = xyxy.shape[0]
     if scores.shape != (n,):
         raise ValueError(f"soft_nms: scores must have shape ({n},), got {tuple(scores.shape)}")
+    if class_ids is not None and class_ids.shape != (n,):
+        raise ValueError(f"soft_nms: class_ids must have shape ({n},), got {tuple(class_ids.shape)}")
     device = scores.device
     if n == 0:
         return torch.zeros(0, dtype=torch.int64, device=device), scores.new_zeros(0)
-    boxes_np = xyxy.detach().to("cpu", torch.float64).numpy()
-    scores_np = scores.detach().to("cpu", torch.float64).numpy()
+    boxes_np = np.ascontiguousarray(xyxy.detach().to("cpu", torch.float64).numpy())
+    scores_np = np.ascontiguousarray(scores.detach().to("cpu", torch.float64).numpy())
     _validate(boxes_np, scores_np)
-    labels = None
-    if class_ids is not None:
-        if class_ids.shape != (n,):
-            raise ValueError(f"soft_nms: class_ids must have shape ({n},), got {tuple(class_ids.shape)}")
-        labels = class_ids.detach().to("cpu").numpy()
-    keep, kept_scores = _soft_nms_numpy(
-        boxes_np, scores_np, method, float(iou_threshold), float(sigma), float(min_score), plus_one, labels
+    labels, use_labels = _labels_array(None if class_ids is None else class_ids.detach().cpu().numpy(), n)
+    keep, kept_scores = _soft_nms_kernel(
+        boxes_np,
+        scores_np,
+        labels,
+        use_labels,
+        _METHOD_CODE[method],
+        float(iou_threshold),
+        float(sigma),
+        float(min_score),
+        1.0 if plus_one else 0.0,
     )
     return (
         torch.from_numpy(keep).to(device),

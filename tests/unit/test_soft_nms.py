@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mct.detect.config import SoftNMSConfig
-from mct.detect.soft_nms import overlap_graph, soft_nms, soft_nms_from_config
+from mct.detect.soft_nms import soft_nms, soft_nms_from_config
 
 
 def reference_soft_nms(boxes, scores, method, nt=0.3, sigma=0.5, threshold=0.001, labels=None, plus_one=False):
@@ -205,8 +205,6 @@ def test_classes_never_suppress_each_other():
 def test_empty_input():
     keep, kept = soft_nms(torch.zeros((0, 4)), torch.zeros(0))
     assert keep.shape == (0,) and keep.dtype == torch.int64 and kept.shape == (0,)
-    i, j, iou = overlap_graph(np.zeros((0, 4)))
-    assert len(i) == len(j) == len(iou) == 0
 
 
 def test_bad_input_raises_clear_errors():
@@ -223,16 +221,6 @@ def test_bad_input_raises_clear_errors():
         soft_nms(torch.zeros((2, 5)), torch.zeros(2))
     with pytest.raises(ValueError, match=r"scores must have shape \(2,\)"):
         soft_nms(boxes, torch.zeros(3))
-
-
-def test_overlap_graph_finds_exactly_the_intersecting_pairs():
-    rng = np.random.default_rng(5)
-    boxes, _ = random_boxes(rng, 300, extent=300.0)
-    i, j, iou = overlap_graph(boxes)
-    full = torchvision.ops.box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy()
-    expect = {(a, b) for a, b in zip(*np.nonzero(np.triu(full > 0, 1)))}
-    assert set(zip(i.tolist(), j.tolist())) == expect
-    np.testing.assert_allclose(iou, full[i, j], rtol=1e-12)
 
 
 def test_from_config_and_device_round_trip():
