@@ -233,8 +233,17 @@ class ReidTrainer:
         mcfg = self.cfg.model
         if mcfg.weights.strip().lower() in ("imagenet", "none"):
             return build_model(mcfg, num_classes=num_classes).train(), mcfg
-        # fine-tune a project checkpoint: its backbone and neck, a fresh classifier
+        # fine-tune a project checkpoint: its backbone and neck, a fresh classifier. The
+        # crop size is the training config's (convolutions and pooling work at any size),
+        # so a model can be fine-tuned at a larger crop than it was trained at.
         model, merged = load_checkpoint(mcfg.weights, mcfg)
+        size = {"crop_height": mcfg.crop_height, "crop_width": mcfg.crop_width}
+        if (merged.crop_height, merged.crop_width) != (mcfg.crop_height, mcfg.crop_width):
+            log.info(
+                "fine-tuning %s at %dx%d crops (trained at %dx%d)",
+                mcfg.weights, mcfg.crop_width, mcfg.crop_height, merged.crop_width, merged.crop_height,
+            )
+        merged = merged.model_copy(update=size)
         model.classifier = nn.Linear(model.dim, num_classes, bias=False)
         nn.init.normal_(model.classifier.weight, std=0.001)
         return model.train(), merged

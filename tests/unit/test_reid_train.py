@@ -131,3 +131,27 @@ def test_resume_refuses_other_identities(tmp_path):
 def test_crop_size_must_match_the_model(tmp_path):
     with pytest.raises(ValueError, match="training crops are \\(32, 32\\)"):
         ReidTrainer(_cfg(tmp_path, model=TINY_MODEL.model_copy(update={"crop_height": 64})), tiny_crops(6))
+
+
+def tiny_crops_at(size: int, num_ids: int) -> CropSet:
+    base = tiny_crops(num_ids)
+    import cv2
+
+    images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in base.images])
+    return CropSet(images, base.ids, base.cams, base.frames, base.tracks)
+
+
+def test_fine_tune_a_checkpoint_at_a_larger_crop_size(tmp_path):
+    # stage 1 at 32 x 32, then fine-tuned from its model.pt at 48 x 48 on other identities
+    ReidTrainer(_cfg(tmp_path, epochs=1), tiny_crops(6)).run(progress=False)
+    stage1 = tmp_path / "out" / "model.pt"
+    model48 = TINY_MODEL.model_copy(update={"weights": str(stage1), "crop_height": 48, "crop_width": 48})
+    trainer = ReidTrainer(_cfg(tmp_path, epochs=1, model=model48, out_dir=str(tmp_path / "ft")), tiny_crops_at(48, 5))
+    assert (trainer.model_cfg.crop_height, trainer.model_cfg.crop_width) == (48, 48)
+    # the backbone starts from stage 1 (same weights), the classifier is new (5 identities)
+    first = next(k for k in trainer.model.state_dict() if k.startswith("backbone."))
+    torch.testing.assert_close(trainer.model.state_dict()[first], Embedder(EmbedderConfig(weights=str(stage1))).model.state_dict()[first])
+    assert trainer.model.classifier.out_features == 5
+    trainer.run(progress=False)
+    emb = Embedder(EmbedderConfig(weights=str(tmp_path / "ft" / "model.pt"), device="cpu"))
+    assert emb.crop_size == (48, 48)
