@@ -66,6 +66,8 @@ METHODS: tuple[str, ...] = ("linear", "gaussian", "hard")
 _METHOD_CODE = {"linear": 0, "gaussian": 1, "hard": 2}
 #: boxes per leaf of the bounds tree (scanned one by one; tuned with benchmarks/bench_soft_nms.py)
 _BUCKET = 8
+#: boxes per leaf of the score tree (input indices; scanned one by one)
+_GROUP = 8
 
 
 def _njit(fn: Callable[..., Any]) -> Any:
@@ -97,13 +99,24 @@ def _first_invalid(xyxy: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
 
 
 @_njit
+def _rescan(
+    group: int, ssize: int, G: int, live: np.ndarray, top_score: np.ndarray, top_box: np.ndarray
+) -> None:
+    """Score tree: the leaf of ``group`` takes its best box (the first of equal maxima)."""
+    best = group * G
+    for i in range(group * G + 1, (group + 1) * G):
+        if live[i] > live[best]:
+            best = i
+    top_score[ssize + group] = live[best]
+    top_box[ssize + group] = best
+
+
+@_njit
 def _rematch(node: int, top_score: np.ndarray, top_box: np.ndarray) -> None:
     """Score tree: ``node`` takes the better of its two children (the left one on a tie)."""
-    left, right = 2 * node, 2 * node + 1
-    if top_score[right] > top_score[left]:
-        left = right
-    top_score[node] = top_score[left]
-    top_box[node] = top_box[left]
+    child = 2 * node + (top_score[2 * node + 1] > top_score[2 * node])
+    top_score[node] = top_score[child]
+    top_box[node] = top_box[child]
 
 
 @_njit
@@ -212,16 +225,26 @@ def _soft_nms_kernel(
     # and current score (-inf: none). Every index on the left of a node is lower than every
     # index on its right, so the first of equal maxima wins when a tie goes to the left.
     cur = scores.copy()
+    G = _GROUP
+    n_groups = (n + G - 1) // G
     ssize = 1
-    while ssize < n:
+    while ssize < n_groups:
         ssize *= 2
+    live = np.full(n_groups * G, -np.inf)  # current score of a box still in play
+    live[:n] = scores
     top_score = np.full(2 * ssize, -np.inf)
     top_box = np.zeros(2 * ssize, np.int64)
-    top_score[ssize : ssize + n] = scores
-    top_box[ssize : ssize + n] = np.arange(n)
+    for g in range(n_groups):
+        _rescan(g, ssize, G, live, top_score, top_box)
     for node in range(ssize - 1, 0, -1):
         _rematch(node, top_score, top_box)
     stack = np.empty(4 * 64, np.int64)
+    # the live boxes that meet the selected one: slot, intersection area, decay factor
+    hit_slot = np.empty(n_slots, np.int64)
+    hit_inter = np.empty(n_slots)
+    hit_w = np.empty(n_slots)
+    dirty = np.zeros(n_buckets, np.bool_)
+    dirty_list = np.empty(n_buckets, np.int64)
     keep = np.empty(n, np.int64)
     kept = np.empty(n)
     n_kept = 0
@@ -231,8 +254,9 @@ def _soft_nms_kernel(
         kept[n_kept] = cur[best]
         n_kept += 1
         # out of play: it wins every node on its path
-        top_score[ssize + best] = -np.inf
-        node = (ssize + best) // 2
+        live[best] = -np.inf
+        _rescan(best // G, ssize, G, live, top_score, top_box)
+        node = (ssize + best // G) // 2
         while node >= 1:
             _rematch(node, top_score, top_box)
             node //= 2
@@ -240,10 +264,10 @@ def _soft_nms_kernel(
         sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
         _refit_bucket(s // B, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
         a1, b1, a2, b2 = xyxy[best, 0], xyxy[best, 1], xyxy[best, 2], xyxy[best, 3]
-        # the tree nodes covering its label group, then a depth-first walk below them that
-        # skips a node when even its bounding box does not meet the selected box (the same
-        # overlap formula on the bounds: monotone in the rounded arithmetic, so it never
-        # skips a box that the exact test on the box itself accepts)
+        # 1. find them: the tree nodes covering its label group, then a depth-first walk
+        # below them that skips a node when even its bounding box does not meet the
+        # selected box (the same overlap formula on the bounds: monotone in the rounded
+        # arithmetic, so it never skips a box that the exact test on the box accepts)
         top_n = 0
         left, right = first_bucket[best] + size, end_bucket[best] + size
         while left < right:
@@ -257,6 +281,7 @@ def _soft_nms_kernel(
                 top_n += 1
             left //= 2
             right //= 2
+        n_hits = 0
         while top_n > 0:
             top_n -= 1
             node = stack[top_n]
@@ -269,41 +294,57 @@ def _soft_nms_kernel(
                 stack[top_n + 1] = 2 * node + 1
                 top_n += 2
                 continue
-            bucket = node - size
-            removed = False
-            for s in range(bucket * B, (bucket + 1) * B):
-                # exact overlap with a live box (a gone box or an empty slot never meets)
+            for s in range((node - size) * B, (node - size + 1) * B):
+                # exact overlap test (a gone box or an empty slot never meets); written
+                # always, kept only on a hit, so the loop has no branch
                 iw = min(a2, sx2[s]) - max(a1, sx1[s]) + extra
                 ih = min(b2, sy2[s]) - max(b1, sy1[s]) + extra
-                if not (iw > 0.0 and ih > 0.0):
-                    continue
-                j = slot_box[s]
-                inter = iw * ih
-                union = area[best] + area[j] - inter
-                o = inter / union if union > 0.0 else 0.0
-                if method == 0:
-                    w = 1.0 - o if o > iou_threshold else 1.0
-                elif method == 1:
-                    w = math.exp(-(o * o) / sigma)
-                else:
-                    w = 0.0 if o > iou_threshold else 1.0
-                value = cur[j] * w
-                if value < min_score or (method == 2 and w == 0.0):
-                    top_score[ssize + j] = -np.inf  # dropped
-                    sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
-                    removed = True
-                elif w == 1.0:
-                    continue
-                else:
-                    cur[j] = value
-                    top_score[ssize + j] = value
-                # j lost score (or left): only the nodes it was winning need a new winner
-                up = (ssize + j) // 2
-                while up >= 1 and top_box[up] == j:
-                    _rematch(up, top_score, top_box)
-                    up //= 2
-            if removed:
-                _refit_bucket(bucket, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
+                hit_slot[n_hits] = s
+                hit_inter[n_hits] = iw * ih
+                n_hits += (iw > 0.0) & (ih > 0.0)
+        # 2. their decay factors, in a loop of independent iterations
+        area_best = area[best]
+        for k in range(n_hits):
+            inter = hit_inter[k]
+            union = area_best + area[slot_box[hit_slot[k]]] - inter
+            o = inter / union if union > 0.0 else 0.0
+            if method == 0:
+                hit_w[k] = 1.0 - o if o > iou_threshold else 1.0
+            elif method == 1:
+                hit_w[k] = math.exp(-(o * o) / sigma)
+            else:
+                hit_w[k] = 0.0 if o > iou_threshold else 1.0
+        # 3. decay or drop them, and re-rank
+        n_dirty = 0
+        for k in range(n_hits):
+            s = hit_slot[k]
+            j = slot_box[s]
+            w = hit_w[k]
+            value = cur[j] * w
+            if value < min_score or (method == 2 and w == 0.0):
+                live[j] = -np.inf  # dropped
+                sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
+                if not dirty[s // B]:
+                    dirty[s // B] = True
+                    dirty_list[n_dirty] = s // B
+                    n_dirty += 1
+            elif w == 1.0:
+                continue
+            else:
+                cur[j] = value
+                live[j] = value
+            # j lost score (or left): only the nodes it was winning need a new winner
+            up = ssize + j // G
+            if top_box[up] != j:
+                continue
+            _rescan(j // G, ssize, G, live, top_score, top_box)
+            up //= 2
+            while up >= 1 and top_box[up] == j:
+                _rematch(up, top_score, top_box)
+                up //= 2
+        for k in range(n_dirty):
+            dirty[dirty_list[k]] = False
+            _refit_bucket(dirty_list[k], size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
     return keep[:n_kept], kept[:n_kept]
 
 
