@@ -16,22 +16,28 @@ overlap a selected box keep their score and are never dropped, even below ``min_
 ``min_score`` that does overlap a selected box is dropped, even where the factor is 1.
 Scores are multiplied in selection order, in float64, exactly as the per-box loop does.
 
-Implementation (compiled with numba; exact: the same selections and the same float
-products as the per-box loop):
+Implementation (compiled with numba, float64; exact: the same selections and the same
+float products, in the same order, as the per-box loop):
 
-* The selection is a tournament tree over input indices (each node holds the best live
-  box below it and its current score); the root is the current best box, and a tie goes
-  to the left child, i.e. to the lower index. A decayed neighbour is re-ranked by walking
-  up only while it was the winner of the node above (usually one or two steps).
-* The neighbours of the selected box are found in a bounds tree: the boxes in Z-curve
-  order of their centres (grouped by class when ``class_ids`` is given, each class padded
-  to whole leaves, so boxes of different classes never meet: exactly per-class Soft-NMS
-  with the global selection order), ``_BUCKET`` boxes per leaf, each node holding the
-  bounding box of its live boxes. A depth-first walk skips every node whose bounding box
-  fails the overlap formula (monotone in rounded arithmetic, so it never skips a box the
-  exact test accepts); selected and dropped boxes leave the tree. A selection therefore
-  costs about O(log N) plus O(1) per live box near it, instead of a pass over all boxes:
-  no overlap graph is built, and pairs whose second box is already gone are never looked at.
+* Selection: a tournament tree over input indices (``_GROUP`` boxes per leaf, each node
+  holding the best live box below it and its current score). The root is the current
+  best box; a tie goes to the left, i.e. to the lower index (first of equal maxima wins).
+  A decayed or dropped box is re-ranked by walking up only while it was the winner of the
+  node above, usually not at all or one or two steps.
+* Neighbours: a bounds tree over the boxes in Z-curve order of their centres (grouped by
+  class when ``class_ids`` is given, each class padded to whole leaves, so boxes of
+  different classes never meet: exactly per-class Soft-NMS with the global selection
+  order), ``_BUCKET`` boxes per leaf, each node holding the bounding box of its live
+  boxes. A depth-first walk skips every node whose bounding box fails the overlap formula
+  (monotone in rounded arithmetic, so it never skips a box that the exact test accepts);
+  the boxes of a reached leaf get the exact test ``min(x2) - max(x1) (+1) > 0`` on both
+  axes. Selected and dropped boxes leave the tree, so a pair is looked at only while both
+  boxes are in play, and no overlap graph is built.
+* A selection step: find the live overlapping boxes, compute their IoU and decay factor
+  in one loop of independent iterations (the divisions and ``exp`` calls overlap), then
+  decay or drop them and re-rank. Cost: O(log N) plus O(1) per live box near the selected
+  one, instead of a pass over all boxes. ``hard`` equals classic NMS and costs about as
+  much as ``torchvision.ops.nms`` (the dropped boxes leave at once).
 * Inputs and outputs are torch tensors on the caller's device (CPU or CUDA); the (N, 4)
   boxes and (N,) scores are copied to float64 numpy on the CPU, where the loop runs.
 * Area convention: modern (``w = x2 - x1``, as torchvision) by default;
@@ -47,8 +53,7 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numba
 import numpy as np
@@ -65,20 +70,26 @@ Method = Literal["linear", "gaussian", "hard"]
 METHODS: tuple[str, ...] = ("linear", "gaussian", "hard")
 _METHOD_CODE = {"linear": 0, "gaussian": 1, "hard": 2}
 #: boxes per leaf of the bounds tree (scanned one by one; tuned with benchmarks/bench_soft_nms.py)
-_BUCKET = 8
+_BUCKET = 16
 #: boxes per leaf of the score tree (input indices; scanned one by one)
 _GROUP = 8
 
 
-def _njit(fn: Callable[..., Any]) -> Any:
-    """``numba.njit`` with an on-disk cache, or without one where no cache folder is writable."""
+def _cache_probe() -> int:
+    return 0
+
+
+def _disk_cache_available() -> bool:
+    """Whether numba can cache this file's kernels on disk (next to it, or in the user's cache)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", numba.NumbaWarning)
-            return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError as err:  # numba: "cannot cache function ...: no locator available"
-        log.debug("soft_nms: numba cache unavailable (%s); compiling %s in memory", err, fn.__name__)
-        return numba.njit(cache=False, nogil=True)(fn)
+        numba.njit(cache=True)(_cache_probe)  # numba raises here when no cache folder is writable
+    except RuntimeError as err:
+        log.debug("soft_nms: kernels compiled in memory in each process (%s)", err)
+        return False
+    return True
+
+
+_njit = numba.njit(cache=_disk_cache_available(), nogil=True)
 
 
 @_njit
@@ -120,14 +131,14 @@ def _rematch(node: int, top_score: np.ndarray, top_box: np.ndarray) -> None:
 
 
 @_njit
-def _morton_order(xyxy: np.ndarray, labels: np.ndarray, use_labels: bool) -> np.ndarray:
-    """Box order along a Z (Morton) curve of the box centres on a 1024 x 1024 grid, by label."""
+def _morton_order(xyxy: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Box order by label (dense ranks), then along a Z (Morton) curve of the box centres."""
     n = xyxy.shape[0]
     cx = 0.5 * (xyxy[:, 0] + xyxy[:, 2])
     cy = 0.5 * (xyxy[:, 1] + xyxy[:, 3])
     x0, y0 = cx.min(), cy.min()
-    step_x = max(cx.max() - x0, 1e-300) / 1023.0
-    step_y = max(cy.max() - y0, 1e-300) / 1023.0
+    # one cell size on both axes, so that curve neighbours are near neighbours in space
+    step_x = step_y = max(cx.max() - x0, cy.max() - y0, 1e-300) / 1023.0
     code = np.zeros(n, np.int64)
     for i in range(n):
         gx = min(int((cx[i] - x0) / step_x), 1023)
@@ -135,11 +146,8 @@ def _morton_order(xyxy: np.ndarray, labels: np.ndarray, use_labels: bool) -> np.
         c = 0
         for bit in range(10):
             c |= ((gx >> bit) & 1) << (2 * bit) | ((gy >> bit) & 1) << (2 * bit + 1)
-        code[i] = c
-    order = np.argsort(code, kind="mergesort")
-    if use_labels:
-        order = order[np.argsort(labels[order], kind="mergesort")]  # by label, then curve
-    return order
+        code[i] = labels[i] << 20 | c
+    return np.argsort(code)
 
 
 @_njit
@@ -169,7 +177,6 @@ def _soft_nms_kernel(
     xyxy: np.ndarray,
     scores: np.ndarray,
     labels: np.ndarray,
-    use_labels: bool,
     method: int,
     iou_threshold: float,
     sigma: float,
@@ -179,11 +186,11 @@ def _soft_nms_kernel(
     """(kept indices in selection order, their scores); method 0 linear, 1 gaussian, 2 hard."""
     n = scores.shape[0]
     B = _BUCKET
-    order = _morton_order(xyxy, labels, use_labels)
+    order = _morton_order(xyxy, labels)
     # slots: the boxes in curve order, each label group padded to whole buckets of B slots
     n_slots = 0
     for p in range(n):
-        if p > 0 and use_labels and labels[order[p]] != labels[order[p - 1]]:
+        if p > 0 and labels[order[p]] != labels[order[p - 1]]:
             n_slots = (n_slots + B - 1) // B * B
         n_slots += 1
     n_slots = (n_slots + B - 1) // B * B
@@ -199,7 +206,7 @@ def _soft_nms_kernel(
     group_first = 0
     for p in range(n):
         i = order[p]
-        if p > 0 and use_labels and labels[i] != labels[order[p - 1]]:
+        if p > 0 and labels[i] != labels[order[p - 1]]:
             s = (s + B - 1) // B * B
             for k in range(group_first, p):
                 end_bucket[order[k]] = s // B
@@ -224,7 +231,6 @@ def _soft_nms_kernel(
     # score tree over input indices: each node holds the best live box below it, its index
     # and current score (-inf: none). Every index on the left of a node is lower than every
     # index on its right, so the first of equal maxima wins when a tie goes to the left.
-    cur = scores.copy()
     G = _GROUP
     n_groups = (n + G - 1) // G
     ssize = 1
@@ -251,7 +257,7 @@ def _soft_nms_kernel(
     while top_score[1] > -np.inf:
         best = top_box[1]
         keep[n_kept] = best
-        kept[n_kept] = cur[best]
+        kept[n_kept] = live[best]
         n_kept += 1
         # out of play: it wins every node on its path
         live[best] = -np.inf
@@ -320,7 +326,7 @@ def _soft_nms_kernel(
             s = hit_slot[k]
             j = slot_box[s]
             w = hit_w[k]
-            value = cur[j] * w
+            value = live[j] * w
             if value < min_score or (method == 2 and w == 0.0):
                 live[j] = -np.inf  # dropped
                 sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
@@ -331,7 +337,6 @@ def _soft_nms_kernel(
             elif w == 1.0:
                 continue
             else:
-                cur[j] = value
                 live[j] = value
             # j lost score (or left): only the nodes it was winning need a new winner
             up = ssize + j // G
@@ -358,10 +363,11 @@ def _validate(xyxy: np.ndarray, scores: np.ndarray) -> None:
         raise ValueError(f"soft_nms: expected x1 <= x2 and y1 <= y2, got xyxy[{bad}] = {xyxy[bad].tolist()}")
 
 
-def _labels_array(labels: np.ndarray | None, n: int) -> tuple[np.ndarray, bool]:
-    if labels is None:
-        return np.zeros(n, np.int64), False
-    return np.ascontiguousarray(labels, dtype=np.int64), True
+def _label_ranks(class_ids: torch.Tensor | None, n: int) -> np.ndarray:
+    """``(N,) int64`` dense ranks of the labels (all 0 without labels)."""
+    if class_ids is None:
+        return np.zeros(n, np.int64)
+    return np.unique(class_ids.detach().cpu().numpy(), return_inverse=True)[1].astype(np.int64).reshape(n)
 
 
 def soft_nms(
@@ -409,12 +415,11 @@ def soft_nms(
     boxes_np = np.ascontiguousarray(xyxy.detach().to("cpu", torch.float64).numpy())
     scores_np = np.ascontiguousarray(scores.detach().to("cpu", torch.float64).numpy())
     _validate(boxes_np, scores_np)
-    labels, use_labels = _labels_array(None if class_ids is None else class_ids.detach().cpu().numpy(), n)
+    labels = _label_ranks(class_ids, n)
     keep, kept_scores = _soft_nms_kernel(
         boxes_np,
         scores_np,
         labels,
-        use_labels,
         _METHOD_CODE[method],
         float(iou_threshold),
         float(sigma),

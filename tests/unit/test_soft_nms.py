@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +236,92 @@ def test_from_config_and_device_round_trip():
     if torch.cuda.is_available():  # pragma: no cover - no GPU here
         keep_cuda, kept_cuda = soft_nms_from_config(boxes.cuda(), scores.cuda(), None, cfg)
         assert keep_cuda.is_cuda and keep_cuda.cpu().tolist() == keep.tolist()
+
+
+def clustered_boxes(rng: np.random.Generator, objects: int, per_object: int, jitter: float = 0.15):
+    """Candidate boxes around a few objects, as a detector scores them before NMS."""
+    centre = rng.uniform(0, 400, (objects, 2))
+    size = rng.uniform(20, 120, (objects, 2))
+    which = rng.integers(0, objects, objects * per_object)
+    c = centre[which] + rng.normal(0, 1, (len(which), 2)) * size[which] * jitter
+    s = np.maximum(size[which] * (1 + 0.2 * rng.normal(0, 1, (len(which), 2))), 2.0)
+    return np.concatenate([c - s / 2, c + s / 2], axis=1)
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian", "hard"])
+def test_clustered_boxes_with_many_ties_and_long_decay_chains(method):
+    rng = np.random.default_rng(11)
+    boxes = clustered_boxes(rng, objects=6, per_object=60, jitter=0.05)
+    # scores on a coarse grid: many exact ties, resolved by the lowest index; duplicated
+    # boxes (same box, same score) make chains of equal decayed scores too
+    scores = rng.integers(1, 6, len(boxes)) / 5.0
+    boxes[::7] = boxes[3]
+    scores[::7] = scores[3]
+    check_against_reference(boxes, scores, method, nt=0.3, threshold=0.001)
+    # a low threshold keeps the long chains of repeatedly decayed boxes alive
+    check_against_reference(boxes, scores, method, nt=0.5, threshold=1e-12)
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian", "hard"])
+def test_class_aware_clustered_boxes_match_per_class_loop(method):
+    # the same clusters scored for 4 classes (as the RoI heads give one box per class)
+    rng = np.random.default_rng(12)
+    base = clustered_boxes(rng, objects=8, per_object=25)
+    boxes = np.concatenate([base + rng.normal(0, 1, base.shape) for _ in range(4)])
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
+    labels = np.repeat(np.array([7, -2, 0, 1_000_000]), len(base))  # any integers
+    perm = rng.permutation(len(boxes))
+    boxes, labels = boxes[perm], labels[perm]
+    scores = rng.uniform(0, 1, len(boxes))
+    check_against_reference(boxes, scores, method, labels=labels, nt=0.3, threshold=0.001)
+    keep, _ = soft_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels), method=method)
+    # equal to running each class on its own and merging by selection order
+    merged = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        k, s = soft_nms(torch.from_numpy(boxes[idx]), torch.from_numpy(scores[idx]), method=method)
+        merged += [(-sc, int(idx[i])) for i, sc in zip(k.tolist(), s.tolist())]
+    assert keep.tolist() == [i for _, i in sorted(merged)]
+
+
+def test_elongated_and_far_apart_layouts_match_the_loop():
+    rng = np.random.default_rng(13)
+    # a long row of boxes (spread 1e5 px along x), thin and wide boxes, one huge box
+    # covering everything, and boxes far away at large coordinates
+    row = np.stack([np.arange(300) * 333.0, rng.uniform(0, 50, 300)], axis=1)
+    row = np.concatenate([row, row + rng.uniform(5, 400, (300, 2))], axis=1)
+    thin = np.array([[0, 0, 1e5, 3], [0, 0, 2, 60], [10, 10, 10, 40], [0, 0, 1e5, 60]])
+    far = np.array([[1e7, 1e7, 1e7 + 30, 1e7 + 30], [1e7 + 10, 1e7, 1e7 + 40, 1e7 + 30]])
+    boxes = np.concatenate([row, thin, far])
+    scores = rng.uniform(0, 1, len(boxes))
+    for method in ("linear", "gaussian", "hard"):
+        check_against_reference(boxes, scores, method, nt=0.3, threshold=0.001)
+        check_against_reference(boxes, scores, method, plus_one=True, nt=0.3, threshold=0.001)
+
+
+def test_scores_below_min_score_dropped_by_an_overlap_below_nt():
+    # box 1 overlaps box 0 at IoU 1/3 < Nt 0.5: linear factor 1, but its score is below
+    # min_score, so the overlap drops it; box 2 (no overlap) keeps its low score
+    boxes = torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10], [50, 50, 60, 60]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.0005, 0.0004], dtype=torch.float64)
+    for method in ("linear", "hard"):
+        keep, kept = soft_nms(boxes, scores, method=method, iou_threshold=0.5)
+        assert keep.tolist() == [0, 2] and kept.tolist() == [0.9, 0.0004]
+
+
+@pytest.mark.slow
+def test_works_where_no_cache_folder_is_writable(tmp_path):
+    # numba finds no place for its cache (as with a read-only install and home): the
+    # kernels are compiled in memory, with no warning and the same results
+    code = (
+        "import logging, torch; logging.basicConfig(level=logging.DEBUG);"
+        "[logging.getLogger(n).setLevel(logging.WARNING) for n in ('numba',)];"
+        "from mct.detect.soft_nms import soft_nms;"
+        "k, s = soft_nms(torch.tensor([[0, 0, 10, 10], [5, 0, 15, 10.]]), torch.tensor([0.9, 0.8]), method='linear');"
+        "print(k.tolist(), round(s[1].item(), 6))"
+    )
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator", "PYTHONWARNINGS": "default"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "[0, 1] 0.533333"
+    assert "compiled in memory" in out.stderr and "Warning" not in out.stderr
