@@ -11,10 +11,13 @@ Boxes (fixed seed), two layouts:
 
 Scores uniform in [0, 1]; IoU threshold 0.3 (Nt), sigma 0.5, min_score 0.001 (the
 authors' defaults). CPU, one torch thread; CUDA too when a GPU is present (timed with
-synchronisation). Writes ``benchmarks/results/soft_nms.json``. Target: Soft-NMS (gaussian
-and linear) <= 3x ``torchvision.ops.nms`` at N = 1000 on the CPU (``uniform`` layout;
-``clustered`` is reported too: there hard NMS removes almost everything in a few steps
-while Soft-NMS must keep and re-rank every box, so no implementation can match it).
+synchronisation). Writes ``benchmarks/results/soft_nms.json``. Targets, CPU, N = 1000,
+the slower of gaussian and linear: <= 3x ``torchvision.ops.nms`` on ``uniform`` boxes,
+<= 5x on ``clustered`` boxes (there hard NMS removes almost every box within a few steps,
+while Soft-NMS keeps decaying and re-ranking the overlapping boxes, so it must do many
+times more work: about 27,000 decays for gaussian at N = 1000, each with its own ``exp``).
+The first call in a process loads (or, once, compiles) the numba kernels; the warm-up
+call before each timing takes it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from mct.detect.soft_nms import soft_nms  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "soft_nms.json"
 TARGET_RATIO = 3.0
+TARGET_RATIO_CLUSTERED = 5.0
 
 
 def boxes_uniform(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,9 +106,11 @@ def main() -> int:
                     f" | linear {row['linear_ms']:8.3f} ({row['linear_x_nms']:.1f}x) | gaussian {row['gaussian_ms']:8.3f}"
                     f" ({row['gaussian_x_nms']:.1f}x)"
                 )
-    at_1000 = next(r for r in rows if r["device"] == "cpu" and r["layout"] == "uniform" and r["n"] == 1000)
-    worst = max(at_1000["linear_x_nms"], at_1000["gaussian_x_nms"])
-    targets = {"soft_nms_over_nms_cpu_uniform_n1000": {"value": worst, "target": f"<= {TARGET_RATIO}", "ok": worst <= TARGET_RATIO}}
+    targets = {}
+    for layout, limit in (("uniform", TARGET_RATIO), ("clustered", TARGET_RATIO_CLUSTERED)):
+        at_1000 = next(r for r in rows if r["device"] == "cpu" and r["layout"] == layout and r["n"] == 1000)
+        worst = max(at_1000["linear_x_nms"], at_1000["gaussian_x_nms"])
+        targets[f"soft_nms_over_nms_cpu_{layout}_n1000"] = {"value": worst, "target": f"<= {limit}", "ok": worst <= limit}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "benchmark": "soft_nms",
@@ -114,7 +120,9 @@ def main() -> int:
         "results": rows,
         "targets": targets,
     }, indent=1))
-    print(f"Soft-NMS / NMS at N=1000 (CPU, uniform): {worst:.2f}x (target <= {TARGET_RATIO}x); wrote {RESULTS}")
+    for name, t in targets.items():
+        print(f"{name}: {t['value']:.2f}x (target {t['target']}x)")
+    print(f"wrote {RESULTS}")
     return 0
 
 
