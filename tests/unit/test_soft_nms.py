@@ -325,3 +325,12 @@ def test_works_where_no_cache_folder_is_writable(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == "[0, 1] 0.533333"
     assert "compiled in memory" in out.stderr and "Warning" not in out.stderr
+
+
+@pytest.mark.parametrize("sigma", [0.5, 0.3, 1.0, 2.0**-3, 7.0])
+def test_gaussian_width_on_clustered_boxes(sigma):
+    # other widths than the default 0.5, on overlapping boxes with long decay chains
+    rng = np.random.default_rng(14)
+    boxes = clustered_boxes(rng, objects=5, per_object=40)
+    scores = rng.uniform(0, 1, len(boxes))
+    check_against_reference(boxes, scores, "gaussian", sigma=sigma, threshold=0.001)
