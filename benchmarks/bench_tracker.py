@@ -14,7 +14,7 @@ original Deep SORT network), 256 (our ``compact`` re-ID arch) and 512 (ResNet-18
 ``mode: motion_only``; each for the vectorised ``DeepSortTracker`` and for the
 straightforward per-track ``ReferenceDeepSortTracker`` (filterpy filter per track, per-track
 loops), which must give the same output. Writes ``benchmarks/results/tracker.json``.
-Target: median <= 1 ms for the reference configuration at D = 128.
+Target: median <= 1 ms for the reference configuration, checked at D = 128, 256 and 512.
 """
 
 from __future__ import annotations
@@ -108,7 +108,16 @@ def main() -> int:
             flush=True,
         )
 
-    headline = rows[0]["vectorised_median_ms"]
+    # the issue's target (<= 1 ms median) checked at every reference feature dimension
+    targets = {
+        f"update_50x50_ms_reference_d{row['dim']}": {
+            "value": row["vectorised_median_ms"],
+            "target": TARGET_MS,
+            "ok": row["vectorised_median_ms"] <= TARGET_MS,
+        }
+        for row in rows
+        if row["case"] == "reference"
+    }
     result = {
         "benchmark": "tracker",
         "command": "python benchmarks/bench_tracker.py" + (" --quick" if args.quick else ""),
@@ -121,9 +130,7 @@ def main() -> int:
             "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         },
         "results": rows,
-        "targets": {
-            "update_50x50_ms_reference_d128": {"value": headline, "target": TARGET_MS, "ok": headline <= TARGET_MS}
-        },
+        "targets": targets,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
