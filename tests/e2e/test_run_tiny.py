@@ -97,3 +97,31 @@ def test_render_annotated_video_and_overview(local_run, tmp_path):
     assert id_colour_bgr(7) == id_colour_bgr(7) and id_colour_bgr(7) != id_colour_bgr(8)
     with pytest.raises(ValueError, match="no camera c099"):
         render_camera(run_dir, "c099", out_dir=tmp_path)
+
+
+def test_diagnose_association_script(local_run, capsys):
+    # the oracle association (every tracklet given its true id) scores at least what the
+    # run's own association scored on the same tracklets; a sweep re-scores the run
+    import importlib.util
+
+    run_dir, s = local_run
+    path = Path(__file__).resolve().parents[2] / "scripts" / "diagnose_association.py"
+    spec = importlib.util.spec_from_file_location("diagnose_association", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import sys
+
+    argv = sys.argv
+    try:
+        sys.argv = ["diagnose_association.py", str(run_dir)]
+        assert mod.main() == 0
+        out = capsys.readouterr().out
+        oracle = float(out.split("oracle association on these tracklets: IDF1 ")[1].split()[0])
+        assert oracle >= s.metrics["idf1"] - 1e-9
+        sys.argv = ["diagnose_association.py", str(run_dir), "--sweep", str(load_config(run_dir / "config.yaml").association.min_similarity)]
+        assert mod.main() == 0
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        # re-associating with the run's own settings reproduces the run's IDF1
+        assert float(line.split("IDF1 ")[1].split()[0]) == pytest.approx(s.metrics["idf1"], abs=1e-4)
+    finally:
+        sys.argv = argv
