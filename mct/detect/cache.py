@@ -36,6 +36,7 @@ __all__ = [
     "cache_path",
     "save_detections",
     "load_detections",
+    "detection_arrays",
     "write_detection_arrays",
     "read_detection_arrays",
     "DetectionCache",
@@ -87,15 +88,21 @@ def read_detection_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict
     return arrays, meta
 
 
-def save_detections(path: str | Path, detections: Sequence[Detections], meta: dict[str, Any] | None = None) -> Path:
-    """Write ``detections`` (one per frame, in processing order) atomically to ``path``."""
-    arrays: dict[str, np.ndarray] = {
+def detection_arrays(detections: Sequence[Detections]) -> dict[str, np.ndarray]:
+    """The archive's box columns (``frames``, ``counts``, ``xyxy``, ``scores``,
+    ``class_ids``) of per-frame detections, rows concatenated over frames."""
+    return {
         "frames": np.array([d.frame for d in detections], dtype=np.int64),
         "counts": np.array([len(d) for d in detections], dtype=np.int64),
         "xyxy": np.concatenate([d.xyxy for d in detections]) if detections else np.zeros((0, 4), np.float32),
         "scores": np.concatenate([d.scores for d in detections]) if detections else np.zeros(0, np.float32),
         "class_ids": np.concatenate([d.class_ids for d in detections]) if detections else np.zeros(0, np.int64),
     }
+
+
+def save_detections(path: str | Path, detections: Sequence[Detections], meta: dict[str, Any] | None = None) -> Path:
+    """Write ``detections`` (one per frame, in processing order) atomically to ``path``."""
+    arrays = detection_arrays(detections)
     mask_shapes = {d.masks.shape[1:] for d in detections if d.masks is not None}
     if detections and all(d.masks is not None for d in detections) and len(mask_shapes) == 1:
         arrays["masks"] = np.concatenate([d.masks for d in detections]).astype(np.float16)

@@ -307,9 +307,8 @@ def evaluate_box_ap(
             image_id = start + k + 1
             h, w = frame.shape[:2]
             images.append({"id": image_id, "width": w, "height": h})
-            for box, vis in zip(sample.xyxy, sample.visible):
+            for box, ignore in zip(sample.xyxy, _ignored_gt(sample, cfg)):
                 bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
-                ignore = vis < cfg.eval_min_visible_fraction or min(bw, bh) < cfg.eval_min_box_px
                 anns.append({
                     "id": len(anns) + 1, "image_id": image_id, "category_id": 1,
                     "bbox": [float(box[0]), float(box[1]), bw, bh], "area": bw * bh, "iscrowd": int(ignore),
@@ -347,6 +346,14 @@ def evaluate_box_ap(
 OPERATING_SCORES = (0.3, 0.5, 0.7)
 
 
+def _ignored_gt(sample: Sample, cfg: DetectorTrainConfig) -> np.ndarray:
+    """``(N,) bool``: the gt boxes of ``sample`` that the evaluation ignores ("iscrowd"):
+    visible fraction below ``cfg.eval_min_visible_fraction`` or a side below ``cfg.eval_min_box_px``."""
+    bw = sample.xyxy[:, 2] - sample.xyxy[:, 0]
+    bh = sample.xyxy[:, 3] - sample.xyxy[:, 1]
+    return (sample.visible < cfg.eval_min_visible_fraction) | (np.minimum(bw, bh) < cfg.eval_min_box_px)
+
+
 def _precision_recall(
     per_frame: Sequence[tuple[Sample, Detections]], cfg: DetectorTrainConfig, min_score: float
 ) -> tuple[float, float]:
@@ -358,9 +365,7 @@ def _precision_recall(
     for sample, dets in per_frame:
         keep = dets.scores >= min_score
         boxes = dets.xyxy[keep][np.argsort(-dets.scores[keep], kind="stable")]
-        bw = sample.xyxy[:, 2] - sample.xyxy[:, 0]
-        bh = sample.xyxy[:, 3] - sample.xyxy[:, 1]
-        ignored = (sample.visible < cfg.eval_min_visible_fraction) | (np.minimum(bw, bh) < cfg.eval_min_box_px)
+        ignored = _ignored_gt(sample, cfg)
         n_gt += int((~ignored).sum())
         if not len(boxes):
             continue

@@ -33,7 +33,7 @@ import mct
 from mct.run import run_folder as rf
 from mct.run.stages import Stages
 from mct.run.storage import DetectionsBuffer, EmbeddingReader, EmbeddingWriter, StoredDetections, iter_detections
-from mct.types import Camera, Detections, Tracklet
+from mct.types import Camera, Detections
 
 log = logging.getLogger(__name__)
 
@@ -328,11 +328,11 @@ def _detect_and_embed(
                 timer.add("detect", t0)
                 if len(dets_b) != len(numbers_b):
                     raise ValueError(f"{job.key}: detector returned {len(dets_b)} results for {len(numbers_b)} frames")
+                all_dets.extend(dets_b)  # only computed detections are written (cached ones are on disk)
             else:
                 if cached is None or cached_index is None:  # pragma: no cover - set whenever detector is None
                     raise RuntimeError("internal: no detector and no cached detections")
                 dets_b = [cached[cached_index[n]] if n in cached_index else Detections.empty(n) for n in numbers_b]
-            all_dets.extend(dets_b)
             if writer is not None and embedder is not None and frames_b is not None:
                 t0 = time.perf_counter()
                 embs = embedder.embed_many(frames_b, [d.xyxy for d in dets_b])
@@ -349,7 +349,7 @@ def _detect_and_embed(
         if cached is not None and done < len(cached):
             # embeddings must align with the cached detections row for row
             raise ValueError(f"{cam.video_path}: decoding ended after {done} frames, but the cached detections "
-                             f"cover {len(cached)} frames (up to frame {cached[-1].frame}); rerun with --force")
+                             f"cover {len(cached)} frames (up to frame {int(cached.frames[-1])}); rerun with --force")
         decode_s = timer.seconds.get("decode", 0.0)
         if need_detect:
             # the detector's frames/s counts decoding only when the detector reads frames

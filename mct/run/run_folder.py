@@ -30,10 +30,9 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from mct.atomic import TMP_MARK, atomic_path
-from mct.atomic import tmp_name as _tmp_name
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ __all__ = [
     "RunFolder",
     "package_versions",
 ]
-
-#: Every temporary file carries this in its name; ``remove_temp_files`` deletes them.
 
 #: Packages whose versions are recorded in the manifest.
 _PACKAGES = (

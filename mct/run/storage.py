@@ -20,8 +20,8 @@ from typing import IO, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mct.detect.cache import read_detection_arrays, write_detection_arrays
-from mct.run.run_folder import atomic_path, _tmp_name
+from mct.atomic import atomic_path, tmp_name
+from mct.detect.cache import detection_arrays, read_detection_arrays, write_detection_arrays
 from mct.types import Detections
 
 __all__ = ["DetectionsBuffer", "StoredDetections", "save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
@@ -32,29 +32,19 @@ class DetectionsBuffer:
     frame), so that a long video adds only its boxes to memory."""
 
     def __init__(self) -> None:
-        self._parts: list[tuple[np.ndarray, ...]] = []
-        self.frames = 0
+        self._parts: list[dict[str, np.ndarray]] = []
         self.boxes = 0
 
     def extend(self, detections: Sequence[Detections]) -> None:
-        if not detections:
-            return
-        self._parts.append((
-            np.array([d.frame for d in detections], dtype=np.int64),
-            np.array([len(d) for d in detections], dtype=np.int64),
-            np.concatenate([d.xyxy for d in detections]).astype(np.float32, copy=False),
-            np.concatenate([d.scores for d in detections]).astype(np.float32, copy=False),
-            np.concatenate([d.class_ids for d in detections]).astype(np.int64, copy=False),
-        ))
-        self.frames += len(detections)
-        self.boxes += sum(len(d) for d in detections)
+        if detections:
+            part = detection_arrays(detections)
+            self._parts.append(part)
+            self.boxes += len(part["xyxy"])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
-                 np.zeros(0, np.float32), np.zeros(0, np.int64))
-        cols = list(zip(*self._parts)) if self._parts else [[e] for e in empty]
-        names = ("frames", "counts", "xyxy", "scores", "class_ids")
-        return {n: np.concatenate(c) for n, c in zip(names, cols)}
+        if not self._parts:
+            return detection_arrays([])
+        return {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
 
     def save(self, path: str | Path) -> None:
         write_detection_arrays(path, self.arrays())
@@ -105,7 +95,7 @@ class EmbeddingWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._raw_path = _tmp_name(self.path.with_suffix(".raw"))
+        self._raw_path = tmp_name(self.path.with_suffix(".raw"))
         self._raw: IO[bytes] | None = open(self._raw_path, "wb")
         self.rows = 0
         self.dim: int | None = None

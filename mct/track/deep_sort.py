@@ -46,7 +46,7 @@ from mct.track.matching import (
 )
 from mct.types import Detections, xyah_to_xyxy, xyxy_to_xyah
 
-__all__ = ["DeepSortTracker", "TrackView", "detections_xyah"]
+__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "skipped_frames"]
 
 logger = logging.getLogger(__name__)
 

@@ -259,6 +259,15 @@ def _lights(b: _Builder, part: int, app: Appearance, v0: float, v1: float) -> No
         b.deco(part, "back", u0, u1, v0, v1, tail)
 
 
+def _bumpers(b: _Builder, part: int, app: Appearance, v1: float) -> None:
+    """Black or grey bumpers (the lowest ``v1`` of the front and back faces of ``part``)."""
+    if app.bumper == "body":
+        return
+    colour = (25, 25, 27) if app.bumper == "black" else (120, 120, 122)
+    b.deco(part, "front", 0.0, 1.0, 0.0, v1, colour)
+    b.deco(part, "back", 0.0, 1.0, 0.0, v1, colour)
+
+
 def _wheels(b: _Builder, part: int, px0: float, px1: float, positions: tuple[float, ...], height: float) -> None:
     """Dark tyres on both side faces of ``part`` (x range px0..px1) at vehicle x ``positions``."""
     tyre = (22, 22, 24)
@@ -315,10 +324,7 @@ def build_mesh(app: Appearance) -> Mesh:
             if back_u > 0.05:
                 b.deco(body, "top", 0.0, back_u, 0.4, 0.6, c)
             b.deco(cab, "top", 0.0, 1.0, 0.4, 0.6, c)
-        if app.bumper != "body":
-            bc = (25, 25, 27) if app.bumper == "black" else (120, 120, 122)
-            b.deco(body, "front", 0.0, 1.0, 0.0, 0.3, bc)
-            b.deco(body, "back", 0.0, 1.0, 0.0, 0.3, bc)
+        _bumpers(b, body, app, 0.3)
     elif app.vehicle_type == "van":
         body = b.box(x0, x1, y0, y1, 0.0, H, body_col, top_colour=accent)
         _lights(b, body, app, 0.3, 0.42)
@@ -337,10 +343,7 @@ def build_mesh(app: Appearance) -> Mesh:
             b.box(x0 + 0.15 * L, x1 - 0.3 * L, -0.4 * W, 0.4 * W, H, H + 0.12, (35, 35, 38))
         if app.hood_stripe:
             b.deco(body, "top", 0.0, 1.0, 0.35, 0.65, ACCENTS[app.hood_stripe])
-        if app.bumper != "body":
-            bc = (25, 25, 27) if app.bumper == "black" else (120, 120, 122)
-            b.deco(body, "front", 0.0, 1.0, 0.0, 0.12, bc)
-            b.deco(body, "back", 0.0, 1.0, 0.0, 0.12, bc)
+        _bumpers(b, body, app, 0.12)
     elif app.vehicle_type == "truck":
         cab_len = 2.2
         cab_h = min(2.7, H - 0.2)

@@ -240,7 +240,7 @@ def build_route(net: RoadNetwork, nodes: list[str], lane_pref: int, traffic: Tra
             kind = net.nodes[node].kind
             count = sum(len(p) for p in pts)
             d_in, d_out = dirs[i], dirs[i + 1]
-            left = _turn(d_in, d_out) == "left"
+            left = turns[i] == "left"
             oncoming = ((float(-d_in[0]), float(-d_in[1])),) if left else ()
             if kind == "signal":
                 stop_points.append((count - 1, node, "arterial" if e.road == "arterial" else "cross", oncoming))

@@ -22,6 +22,7 @@ cameras of the scenario are kept in gt.txt and the evaluation file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -139,7 +140,6 @@ class _CameraWriter:
         self.dets: list[tuple] = []  # (frame, l, t, w, h, score)
         self.coco_images: list[dict] = []
         self.coco_anns: list[dict] = []
-        self.times: np.ndarray = np.zeros(0)
 
     def run(self, world: World, meshes, times: np.ndarray, sun: np.ndarray, progress: ProgressFn | None) -> None:
         cam, cfg = self.cam, self.cfg
@@ -338,7 +338,7 @@ def generate(
                 else:
                     for cw in pool.imap_unordered(_camera_job, jobs):
                         writers[cw.cam.camera_id] = cw
-                        bar.update(len(cw.times))
+                        bar.update(len(times[cw.cam.camera_id]))
         finally:
             bar.close()
         t_frames = time.perf_counter()
@@ -356,21 +356,11 @@ def generate(
     return summaries
 
 
-class _NoPool:
-    """Stands in for a process pool when one worker is asked for."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 def _pool(workers: int, jobs: int):
     """A fork-based process pool of ``min(workers, jobs)`` processes, or a no-op for one."""
     n = min(workers, jobs)
     if n <= 1:
-        return _NoPool()
+        return contextlib.nullcontext()
     import multiprocessing
 
     return multiprocessing.get_context("fork").Pool(n)
@@ -389,7 +379,6 @@ def _camera_job(args, progress: ProgressFn | None = None) -> "_CameraWriter":
     cv2.imwrite(str(folder / "roi.jpg"), bg.roi)
     write_calibration(folder / "calibration.txt", cam.homography, intrinsics=cam.K, distortion=np.zeros(4), reprojection_error=0.0)
     cw.noise = []  # not needed any more; keeps the result small to send back
-    cw.times = times
     return cw
 
 
