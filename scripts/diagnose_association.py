@@ -26,29 +26,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mct.associate import write_submission_rows  # noqa: E402
+from mct.associate import associate, write_submission_rows  # noqa: E402
+from mct.associate.clustering import mutual_best  # noqa: E402
 from mct.associate.config import AssociationConfig  # noqa: E402
 from mct.associate.constraints import LINK, Constraints, load_topology  # noqa: E402
 from mct.associate.table import TrackletTable  # noqa: E402
 from mct.config import load_config  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
 from mct.data.mot import read_mot  # noqa: E402
-from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
+from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois  # noqa: E402
 from mct.track.matching import iou_xyxy  # noqa: E402
 from mct.track.tracklets import load_tracklets  # noqa: E402
-from mct.types import GlobalAssignment  # noqa: E402
 
 
-def gt_id_of(tracklet, gt) -> int:
-    """Majority gt id over frames where a gt box overlaps the tracklet box at IoU >= 0.5 (-1: none)."""
+def gt_id_of(tracklet, gt, gt_xyxy: np.ndarray) -> int:
+    """Majority gt id over frames where a gt box (``gt_xyxy`` = ``gt.xyxy``) overlaps the
+    tracklet box at IoU >= 0.5 (-1: none)."""
     votes: dict[int, int] = {}
-    gt_xyxy = np.concatenate([gt.tlwh[:, :2], gt.tlwh[:, :2] + gt.tlwh[:, 2:]], 1)
-    by_frame: dict[int, np.ndarray] = {}
     for f, box in zip(tracklet.frames.tolist(), tracklet.xyxy):
-        rows = by_frame.get(f)
-        if rows is None:
-            rows = by_frame[f] = np.flatnonzero(gt.frame == f)
+        rows = gt.rows_in_frame(f)
         if len(rows) == 0:
             continue
         iou = iou_xyxy(box[None], gt_xyxy[rows])[0]
@@ -59,8 +56,22 @@ def gt_id_of(tracklet, gt) -> int:
     return max(votes, key=votes.get) if votes else -1
 
 
-def _rois(data, cfg, gt_rows):
-    return load_rois(Path(cfg.dataset.root) / cfg.dataset.split, np.unique(gt_rows.camera))
+def load_run(run_dir: Path, with_labels: bool = False):
+    """The run's config, dataset, tracklets, evaluation ground truth and ROIs (and, with
+    ``with_labels``, each tracklet's gt id by :func:`gt_id_of`)."""
+    cfg = load_config(run_dir / "config.yaml")
+    data = load_dataset(cfg.dataset.root, cfg.dataset.split)
+    tracklets, labels = [], []
+    for cam in data.cameras:
+        part = load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
+        tracklets += part
+        if with_labels:
+            gt = read_mot(cam.root / "gt" / "gt.txt", "gt")
+            gt_xyxy = gt.xyxy
+            labels += [gt_id_of(t, gt, gt_xyxy) for t in part]
+    gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
+    rois = load_rois(Path(cfg.dataset.root) / cfg.dataset.split, np.unique(gt_rows.camera))
+    return cfg, data, tracklets, np.array(labels, np.int64), gt_rows, rois
 
 
 def main() -> int:
@@ -75,20 +86,10 @@ def main() -> int:
     if args.sweep:
         sweep(args.run_dir, [float(v) for v in args.sweep.split(",")], **over)
         return 0
-    cfg = load_config(args.run_dir / "config.yaml")
-    data = load_dataset(cfg.dataset.root, cfg.dataset.split)
-    cams = {c.key: c for c in data.cameras}
-    tracklets, labels = [], []
-    for cam in data.cameras:
-        path = args.run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
-        gt = read_mot(cam.root / "gt" / "gt.txt", "gt")
-        for t in load_tracklets(path):
-            tracklets.append(t)
-            labels.append(gt_id_of(t, gt))
-    labels = np.array(labels)
+    cfg, data, tracklets, labels, gt_rows, rois = load_run(args.run_dir, with_labels=True)
     acfg: AssociationConfig = cfg.association.model_copy(update=over)
     topo = load_topology(acfg.topology) if acfg.topology else None
-    table = TrackletTable.from_tracklets(tracklets, list(cams.values()), acfg)
+    table = TrackletTable.from_tracklets(tracklets, data.cameras, acfg)
     lab = labels[table.source]
     cons = Constraints.build(table, topo, acfg)
     n = len(table)
@@ -106,7 +107,7 @@ def main() -> int:
     print("  true LINK pairs   ", np.round(np.quantile(sim[same & (status == LINK)], q), 3))
     fl = ~same & (status == LINK)
     print(f"  false LINK pairs ({fl.sum()})", np.round(np.quantile(sim[fl], q), 3))
-    # per true pair: is it the best LINK candidate of both?
+    # each tracklet's most similar LINK partner in any other camera
     best = {}
     for a, b, s, st in zip(i, j, sim, status):
         if st != LINK:
@@ -114,8 +115,6 @@ def main() -> int:
         for x, y in ((a, b), (b, a)):
             if s > best.get(x, (-9, -1))[0]:
                 best[x] = (s, y)
-    from mct.associate.clustering import mutual_best
-
     link = status == LINK
     mutual = mutual_best(table, i[link], j[link], sim[link])
     true_link = same[link]
@@ -128,46 +127,23 @@ def main() -> int:
     for c in range(len(table.camera_keys)):
         m = table.camera == c
         print(f"  {table.camera_keys[c][1]}: {m.sum()} tracklets, mean length {np.mean([len(tracklets[s]) for s in table.source[m]]):.0f}")
-    # oracle association
-    gids = np.where(lab >= 0, lab, 10_000_000 + np.arange(n))
-    assignment = GlobalAssignment(
-        scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
-        camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
-        track_ids=table.track_id,
-        global_ids=gids,
-    )
-    pred = write_submission_rows(tracklets, assignment)
-    gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
-    res = evaluate_mtmc_rows(gt_rows, pred, _rois(data, cfg, gt_rows))
+    # oracle association: every tracklet with a gt id gets it, the others an id of their own
+    assignment = table.assignment(np.where(lab >= 0, lab, 10_000_000 + np.arange(n)))
+    res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
     print(f"oracle association on these tracklets: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
     return 0
 
 
-
 def sweep(run_dir: Path, values: list[float], **over) -> None:
     """IDF1 of the run's tracklets re-associated with other association settings."""
-    from mct.associate import associate_table
-
-    cfg = load_config(run_dir / "config.yaml")
-    data = load_dataset(cfg.dataset.root, cfg.dataset.split)
-    tracklets = []
-    for cam in data.cameras:
-        tracklets += load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
-    gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
+    cfg, data, tracklets, _, gt_rows, rois = load_run(run_dir)
     topo = load_topology(cfg.association.topology) if cfg.association.topology else None
-    rois = _rois(data, cfg, gt_rows)
     for v in values:
         acfg = cfg.association.model_copy(update={"min_similarity": v, **over})
-        table = TrackletTable.from_tracklets(tracklets, data.cameras, acfg)
-        lab = associate_table(table, acfg, topo, progress=False)
-        assignment = GlobalAssignment(
-            scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
-            camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
-            track_ids=table.track_id,
-            global_ids=lab + 1,
-        )
+        assignment = associate(tracklets, data.cameras, acfg, topo)
         res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
-        print(f"min_similarity {v:.2f} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f} ids {lab.max() + 1}")
+        ids = len(np.unique(assignment.global_ids))
+        print(f"min_similarity {v:.2f} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f} ids {ids}")
 
 
 if __name__ == "__main__":

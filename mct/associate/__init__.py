@@ -104,7 +104,7 @@ def associate_table(
     a, b, s = candidate_pairs(table, constraints, idx, sims, pair_min if mutual_min is None else min(pair_min, mutual_min))
     a, b, mutual = order_pairs(table, a, b, s, pair_min, mutual_min)
     # centroid linkage: mutual-best pairs at their own threshold, the others at min_similarity
-    thresholds = np.where(mutual, cfg.min_similarity if mutual_min is None else mutual_min, cfg.min_similarity)
+    thresholds = cfg.min_similarity if mutual_min is None else np.where(mutual, mutual_min, cfg.min_similarity)
     clock.stop("pairs")
 
     clock.start()
@@ -139,12 +139,7 @@ def associate(
         topology = load_topology(cfg.topology)
     table = TrackletTable.from_tracklets(tracklets, cameras, cfg)
     labels = associate_table(table, cfg, topology)
-    return GlobalAssignment(
-        scenarios=np.array([table.camera_keys[c][0] for c in table.camera], dtype=object),
-        camera_ids=np.array([table.camera_keys[c][1] for c in table.camera], dtype=object),
-        track_ids=table.track_id,
-        global_ids=labels + 1,
-    )
+    return table.assignment(labels + 1)
 
 
 def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> "SubmissionRows":

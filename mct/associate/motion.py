@@ -30,7 +30,7 @@ import numpy as np
 
 from mct.types import Camera, Tracklet
 
-__all__ = ["GroundMotion", "ground_points", "tracklet_motion", "METRES_PER_DEGREE"]
+__all__ = ["GroundMotion", "ground_points", "METRES_PER_DEGREE"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,12 @@ def ground_points(homography: np.ndarray, xy_pixels: np.ndarray) -> np.ndarray:
 
     ``homography`` maps ground ``(x, y, 1)`` to image pixels (the calibration.txt convention).
     """
+    return _apply_inverse(np.linalg.inv(np.asarray(homography, np.float64)), xy_pixels)
+
+
+def _apply_inverse(inv: np.ndarray, xy_pixels: np.ndarray) -> np.ndarray:
+    """:func:`ground_points` with the inverse homography already computed."""
     pts = np.asarray(xy_pixels, np.float64).reshape(-1, 2)
-    inv = np.linalg.inv(np.asarray(homography, np.float64))
     p = np.c_[pts, np.ones(len(pts))] @ inv.T
     w = p[:, 2:3]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -72,6 +76,7 @@ class GroundMotion:
         self.min_moving_speed_mps = float(min_moving_speed_mps)
         self.units = units
         self._scale: dict[tuple[str, str], float] = {}
+        self._inverse: dict[tuple[str, str], np.ndarray] = {}  # per camera, computed once
 
     def scale(self, camera: Camera) -> float:
         """Metres per ground unit of ``camera``'s homography (decided once per camera)."""
@@ -105,7 +110,10 @@ class GroundMotion:
         idx = np.array([0, k, len(xyxy) - 1 - k, len(xyxy) - 1]) if k > 0 else np.array([0, 0, 0, 0])
         boxes = xyxy[idx].astype(np.float64)
         feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
-        g = ground_points(camera.homography, feet) * self.scale(camera)
+        inv = self._inverse.get(camera.key)
+        if inv is None:
+            inv = self._inverse[camera.key] = np.linalg.inv(np.asarray(camera.homography, np.float64))
+        g = _apply_inverse(inv, feet) * self.scale(camera)
         out[0], out[1] = g[0], g[3]
         if k == 0:
             return out
@@ -118,9 +126,3 @@ class GroundMotion:
                 out[row] = step / dist
         return out
 
-
-def tracklet_motion(tracklets: list[Tracklet], cameras: list[Camera], motion: GroundMotion) -> np.ndarray:
-    """``(N, 4, 2)`` :class:`GroundMotion` of each tracklet with its camera (``cameras[i]``)."""
-    if not tracklets:
-        return np.zeros((0, 4, 2))
-    return np.stack([motion(t, c) for t, c in zip(tracklets, cameras)])

@@ -15,7 +15,7 @@ import numpy as np
 
 from mct.associate.config import AssociationConfig
 from mct.associate.motion import GroundMotion
-from mct.types import Camera, Tracklet
+from mct.types import Camera, GlobalAssignment, Tracklet
 
 __all__ = ["TrackletTable", "tracklet_feature"]
 
@@ -91,6 +91,15 @@ class TrackletTable:
 
     def __len__(self) -> int:
         return len(self.camera)
+
+    def assignment(self, global_ids: np.ndarray) -> GlobalAssignment:
+        """The :class:`GlobalAssignment` giving row ``r`` the global id ``global_ids[r]``."""
+        return GlobalAssignment(
+            scenarios=np.array([self.camera_keys[c][0] for c in self.camera], dtype=object),
+            camera_ids=np.array([self.camera_keys[c][1] for c in self.camera], dtype=object),
+            track_ids=self.track_id,
+            global_ids=np.asarray(global_ids),
+        )
 
     @property
     def dim(self) -> int:
