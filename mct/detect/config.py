@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from mct.schema import StrictModel
+
+#: the repository root: relative checkpoint paths are also looked up from here.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_weights_file(weights: str) -> Path | None:
+    """The checkpoint file ``weights`` names: the path as given, else relative to the
+    repository (so shipped models are found from any working directory); ``None`` if neither."""
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute() and (REPO_ROOT / path).is_file():
+        return REPO_ROOT / path
+    return None
 
 #: project class ids (``Detections.class_ids``); 0 is a vehicle of unknown type (detection
 #: and gt files carry no class).

@@ -41,7 +41,7 @@ from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from mct.detect.config import COCO_VEHICLES, DetectorConfig, SoftNMSConfig
+from mct.detect.config import COCO_VEHICLES, REPO_ROOT, DetectorConfig, SoftNMSConfig, find_weights_file
 from mct.detect.filters import apply_filters
 from mct.detect.soft_nms import soft_nms_from_config
 from mct.types import Camera, Detections
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "mct-detector-1"
-_REPO = Path(__file__).resolve().parents[2]
 
 #: defaults per model: (min_size, max_size, rpn_post_nms_top_n_test)
 _MODEL_DEFAULTS = {
@@ -292,12 +291,10 @@ def _load_coco(model: str, allow_download: bool) -> dict[str, torch.Tensor]:
 
 def resolve_weights_path(weights: str) -> Path:
     """A checkpoint path as given, else relative to the repository; error if neither exists."""
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_absolute() and (_REPO / path).is_file():
-        return _REPO / path
-    raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {Path.cwd()} and {_REPO})")
+    path = find_weights_file(weights)
+    if path is None:
+        raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {Path.cwd()} and {REPO_ROOT})")
+    return path
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 import mct
+from mct.detect.config import find_weights_file
 from mct.run import run_folder as rf
 from mct.run.stages import Stages
 from mct.run.storage import DetectionsBuffer, EmbeddingReader, EmbeddingWriter, StoredDetections, iter_detections
@@ -76,6 +77,12 @@ def _weights_path(weights: str) -> str | None:
     return None if weights.lower() in ("", "none", "coco", "imagenet") else weights
 
 
+def _detector_weights_file(weights: str) -> Path | None:
+    """The detector checkpoint the run will load (found as the detector finds it)."""
+    name = _weights_path(weights)
+    return None if name is None else find_weights_file(name)
+
+
 def camera_fingerprints(camera: Camera, cfg: Any) -> dict[str, str]:
     """``{stage: fingerprint}`` for the per-camera stages of ``camera`` under ``cfg``.
 
@@ -87,7 +94,7 @@ def camera_fingerprints(camera: Camera, cfg: Any) -> dict[str, str]:
     root = camera.root
     inputs = rf.files_signature(
         camera.video_path,
-        _weights_path(cfg.detector.weights) if cfg.detector.source == "maskrcnn" else None,
+        _detector_weights_file(cfg.detector.weights) if cfg.detector.source == "maskrcnn" else None,
         root / "det" / cfg.detector.det_file if root is not None and cfg.detector.source == "file" else None,
         root / cfg.detector.gt_file if root is not None and cfg.detector.source == "gt" else None,
     )

@@ -166,3 +166,22 @@ def test_replacing_the_video_redoes_every_camera_stage(layout, tmp_path):
     finally:
         video.write_bytes(original)
     assert {s for s in before if before[s] != after[s]} == {"detect", "embed", "track"}
+
+
+def test_replacing_repo_relative_detector_weights_redoes_detection_from_any_folder(layout, tmp_path, monkeypatch):
+    # The detector finds a relative weights path in the working directory, else in the
+    # repository (shipped models). The fingerprint must follow the same file: here the run
+    # starts in another folder, and replacing the repository's file must redo detection.
+    import mct.detect.config as detect_config
+
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    weights = repo / "models" / "det.pt"
+    weights.write_bytes(b"first detector")
+    monkeypatch.setattr(detect_config, "REPO_ROOT", repo)
+    monkeypatch.chdir(tmp_path)
+    job = _job(layout, tmp_path, "detector.source=maskrcnn", "detector.weights=models/det.pt")
+    before = camera_fingerprints(job.camera, job.config)
+    weights.write_bytes(b"retrained detector, other size")
+    after = camera_fingerprints(job.camera, job.config)
+    assert {s for s in before if before[s] != after[s]} == {"detect", "embed", "track"}
