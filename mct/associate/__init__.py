@@ -108,7 +108,9 @@ def associate_table(
     clock.stop("pairs")
 
     clock.start()
-    labels = constrained_agglomerative(table, constraints, feats, a, b, thresholds, cfg.max_cluster_size, progress)
+    labels = constrained_agglomerative(
+        table, constraints, feats, a, b, thresholds, cfg.max_cluster_size, progress, cfg.all_pairs_link
+    )
     clock.stop("cluster")
     log.info("association: %d tracklets -> %d global ids (%d candidate pairs)", n, int(labels.max()) + 1, len(a))
     return labels

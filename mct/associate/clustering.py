@@ -11,7 +11,11 @@ never N * N). Clustering is agglomerative over that sparse candidate graph:
    single linkage, where A~B and B~C merge A with C however unlike they are;
 3. and only if no tracklet of one cluster is in :data:`~mct.associate.constraints.CONFLICT`
    with a tracklet of the other (two time-overlapping tracklets of one camera) and the
-   merged cluster has at most ``max_cluster_size`` tracklets.
+   merged cluster has at most ``max_cluster_size`` tracklets;
+4. with ``all_pairs_link`` (``association.all_pairs_link``), only if every pair of
+   tracklets across the two clusters is :data:`~mct.associate.constraints.LINK`: complete
+   linkage on the space-time rules, so one vehicle's tracklets are pairwise consistent in
+   time, travel windows and direction, not only along the chain of pairs that merged them.
 """
 
 from __future__ import annotations
@@ -182,6 +186,7 @@ def constrained_agglomerative(
     min_similarity: float | np.ndarray,
     max_cluster_size: int,
     progress: bool = True,
+    all_pairs_link: bool = False,
 ) -> np.ndarray:
     """Cluster the table's rows; see the module docstring for the rules.
 
@@ -190,6 +195,8 @@ def constrained_agglomerative(
         pair_a, pair_b: ``(E,)`` candidate pairs in the order to visit them (best first).
         min_similarity: the centroid-linkage threshold, one for all pairs or ``(E,)`` one
             per pair (see :func:`order_pairs`).
+        all_pairs_link: a merge needs every cross pair of the two clusters to be
+            :data:`~mct.associate.constraints.LINK` (rule 4), not only no ``CONFLICT``.
 
     Returns:
         ``(N,) int64`` cluster labels ``0..M-1``, numbered in order of each cluster's first row.
@@ -218,7 +225,16 @@ def constrained_agglomerative(
     def members(r: int) -> dict[int, list[int]]:
         return by_cam.get(r) or {cam[r]: [r]}
 
+    def not_all_linked(ra: int, rb: int) -> bool:
+        rows_a = [r for rows in members(ra).values() for r in rows]
+        rows_b = [r for rows in members(rb).values() for r in rows]
+        i = np.repeat(np.array(rows_a, np.int64), len(rows_b))
+        j = np.tile(np.array(rows_b, np.int64), len(rows_a))
+        return bool((constraints.status(table, i, j) != LINK).any())
+
     def conflict(ra: int, rb: int) -> bool:
+        if all_pairs_link:
+            return not_all_linked(ra, rb)  # CONFLICT is one way of not being LINK
         ma, mb = members(ra), members(rb)
         if len(ma) > len(mb):
             ma, mb = mb, ma

@@ -97,6 +97,12 @@ class AssociationConfig(StrictModel):
     mutual_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
     #: largest number of tracklets in one global id (bounds the cost of constraint checks).
     max_cluster_size: int = Field(default=200, gt=1)
+    #: a merge needs every pair of tracklets across the two clusters to be LINK under the
+    #: pair rules (complete linkage on space-time), not only free of CONFLICT. Needs a
+    #: topology with windows for every camera pair one vehicle can visit (``mct
+    #: fit-topology`` with its default ``--pairs all``); with an adjacent-cameras-only graph
+    #: it would keep a vehicle out of two non-adjacent cameras.
+    all_pairs_link: bool = False
 
     # ---- which tracklets take part
     #: shorter tracklets (frames) get no global id.

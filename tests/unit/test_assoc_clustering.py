@@ -122,3 +122,23 @@ def test_per_pair_linkage_thresholds():
     low = constrained_agglomerative(t, c, t.features, np.array([0]), np.array([1]), np.array([0.4]), 10, False)
     high = constrained_agglomerative(t, c, t.features, np.array([0]), np.array([1]), np.array([0.6]), 10, False)
     assert low.tolist() == [0, 0] and high.tolist() == [0, 1]
+
+
+def test_all_pairs_link_refuses_a_merge_that_breaks_a_pair_rule_elsewhere():
+    # no topology, max_time_gap_s 60: tracklets more than 60 s apart are NO_LINK.
+    # A (c001, t=0..5) ~ B (c002, t=40..45) ~ C (c003, t=80..85): A-B and B-C are LINK
+    # (gaps 35 s), A-C is NO_LINK (gap 75 s). All alike, visited A-B then B-C.
+    t = table([0, 1, 2], [0, 40, 80], angles(0, 1, 2))
+    c = Constraints.build(t, None, AssociationConfig(max_time_gap_s=60))
+    run = lambda strict: constrained_agglomerative(  # noqa: E731
+        t, c, t.features, np.array([0, 1]), np.array([1, 2]), 0.5, 100, False, strict
+    ).tolist()
+    # chaining through B puts A and C in one id although they cannot be one vehicle
+    assert run(False) == [0, 0, 0]
+    # complete linkage on the rules: C may not join {A, B}
+    assert run(True) == [0, 0, 1]
+    # the same-camera conflict still blocks in strict mode
+    t2 = table([0, 1, 0], [0, 50, 2], angles(0, 1, 2))
+    c2 = Constraints.build(t2, None, AssociationConfig())
+    labels = constrained_agglomerative(t2, c2, t2.features, np.array([0, 1]), np.array([1, 2]), 0.5, 100, False, True)
+    assert labels[0] == labels[1] and labels[2] != labels[0]
