@@ -83,8 +83,10 @@ class TrackletConfig(StrictModel):
     #: ... and at most this fraction of their area covered by another detection of the
     #: same frame ("unoccluded") ...
     max_feature_occlusion: float = Field(default=0.3, ge=0.0, le=1.0)
-    #: ... are averaged, weighted by ``score`` (detection confidence) or ``uniform``; when
-    #: no observation qualifies, all observations of the track are used.
-    feature_weight: Literal["score", "uniform"] = "score"
+    #: ... are averaged, weighted by ``score`` (detection confidence), ``score_sqrt_area``
+    #: (score times the square root of the box area: a crop twice as wide, with twice the
+    #: detail, counts twice) or ``uniform``; when no observation qualifies, all
+    #: observations of the track are used.
+    feature_weight: Literal["score", "score_sqrt_area", "uniform"] = "score"
     #: keep every per-frame feature in ``Tracklet.features`` (memory: T x D floats).
     keep_frame_features: bool = False

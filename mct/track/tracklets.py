@@ -10,8 +10,8 @@ turns each track into a :class:`~mct.types.Tracklet` by :class:`~mct.track.confi
    ``>= min_feature_area_px`` and occlusion ``<= max_feature_occlusion``, where the
    occlusion of a detection is the largest fraction of its box area covered by any other
    detection of the same frame (intersection over its own area). Weights are the detection
-   scores (``feature_weight: score``) or 1 (``uniform``). When no observation is good, all
-   are used. No embeddings -> ``feature = None``;
+   scores (``feature_weight: score``), the scores times the square root of the box area
+   (``score_sqrt_area``) or 1 (``uniform``). When no observation is good, all are used. No embeddings -> ``feature = None``;
 3. **gap interpolation**: gaps of at most ``max_interpolation_gap`` missing frames are
    filled with linearly interpolated boxes (score 0, det index -1; with
    ``keep_frame_features`` their per-frame feature rows are zeros);
@@ -154,7 +154,12 @@ def tracklet_feature(
     good = (area >= cfg.min_feature_area_px) & (occlusion <= cfg.max_feature_occlusion)
     if not good.any():
         good = np.ones(len(features), dtype=bool)
-    weights = scores[good].astype(np.float64) if cfg.feature_weight == "score" else np.ones(int(good.sum()))
+    if cfg.feature_weight == "uniform":
+        weights = np.ones(int(good.sum()))
+    else:
+        weights = scores[good].astype(np.float64)
+        if cfg.feature_weight == "score_sqrt_area":
+            weights = weights * np.sqrt(np.maximum(area[good].astype(np.float64), 0.0))
     if not weights.sum() > 0:
         weights = np.ones(len(weights))
     mean = (weights[:, None] * features[good]).sum(axis=0) / weights.sum()

@@ -102,6 +102,20 @@ def test_builder_feature_mixes_good_observations_by_score():
     np.testing.assert_allclose(t7u.feature[:2], np.array([2, 1]) / np.sqrt(5), atol=1e-6)
 
 
+def test_builder_feature_weighted_by_score_and_sqrt_area():
+    b = TrackletBuilder(TrackletConfig(feature_weight="score_sqrt_area"), CAM)
+    e0, e1 = np.eye(4)[0], np.eye(4)[1]
+    # frame 1: a 100 x 100 box, score 0.9, feature e0 -> weight 0.9 * 100
+    b.add(dets(1, [[100, 100, 200, 200]], [0.9], [e0]), [(7, 0)])
+    # frame 2: a 200 x 200 box, score 0.45, feature e1 -> weight 0.45 * 200 (the same)
+    b.add(dets(2, [[100, 100, 300, 300]], [0.45], [e1]), [(7, 0)])
+    # frame 3: a 200 x 200 box, score 0.9, feature e1 -> weight 0.9 * 200
+    b.add(dets(3, [[100, 100, 300, 300]], [0.9], [e1]), [(7, 0)])
+    (t7,) = b.finish()
+    # mean (90, 90 + 180) normalised: (1, 3) / sqrt(10); score alone would give (0.9, 1.35)
+    np.testing.assert_allclose(t7.feature[:2], np.array([1, 3]) / np.sqrt(10), atol=1e-6)
+
+
 def test_builder_expansion_changes_boxes_not_features():
     plain = _builder_story(TrackletConfig())[0]
     grown = _builder_story(TrackletConfig(expand_scale=1.2, expand_max_px=40))[0]
