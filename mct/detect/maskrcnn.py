@@ -107,10 +107,15 @@ class SoftNMSRoIHeads(RoIHeads):
             keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
             if cfg.method == "hard":
-                keep = box_ops.batched_nms(boxes, scores, labels, cfg.iou_threshold)
+                if cfg.class_agnostic:
+                    keep = box_ops.nms(boxes, scores, cfg.iou_threshold)
+                else:
+                    keep = box_ops.batched_nms(boxes, scores, labels, cfg.iou_threshold)
                 kept_scores = scores[keep]
             else:
-                keep, kept_scores = soft_nms_from_config(boxes.float(), scores.float(), labels, cfg)
+                keep, kept_scores = soft_nms_from_config(
+                    boxes.float(), scores.float(), None if cfg.class_agnostic else labels, cfg
+                )
                 kept_scores = kept_scores.to(scores.dtype)
                 above = kept_scores > self.score_thresh
                 keep, kept_scores = keep[above], kept_scores[above]

@@ -66,6 +66,31 @@ def test_soft_nms_replaces_hard_nms_and_the_score_cut_applies_after_it():
     np.testing.assert_allclose(scores[0].tolist(), [0.9, 0.8 * (1 - iou)], rtol=1e-4)
 
 
+def test_class_agnostic_soft_nms_decays_across_classes():
+    # one proposal scored 0.6 car (class 3) and 0.35 truck (class 8): two identical boxes
+    def run(method: str, agnostic: bool):
+        model = build_model("small", 9)
+        use_soft_nms(model, SoftNMSConfig(method=method, class_agnostic=agnostic))
+        model.roi_heads.score_thresh = 0.01  # below the decayed truck score, 0.047
+        probs = torch.full((1, 9), 1e-9)
+        probs[0, 3], probs[0, 8] = 0.6, 0.35
+        probs[0, 0] = 1 - probs[0, 1:].sum()
+        out = model.roi_heads.postprocess_detections(
+            probs.log(), torch.zeros(1, 9 * 4), [torch.tensor([[10.0, 10, 50, 50]])], [(100, 100)]
+        )
+        return out[1][0].tolist(), out[2][0].tolist()
+
+    # per class (torchvision's rule): both boxes survive untouched -> two tracks for one car
+    scores, labels = run("gaussian", False)
+    assert labels == [3, 8] and scores == pytest.approx([0.6, 0.35], rel=1e-5)
+    # across classes: the truck box is the car box (IoU 1), decayed by exp(-1 / 0.5)
+    scores, labels = run("gaussian", True)
+    assert labels == [3, 8] and scores == pytest.approx([0.6, 0.35 * math.exp(-2.0)], rel=1e-5)
+    # hard NMS across classes removes it
+    scores, labels = run("hard", True)
+    assert labels == [3] and scores == pytest.approx([0.6], rel=1e-5)
+
+
 def test_top_k_cut_applies_after_soft_nms():
     heads = _heads("gaussian", 0.05)
     heads.detections_per_img = 1
