@@ -14,36 +14,59 @@ and ``b`` is dropped once its (decayed) score is below ``min_score``. Boxes that
 overlap a selected box keep their score and are never dropped, even below ``min_score``
 (as in the authors' code, whose threshold check sits inside the overlap test); a box below
 ``min_score`` that does overlap a selected box is dropped, even where the factor is 1.
-Scores are multiplied in selection order, in float64, exactly as the per-box loop does.
 
-Implementation (compiled with numba, float64; exact: the same selections and the same
-float products, in the same order, as the per-box loop):
+Exactness, against the plain per-box loop (``tests/unit/test_soft_nms.py``):
 
-* Selection: a tournament tree over input indices (``_GROUP`` boxes per leaf, each node
-  holding the best live box below it and its current score). The root is the current
-  best box; a tie goes to the left, i.e. to the lower index (first of equal maxima wins).
-  A decayed or dropped box is re-ranked by walking up only while it was the winner of the
-  node above, usually not at all or one or two steps.
-* Neighbours: a bounds tree over the boxes in Z-curve order of their centres (grouped by
-  class when ``class_ids`` is given, each class padded to whole leaves, so boxes of
-  different classes never meet: exactly per-class Soft-NMS with the global selection
-  order), ``_BUCKET`` boxes per leaf, each node holding the bounding box of its live
-  boxes. A depth-first walk skips every node whose bounding box fails the overlap formula
+* ``linear`` and ``hard``: the same selections and the same float64 products, in the same
+  order, so the same kept indices and bit-identical scores.
+* ``gaussian`` when every score is > 0 and ``min_score`` is at least the smallest normal
+  float64 (the usual case) runs in the log domain: a box's key is ``log(score) - sum of
+  o**2 / sigma`` over the boxes selected while it overlapped them, a decay is one
+  multiply-add (no ``exp``), the box is dropped when its key is below ``log(min_score)``,
+  and a kept score is ``exp(key)`` (exactly the input score for a box never decayed).
+  Scores agree with the loop's products to about 1e-15 relative per decay (tested to
+  1e-12). Equal scores with equal decay histories (duplicated boxes, say) give equal keys,
+  so exact ties go to the lowest index as in the loop. The selection order (and the
+  ``min_score`` cut) can differ from the loop's only between values that the loop itself
+  separates by rounding alone: two current scores equal to about 15 digits but not
+  exactly (e.g. two inputs a few ulps apart, or different decay histories whose products
+  happen to coincide), or a score within rounding of ``min_score``. Detector scores
+  (float32) are never that close unless equal.
+* ``gaussian`` otherwise (a score <= 0, where a logarithm does not exist, or a tiny
+  ``min_score``, where products lose precision in subnormals) multiplies the scores by
+  ``exp(-o**2 / sigma)`` like the loop: exact, but one ``exp`` per decay.
+
+Implementation (compiled with numba, float64):
+
+* Slots: the boxes sorted by label, then along a Z (Morton) curve of their centres, in
+  leaves of ``_BUCKET`` slots. A leaf is a flat block of ``_FIELDS`` arrays of
+  ``_BUCKET`` values (x1, y1, x2, y2, area, label, key). A selection step processes a
+  whole leaf with the same branch-free arithmetic in every slot (a slot that does not
+  meet the selected box, or holds another label, a gone box or none, keeps its values),
+  so the loops vectorise; boxes of different labels never meet (class-aware Soft-NMS with
+  one global selection order, as running each class alone and merging by score).
+* A tree over the leaves: each node holds the bounding box of the live boxes below it and
+  the best key below it, as an integer rank (the float's bits, reordered so that integer
+  order is float order: integer maxima vectorise, float ones do not here), with the leaf
+  that holds it. The root gives the current best key; the box is the lowest input index
+  among that leaf's boxes of that key (found then, and cached until the leaf changes), and
+  two nodes with equal keys compare those boxes, so the first of equal maxima wins.
+* A selection step: the box leaves play; a depth-first walk from the tree nodes covering
+  its label's leaves skips every node whose bounding box fails the overlap formula
   (monotone in rounded arithmetic, so it never skips a box that the exact test accepts);
-  the boxes of a reached leaf get the exact test ``min(x2) - max(x1) (+1) > 0`` on both
-  axes. Selected and dropped boxes leave the tree, so a pair is looked at only while both
-  boxes are in play, and no overlap graph is built.
-* A selection step: find the live overlapping boxes, compute their IoU and decay factor
-  in one loop of independent iterations (the divisions and ``exp`` calls overlap), then
-  decay or drop them and re-rank. Cost: O(log N) plus O(1) per live box near the selected
-  one, instead of a pass over all boxes. ``hard`` equals classic NMS and costs about as
-  much as ``torchvision.ops.nms`` (the dropped boxes leave at once).
+  each leaf reached is decayed at once (overlap test ``min(x2) - max(x1) (+1) > 0`` on both
+  axes, IoU, decay, drop), giving its new best key in the same pass; a leaf's bounds are
+  recomputed only when a box left it; then the changed leaves' ancestors are updated level
+  by level, each once. Selected and dropped boxes leave, so a pair is looked at only while
+  both boxes are in play, and no overlap graph is built. Cost: O(log N) plus O(1) per live
+  box in the leaves near the selected one. ``hard`` costs less than
+  ``torchvision.ops.nms`` (the dropped boxes leave at once).
 * Inputs and outputs are torch tensors on the caller's device (CPU or CUDA); the (N, 4)
-  boxes and (N,) scores are copied to float64 numpy on the CPU, where the loop runs.
+  boxes and (N,) scores are read as float64 numpy arrays on the CPU, where the loop runs.
 * Area convention: modern (``w = x2 - x1``, as torchvision) by default;
   ``plus_one=True`` gives the authors' "+1 pixel" convention (``w = x2 - x1 + 1``).
   IoU of two boxes whose union is empty is 0.
-* Compilation: the kernels are compiled on first use (several seconds) and cached on disk
+* Compilation: the kernels are compiled on first use (about 10 s) and cached on disk
   next to this file (numba ``cache=True``; later processes, multiprocessing workers
   included, load them in well under a second). Where no cache folder is writable
   (read-only install and home), they are compiled in memory in each process instead.
@@ -53,11 +76,15 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import TYPE_CHECKING, Literal
 
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 if TYPE_CHECKING:
     from mct.detect.config import SoftNMSConfig
@@ -69,10 +96,16 @@ __all__ = ["soft_nms", "soft_nms_from_config", "METHODS"]
 Method = Literal["linear", "gaussian", "hard"]
 METHODS: tuple[str, ...] = ("linear", "gaussian", "hard")
 _METHOD_CODE = {"linear": 0, "gaussian": 1, "hard": 2}
-#: boxes per leaf of the bounds tree (scanned one by one; tuned with benchmarks/bench_soft_nms.py)
-_BUCKET = 16
-#: boxes per leaf of the score tree (input indices; scanned one by one)
-_GROUP = 8
+_LINEAR, _GAUSSIAN, _HARD, _GAUSSIAN_LOG = 0, 1, 2, 3
+#: slots per leaf (processed together; tuned with benchmarks/bench_soft_nms.py)
+_BUCKET = 32
+#: the fields of a leaf, ``_BUCKET`` values each, in one flat float64 array
+_X1, _Y1, _X2, _Y2, _AREA, _LABEL, _KEY = 0, 1, 2, 3, 4, 5, 6
+_FIELDS = 7
+_NO_BOX = 1 << 62
+_LOW63 = 0x7FFFFFFFFFFFFFFF
+#: the smallest normal float64; below it products lose precision (gaussian stays in products)
+_MIN_NORMAL = sys.float_info.min
 
 
 def _cache_probe() -> int:
@@ -89,7 +122,53 @@ def _disk_cache_available() -> bool:
     return True
 
 
-_njit = numba.njit(cache=_disk_cache_available(), nogil=True)
+_CACHE = _disk_cache_available()
+_njit = numba.njit(cache=_CACHE, nogil=True)
+_njit_inline = numba.njit(cache=_CACHE, nogil=True, inline="always")
+
+
+@intrinsic
+def _float_bits(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
+    """The IEEE-754 bits of a float64 as an int64 (a bit cast, no conversion)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, x):  # noqa: ARG001 - numba's intrinsic signature
+    """The float64 whose IEEE-754 bits are the int64 ``x`` (a bit cast, no conversion)."""
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@_njit_inline
+def _rank(key: float) -> int:
+    """An int64 in the order of the float ``key`` (not NaN): ``a < b`` iff ``_rank(a) < _rank(b)``,
+    ``a == b`` iff ``_rank(a) == _rank(b)`` (``-0.0`` ranks as ``0.0``)."""
+    bits = _float_bits(key)
+    neg = bits >> 63
+    return (bits ^ (neg & _LOW63)) - neg
+
+
+@_njit_inline
+def _unrank(rank: int) -> float:
+    """The float of rank ``rank`` (inverse of :func:`_rank`)."""
+    return _bits_float(rank if rank >= 0 else (rank - 1) ^ _LOW63)
+
+
+#: ranks of -inf (a gone box, an empty slot, an empty subtree) and +inf
+_GONE = -9218868437227405312
+_TOP = 9218868437227405312
 
 
 @_njit
@@ -109,67 +188,240 @@ def _first_invalid(xyxy: np.ndarray, scores: np.ndarray) -> tuple[int, int]:
     return 0, -1
 
 
-@_njit
-def _rescan(
-    group: int, ssize: int, G: int, live: np.ndarray, top_score: np.ndarray, top_box: np.ndarray
-) -> None:
-    """Score tree: the leaf of ``group`` takes its best box (the first of equal maxima)."""
-    best = group * G
-    for i in range(group * G + 1, (group + 1) * G):
-        if live[i] > live[best]:
-            best = i
-    top_score[ssize + group] = live[best]
-    top_box[ssize + group] = best
+@_njit_inline
+def _interleave(gx: int, gy: int) -> int:
+    """The Z-curve (Morton) code of a grid cell: the bits of ``gx`` and ``gy`` (16 bits each) interleaved."""
+    gx = (gx | (gx << 8)) & 0x00FF00FF
+    gx = (gx | (gx << 4)) & 0x0F0F0F0F
+    gx = (gx | (gx << 2)) & 0x33333333
+    gx = (gx | (gx << 1)) & 0x55555555
+    gy = (gy | (gy << 8)) & 0x00FF00FF
+    gy = (gy | (gy << 4)) & 0x0F0F0F0F
+    gy = (gy | (gy << 2)) & 0x33333333
+    gy = (gy | (gy << 1)) & 0x55555555
+    return gx | (gy << 1)
 
 
 @_njit
-def _rematch(node: int, top_score: np.ndarray, top_box: np.ndarray) -> None:
-    """Score tree: ``node`` takes the better of its two children (the left one on a tie)."""
-    child = 2 * node + (top_score[2 * node + 1] > top_score[2 * node])
-    top_score[node] = top_score[child]
-    top_box[node] = top_box[child]
-
-
-@_njit
-def _morton_order(xyxy: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Box order by label (dense ranks), then along a Z (Morton) curve of the box centres."""
+def _spatial_order(xyxy: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Box order by label, then along a Z (Morton) curve of the box centres on a 1024 x 1024
+    grid (ties in input order): two stable counting passes of 10 bits, then one by label."""
     n = xyxy.shape[0]
-    cx = 0.5 * (xyxy[:, 0] + xyxy[:, 2])
-    cy = 0.5 * (xyxy[:, 1] + xyxy[:, 3])
-    x0, y0 = cx.min(), cy.min()
-    # one cell size on both axes, so that curve neighbours are near neighbours in space
-    step_x = step_y = max(cx.max() - x0, cy.max() - y0, 1e-300) / 1023.0
-    code = np.zeros(n, np.int64)
+    x0, y0, x1, y1 = np.inf, np.inf, -np.inf, -np.inf
     for i in range(n):
-        gx = min(int((cx[i] - x0) / step_x), 1023)
-        gy = min(int((cy[i] - y0) / step_y), 1023)
-        c = 0
-        for bit in range(10):
-            c |= ((gx >> bit) & 1) << (2 * bit) | ((gy >> bit) & 1) << (2 * bit + 1)
-        code[i] = labels[i] << 20 | c
-    return np.argsort(code)
+        cx = 0.5 * (xyxy[i, 0] + xyxy[i, 2])
+        cy = 0.5 * (xyxy[i, 1] + xyxy[i, 3])
+        x0, y0, x1, y1 = min(x0, cx), min(y0, cy), max(x1, cx), max(y1, cy)
+    # one cell size on both axes, so that curve neighbours are near neighbours in space
+    scale = 1023.0 / max(x1 - x0, y1 - y0, 1e-300)
+    code = np.empty(n, np.int64)
+    for i in range(n):
+        gx = min(int((0.5 * (xyxy[i, 0] + xyxy[i, 2]) - x0) * scale), 1023)
+        gy = min(int((0.5 * (xyxy[i, 1] + xyxy[i, 3]) - y0) * scale), 1023)
+        code[i] = _interleave(gx, gy)
+    order = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    count = np.zeros(max(1024, n_labels) + 1, np.int64)
+    for shift in (0, 10):
+        count[:] = 0
+        for i in range(n):
+            count[((code[i] >> shift) & 1023) + 1] += 1
+        for d in range(1024):
+            count[d + 1] += count[d]
+        for p in range(n):
+            i = order[p]
+            d = (code[i] >> shift) & 1023
+            tmp[count[d]] = i
+            count[d] += 1
+        order, tmp = tmp, order
+    if n_labels > 1:
+        count[:] = 0
+        for i in range(n):
+            count[labels[i] + 1] += 1
+        for d in range(n_labels):
+            count[d + 1] += count[d]
+        for p in range(n):
+            i = order[p]
+            tmp[count[labels[i]]] = i
+            count[labels[i]] += 1
+        order = tmp
+    return order
+
+
+@_njit_inline
+def _decay_leaf(
+    data: np.ndarray, at: int, method: int, a1: float, b1: float, a2: float, b2: float, area_best: float,
+    label: float, extra: float, nt: float, sigma: float, inv_sigma: float, min_key: float,
+) -> tuple[int, int]:
+    """Decay (or drop) the live boxes of the leaf at ``data[at:]`` that overlap the selected
+    box ``a1, b1, a2, b2`` (of ``label``): (how many boxes left the leaf, its best rank now).
+
+    Every slot goes through the same branch-free arithmetic (one that does not overlap
+    keeps its values), indexed without sign (no negative-index check), so the loops
+    vectorise. A gone box only needs ``x1 = +inf`` (it then meets nothing) and key -inf."""
+    B = _BUCKET
+    base = np.uint64(at)
+    n_gone = 0
+    top = _GONE
+    if method == _GAUSSIAN_LOG:
+        for k in range(B):
+            x1, y1 = data[base + np.uint64(_X1 * B + k)], data[base + np.uint64(_Y1 * B + k)]
+            x2, y2 = data[base + np.uint64(_X2 * B + k)], data[base + np.uint64(_Y2 * B + k)]
+            area, key = data[base + np.uint64(_AREA * B + k)], data[base + np.uint64(_KEY * B + k)]
+            iw = min(a2, x2) - max(a1, x1) + extra
+            ih = min(b2, y2) - max(b1, y1) + extra
+            hit = (iw > 0.0) & (ih > 0.0) & (data[base + np.uint64(_LABEL * B + k)] == label)
+            inter = iw * ih
+            union = area_best + area - inter
+            o = inter / union if union > 0.0 else 0.0
+            value = key - o * o * inv_sigma
+            gone = hit & (value < min_key)
+            n_gone += gone
+            new = -np.inf if gone else (value if hit else key)
+            data[base + np.uint64(_KEY * B + k)] = new
+            data[base + np.uint64(_X1 * B + k)] = np.inf if gone else x1
+            top = max(top, _rank(new))
+    elif method == _LINEAR:
+        for k in range(B):
+            x1, y1 = data[base + np.uint64(_X1 * B + k)], data[base + np.uint64(_Y1 * B + k)]
+            x2, y2 = data[base + np.uint64(_X2 * B + k)], data[base + np.uint64(_Y2 * B + k)]
+            area, key = data[base + np.uint64(_AREA * B + k)], data[base + np.uint64(_KEY * B + k)]
+            iw = min(a2, x2) - max(a1, x1) + extra
+            ih = min(b2, y2) - max(b1, y1) + extra
+            hit = (iw > 0.0) & (ih > 0.0) & (data[base + np.uint64(_LABEL * B + k)] == label)
+            inter = iw * ih
+            union = area_best + area - inter
+            o = inter / union if union > 0.0 else 0.0
+            w = 1.0 - o
+            value = key * (w if o > nt else 1.0)
+            gone = hit & (value < min_key)
+            n_gone += gone
+            new = -np.inf if gone else (value if hit else key)
+            data[base + np.uint64(_KEY * B + k)] = new
+            data[base + np.uint64(_X1 * B + k)] = np.inf if gone else x1
+            top = max(top, _rank(new))
+    elif method == _HARD:
+        for k in range(B):
+            x1, y1 = data[base + np.uint64(_X1 * B + k)], data[base + np.uint64(_Y1 * B + k)]
+            x2, y2 = data[base + np.uint64(_X2 * B + k)], data[base + np.uint64(_Y2 * B + k)]
+            area, key = data[base + np.uint64(_AREA * B + k)], data[base + np.uint64(_KEY * B + k)]
+            iw = min(a2, x2) - max(a1, x1) + extra
+            ih = min(b2, y2) - max(b1, y1) + extra
+            hit = (iw > 0.0) & (ih > 0.0) & (data[base + np.uint64(_LABEL * B + k)] == label)
+            inter = iw * ih
+            union = area_best + area - inter
+            o = inter / union if union > 0.0 else 0.0
+            # factor 0 (dropped whatever min_score is) or 1 (dropped only below min_score)
+            gone = hit & ((o > nt) | (key < min_key))
+            n_gone += gone
+            new = -np.inf if gone else key
+            data[base + np.uint64(_KEY * B + k)] = new
+            data[base + np.uint64(_X1 * B + k)] = np.inf if gone else x1
+            top = max(top, _rank(new))
+    else:  # gaussian on the scores themselves: one exp per overlapping box
+        for k in range(B):
+            x1, y1 = data[base + np.uint64(_X1 * B + k)], data[base + np.uint64(_Y1 * B + k)]
+            x2, y2 = data[base + np.uint64(_X2 * B + k)], data[base + np.uint64(_Y2 * B + k)]
+            iw = min(a2, x2) - max(a1, x1) + extra
+            ih = min(b2, y2) - max(b1, y1) + extra
+            if iw > 0.0 and ih > 0.0 and data[base + np.uint64(_LABEL * B + k)] == label:
+                inter = iw * ih
+                union = area_best + data[base + np.uint64(_AREA * B + k)] - inter
+                o = inter / union if union > 0.0 else 0.0
+                value = data[base + np.uint64(_KEY * B + k)] * math.exp(-(o * o) / sigma)
+                if value < min_key:
+                    n_gone += 1
+                    data[base + np.uint64(_KEY * B + k)] = -np.inf
+                    data[base + np.uint64(_X1 * B + k)] = np.inf
+                else:
+                    data[base + np.uint64(_KEY * B + k)] = value
+            top = max(top, _rank(data[base + np.uint64(_KEY * B + k)]))
+    return n_gone, top
+
+
+@_njit_inline
+def _leaf_top(data: np.ndarray, at: int, leaf_size: int) -> int:
+    """The best rank in the leaf at ``data[at:]`` (``_GONE`` if it holds no live box)."""
+    base = np.uint64(at + _KEY * _BUCKET)
+    top = _GONE
+    # leaf_size == _BUCKET, but not a compile-time constant, so that the loop stays a loop
+    # and vectorises (numba turns LLVM's SLP vectoriser off: unrolled code stays scalar)
+    for k in range(leaf_size):
+        top = max(top, _rank(data[base + np.uint64(k)]))
+    return top
+
+
+@_njit_inline
+def _leaf_bounds(data: np.ndarray, at: int, leaf_size: int) -> tuple[float, float, float, float]:
+    """The bounding box of the live boxes in the leaf at ``data[at:]`` (+inf, +inf, -inf, -inf
+    if none); integer minima and maxima of ranks, which vectorise."""
+    B = _BUCKET
+    base = np.uint64(at)
+    lo_x, lo_y, hi_x, hi_y = _TOP, _TOP, _GONE, _GONE
+    for k in range(leaf_size):
+        x1, y1 = data[base + np.uint64(_X1 * B + k)], data[base + np.uint64(_Y1 * B + k)]
+        x2, y2 = data[base + np.uint64(_X2 * B + k)], data[base + np.uint64(_Y2 * B + k)]
+        live = x1 != np.inf  # a gone box keeps stale y1, x2, y2
+        r_x1, r_y1, r_x2, r_y2 = _rank(x1), _rank(y1), _rank(x2), _rank(y2)
+        lo_x = min(lo_x, r_x1)
+        lo_y = min(lo_y, r_y1 if live else _TOP)
+        hi_x = max(hi_x, r_x2 if live else _GONE)
+        hi_y = max(hi_y, r_y2 if live else _GONE)
+    return _unrank(lo_x), _unrank(lo_y), _unrank(hi_x), _unrank(hi_y)
+
+
+@_njit_inline
+def _best_box_of(
+    b: int, top: int, data: np.ndarray, slot_box: np.ndarray, leaf_size: int, best_box: np.ndarray,
+    best_known: np.ndarray,
+) -> int:
+    """The lowest input index among leaf ``b``'s boxes of rank ``top`` (the first of equal
+    maxima), cached until the leaf changes."""
+    if not best_known[b]:
+        keys = np.uint64((b * _FIELDS + _KEY) * _BUCKET)
+        boxes = np.uint64(b * _BUCKET)
+        best = _NO_BOX
+        for k in range(leaf_size):
+            box = slot_box[boxes + np.uint64(k)]
+            best = min(best, box if _rank(data[keys + np.uint64(k)]) == top else _NO_BOX)
+        best_box[b] = best
+        best_known[b] = True
+    return best_box[b]
 
 
 @_njit
-def _refit_bucket(
-    bucket: int, size: int, bucket_size: int, sx1: np.ndarray, sy1: np.ndarray, sx2: np.ndarray, sy2: np.ndarray,
-    bx1: np.ndarray, by1: np.ndarray, bx2: np.ndarray, by2: np.ndarray,
-) -> None:
-    """Recompute the bounds of a bucket's tree leaf from its live slots, then of its ancestors."""
-    x1, y1, x2, y2 = np.inf, np.inf, -np.inf, -np.inf
-    for s in range(bucket * bucket_size, (bucket + 1) * bucket_size):
-        x1, y1, x2, y2 = min(x1, sx1[s]), min(y1, sy1[s]), max(x2, sx2[s]), max(y2, sy2[s])
-    node = size + bucket
+def _tie_winner(
+    left: int, right: int, rank: int, tleaf: np.ndarray, data: np.ndarray, slot_box: np.ndarray, leaf_size: int,
+    best_box: np.ndarray, best_known: np.ndarray,
+) -> int:
+    """Of two tree nodes whose best keys have the same rank, the one whose box has the lower input index."""
+    bl = _best_box_of(tleaf[left], rank, data, slot_box, leaf_size, best_box, best_known)
+    br = _best_box_of(tleaf[right], rank, data, slot_box, leaf_size, best_box, best_known)
+    return right if br < bl else left
+
+
+@_njit_inline
+def _merge(
+    node: int, bx1: np.ndarray, by1: np.ndarray, bx2: np.ndarray, by2: np.ndarray, tkey: np.ndarray,
+    tleaf: np.ndarray, tie_child: int,
+) -> tuple[bool, bool]:
+    """Tree node ``node`` takes the better child (higher rank; on equal ranks ``tie_child``, or
+    the left one if that is 0) and the union of their bounds; returns whether it changed and
+    whether the ranks were equal. Branch-free but for the (rare) tie."""
+    left, right = 2 * node, 2 * node + 1
+    x1, y1 = min(bx1[left], bx1[right]), min(by1[left], by1[right])
+    x2, y2 = max(bx2[left], bx2[right]), max(by2[left], by2[right])
+    kl, kr = tkey[left], tkey[right]
+    child = right if kr > kl else left
+    tie = kr == kl and kl != _GONE
+    if tie and tie_child > 0:
+        child = tie_child
+    rank, holder = tkey[child], tleaf[child]
+    changed = not (x1 == bx1[node] and y1 == by1[node] and x2 == bx2[node] and y2 == by2[node]
+                   and rank == tkey[node] and holder == tleaf[node])
     bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
-    node //= 2
-    while node >= 1:
-        left, right = 2 * node, 2 * node + 1
-        x1, y1 = min(bx1[left], bx1[right]), min(by1[left], by1[right])
-        x2, y2 = max(bx2[left], bx2[right]), max(by2[left], by2[right])
-        if x1 == bx1[node] and y1 == by1[node] and x2 == bx2[node] and y2 == by2[node]:
-            return
-        bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
-        node //= 2
+    tkey[node], tleaf[node] = rank, holder
+    return changed, tie
 
 
 @_njit
@@ -177,105 +429,103 @@ def _soft_nms_kernel(
     xyxy: np.ndarray,
     scores: np.ndarray,
     labels: np.ndarray,
+    n_labels: int,
     method: int,
     iou_threshold: float,
     sigma: float,
     min_score: float,
     extra: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(kept indices in selection order, their scores); method 0 linear, 1 gaussian, 2 hard."""
+    leaf_size: int,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(kept indices in selection order, their scores, error kind, error index); method 0
+    linear, 1 gaussian, 2 hard; ``leaf_size`` must be ``_BUCKET`` (passed at run time, see
+    :func:`_leaf_top`). Error kind as :func:`_first_invalid` (nothing else done if not 0)."""
     n = scores.shape[0]
-    B = _BUCKET
-    order = _morton_order(xyxy, labels)
-    # slots: the boxes in curve order, each label group padded to whole buckets of B slots
-    n_slots = 0
-    for p in range(n):
-        if p > 0 and labels[order[p]] != labels[order[p - 1]]:
-            n_slots = (n_slots + B - 1) // B * B
-        n_slots += 1
-    n_slots = (n_slots + B - 1) // B * B
-    n_buckets = n_slots // B
-    sx1, sy1 = np.full(n_slots, np.inf), np.full(n_slots, np.inf)
-    sx2, sy2 = np.full(n_slots, -np.inf), np.full(n_slots, -np.inf)
-    slot_box = np.full(n_slots, -1, np.int64)
-    slot = np.empty(n, np.int64)
-    first_bucket = np.empty(n, np.int64)  # of the box's label group
-    end_bucket = np.empty(n, np.int64)
-    area = np.empty(n)
-    s = 0
-    group_first = 0
-    for p in range(n):
-        i = order[p]
-        if p > 0 and labels[i] != labels[order[p - 1]]:
-            s = (s + B - 1) // B * B
-            for k in range(group_first, p):
-                end_bucket[order[k]] = s // B
-            group_first = p
-        slot[i] = s
-        first_bucket[i] = slot[order[group_first]] // B
-        slot_box[s] = i
-        sx1[s], sy1[s], sx2[s], sy2[s] = xyxy[i, 0], xyxy[i, 1], xyxy[i, 2], xyxy[i, 3]
-        area[i] = (xyxy[i, 2] - xyxy[i, 0] + extra) * (xyxy[i, 3] - xyxy[i, 1] + extra)
-        s += 1
-    for k in range(group_first, n):
-        end_bucket[order[k]] = n_buckets
-    size = 1
-    while size < n_buckets:
-        size *= 2
-    # bounds tree over buckets: the bounding box of the live boxes below each node
-    # (empty: +inf, +inf, -inf, -inf, which no box meets; a box leaving gets those too)
-    bx1, by1 = np.full(2 * size, np.inf), np.full(2 * size, np.inf)
-    bx2, by2 = np.full(2 * size, -np.inf), np.full(2 * size, -np.inf)
-    for b in range(n_buckets):
-        _refit_bucket(b, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
-    # score tree over input indices: each node holds the best live box below it, its index
-    # and current score (-inf: none). Every index on the left of a node is lower than every
-    # index on its right, so the first of equal maxima wins when a tie goes to the left.
-    G = _GROUP
-    n_groups = (n + G - 1) // G
-    ssize = 1
-    while ssize < n_groups:
-        ssize *= 2
-    live = np.full(n_groups * G, -np.inf)  # current score of a box still in play
-    live[:n] = scores
-    top_score = np.full(2 * ssize, -np.inf)
-    top_box = np.zeros(2 * ssize, np.int64)
-    for g in range(n_groups):
-        _rescan(g, ssize, G, live, top_score, top_box)
-    for node in range(ssize - 1, 0, -1):
-        _rematch(node, top_score, top_box)
-    stack = np.empty(4 * 64, np.int64)
-    # the live boxes that meet the selected one: slot, intersection area, decay factor
-    hit_slot = np.empty(n_slots, np.int64)
-    hit_inter = np.empty(n_slots)
-    hit_w = np.empty(n_slots)
-    dirty = np.zeros(n_buckets, np.bool_)
-    dirty_list = np.empty(n_buckets, np.int64)
     keep = np.empty(n, np.int64)
     kept = np.empty(n)
+    invalid, bad = _first_invalid(xyxy, scores)
+    if invalid:
+        return keep[:0], kept[:0], invalid, bad
+    B = _BUCKET
+    F = _FIELDS
+    if method == _GAUSSIAN and min_score >= _MIN_NORMAL and scores.min() > 0.0:
+        method = _GAUSSIAN_LOG
+    log_domain = method == _GAUSSIAN_LOG
+    # slots: the boxes by label, then in curve order; a label's boxes are consecutive
+    order = _spatial_order(xyxy, labels, n_labels)
+    n_leaves = (n + B - 1) // B
+    data = np.empty(n_leaves * F * B)
+    for b in range(n_leaves):  # empty slots: x1 = +inf meets no box, key -inf
+        data[(b * F + _X1) * B:(b * F + _Y1 + 1) * B] = np.inf
+        data[(b * F + _X2) * B:(b * F + _Y2 + 1) * B] = -np.inf
+        data[(b * F + _AREA) * B:(b * F + _LABEL + 1) * B] = 0.0
+        data[(b * F + _KEY) * B:(b * F + _KEY + 1) * B] = -np.inf
+    slot_box = np.full(n_leaves * B, _NO_BOX, np.int64)
+    slot = np.empty(n, np.int64)
+    label_first = np.full(n_labels, n, np.int64)  # slots of each label: [first, last]
+    label_last = np.zeros(n_labels, np.int64)
+    initial_key = np.empty(n)
+    for s in range(n):
+        i = order[s]
+        slot[i] = s
+        slot_box[s] = i
+        label_first[labels[i]] = min(label_first[labels[i]], s)
+        label_last[labels[i]] = s
+        at = s // B * F * B + s % B
+        data[at + _X1 * B], data[at + _Y1 * B] = xyxy[i, 0], xyxy[i, 1]
+        data[at + _X2 * B], data[at + _Y2 * B] = xyxy[i, 2], xyxy[i, 3]
+        data[at + _AREA * B] = (xyxy[i, 2] - xyxy[i, 0] + extra) * (xyxy[i, 3] - xyxy[i, 1] + extra)
+        data[at + _LABEL * B] = labels[i]
+        initial_key[i] = math.log(scores[i]) if log_domain else scores[i]
+        data[at + _KEY * B] = initial_key[i]
+    min_key = math.log(min_score) if log_domain else min_score
+    size = 1
+    while size < n_leaves:
+        size *= 2
+    # the tree over leaves: each node holds the bounding box of the live boxes below it and
+    # the best of them: the rank of its key and the leaf holding it
+    bx1, by1 = np.full(2 * size, np.inf), np.full(2 * size, np.inf)
+    bx2, by2 = np.full(2 * size, -np.inf), np.full(2 * size, -np.inf)
+    tkey = np.full(2 * size, _GONE, np.int64)
+    tleaf = np.full(2 * size, -1, np.int64)
+    best_box = np.empty(n_leaves, np.int64)  # per leaf, valid where best_known
+    best_known = np.zeros(n_leaves, np.bool_)
+    for b in range(n_leaves):
+        tkey[size + b], tleaf[size + b] = _leaf_top(data, b * F * B, leaf_size), b
+        bx1[size + b], by1[size + b], bx2[size + b], by2[size + b] = _leaf_bounds(data, b * F * B, leaf_size)
+    for node in range(size - 1, 0, -1):
+        if _merge(node, bx1, by1, bx2, by2, tkey, tleaf, 0)[1]:
+            winner = _tie_winner(2 * node, 2 * node + 1, tkey[2 * node], tleaf, data, slot_box, leaf_size,
+                                 best_box, best_known)
+            _merge(node, bx1, by1, bx2, by2, tkey, tleaf, winner)
+    inv_sigma = 1.0 / sigma
+    stack = np.empty(2 * 64, np.int64)
+    changed = np.empty(n_leaves + 1, np.int64)  # tree nodes of one level to update
+    mark = np.zeros(2 * size, np.bool_)
+    dirty = np.zeros(n_leaves, np.bool_)  # leaves changed in this step
+    dirty_list = np.empty(n_leaves + 1, np.int64)
     n_kept = 0
-    while top_score[1] > -np.inf:
-        best = top_box[1]
+    while tkey[1] != _GONE:
+        own = tleaf[1]
+        best = _best_box_of(own, tkey[1], data, slot_box, leaf_size, best_box, best_known)
+        sb = slot[best]
+        at = sb // B * F * B + sb % B
         keep[n_kept] = best
-        kept[n_kept] = live[best]
+        kept[n_kept] = data[at + _KEY * B]
         n_kept += 1
-        # out of play: it wins every node on its path
-        live[best] = -np.inf
-        _rescan(best // G, ssize, G, live, top_score, top_box)
-        node = (ssize + best // G) // 2
-        while node >= 1:
-            _rematch(node, top_score, top_box)
-            node //= 2
-        s = slot[best]
-        sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
-        _refit_bucket(s // B, size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
+        data[at + _X1 * B] = np.inf  # out of play
+        data[at + _KEY * B] = -np.inf
+        own_node = size + own
         a1, b1, a2, b2 = xyxy[best, 0], xyxy[best, 1], xyxy[best, 2], xyxy[best, 3]
-        # 1. find them: the tree nodes covering its label group, then a depth-first walk
-        # below them that skips a node when even its bounding box does not meet the
-        # selected box (the same overlap formula on the bounds: monotone in the rounded
-        # arithmetic, so it never skips a box that the exact test on the box accepts)
+        area_best = (a2 - a1 + extra) * (b2 - b1 + extra)
+        label = labels[best]
+        label_f = float(label)
+        # 1. the tree nodes covering the leaves of its label, then a depth-first walk below
+        # them that skips a node whose bounding box does not meet the selected box (the same
+        # overlap formula on the bounds: monotone in the rounded arithmetic, so it never skips
+        # a box that the exact test on the box accepts); each leaf reached is decayed at once
         top_n = 0
-        left, right = first_bucket[best] + size, end_bucket[best] + size
+        left, right = label_first[label] // B + size, label_last[label] // B + 1 + size
         while left < right:
             if left & 1:
                 stack[top_n] = left
@@ -287,7 +537,7 @@ def _soft_nms_kernel(
                 top_n += 1
             left //= 2
             right //= 2
-        n_hits = 0
+        m = 0
         while top_n > 0:
             top_n -= 1
             node = stack[top_n]
@@ -300,74 +550,75 @@ def _soft_nms_kernel(
                 stack[top_n + 1] = 2 * node + 1
                 top_n += 2
                 continue
-            for s in range((node - size) * B, (node - size + 1) * B):
-                # exact overlap test (a gone box or an empty slot never meets); written
-                # always, kept only on a hit, so the loop has no branch
-                iw = min(a2, sx2[s]) - max(a1, sx1[s]) + extra
-                ih = min(b2, sy2[s]) - max(b1, sy1[s]) + extra
-                hit_slot[n_hits] = s
-                hit_inter[n_hits] = iw * ih
-                n_hits += (iw > 0.0) & (ih > 0.0)
-        # 2. their decay factors, in a loop of independent iterations
-        area_best = area[best]
-        for k in range(n_hits):
-            inter = hit_inter[k]
-            union = area_best + area[slot_box[hit_slot[k]]] - inter
-            o = inter / union if union > 0.0 else 0.0
-            if method == 0:
-                hit_w[k] = 1.0 - o if o > iou_threshold else 1.0
-            elif method == 1:
-                hit_w[k] = math.exp(-(o * o) / sigma)
-            else:
-                hit_w[k] = 0.0 if o > iou_threshold else 1.0
-        # 3. decay or drop them, and re-rank
-        n_dirty = 0
-        for k in range(n_hits):
-            s = hit_slot[k]
-            j = slot_box[s]
-            w = hit_w[k]
-            value = live[j] * w
-            if value < min_score or (method == 2 and w == 0.0):
-                live[j] = -np.inf  # dropped
-                sx1[s], sy1[s], sx2[s], sy2[s] = np.inf, np.inf, -np.inf, -np.inf
-                if not dirty[s // B]:
-                    dirty[s // B] = True
-                    dirty_list[n_dirty] = s // B
-                    n_dirty += 1
-            elif w == 1.0:
-                continue
-            else:
-                live[j] = value
-            # j lost score (or left): only the nodes it was winning need a new winner
-            up = ssize + j // G
-            if top_box[up] != j:
-                continue
-            _rescan(j // G, ssize, G, live, top_score, top_box)
-            up //= 2
-            while up >= 1 and top_box[up] == j:
-                _rematch(up, top_score, top_box)
-                up //= 2
+            b = node - size
+            n_gone, top = _decay_leaf(
+                data, b * F * B, method, a1, b1, a2, b2, area_best, label_f, extra, iou_threshold, sigma, inv_sigma,
+                min_key,
+            )
+            tkey[node] = top
+            best_known[b] = False
+            if n_gone > 0 or node == own_node:  # the bounds shrink only when a box left
+                bx1[node], by1[node], bx2[node], by2[node] = _leaf_bounds(data, b * F * B, leaf_size)
+            if node == own_node:
+                own_node = 0
+            changed[m] = node
+            m += 1
+        if own_node > 0:  # not reached (a box of zero width or height meets nothing)
+            tkey[own_node] = _leaf_top(data, own * F * B, leaf_size)
+            best_known[own] = False
+            bx1[own_node], by1[own_node], bx2[own_node], by2[own_node] = _leaf_bounds(data, own * F * B, leaf_size)
+            changed[m] = own_node
+            m += 1
+        # 2. the changed leaves' ancestors, level by level, each once. A node that holds a
+        # changed leaf is passed on even if it looks the same: that leaf's best box (the
+        # lowest index among its best keys), which decides ties above, may differ
+        n_dirty = m
+        for k in range(m):
+            dirty_list[k] = changed[k] - size
+            dirty[dirty_list[k]] = True
+        while m > 0:
+            m_up = 0
+            for k in range(m):
+                parent = changed[k] >> 1
+                if parent >= 1 and not mark[parent]:
+                    mark[parent] = True
+                    changed[m_up] = parent
+                    m_up += 1
+            m = 0
+            for k in range(m_up):
+                node = changed[k]
+                mark[node] = False
+                node_changed, tie = _merge(node, bx1, by1, bx2, by2, tkey, tleaf, 0)
+                if tie:  # equal best keys (rare): the lower input index
+                    winner = _tie_winner(2 * node, 2 * node + 1, tkey[2 * node], tleaf, data, slot_box, leaf_size,
+                                         best_box, best_known)
+                    node_changed |= _merge(node, bx1, by1, bx2, by2, tkey, tleaf, winner)[0]
+                if node_changed or (tleaf[node] >= 0 and dirty[tleaf[node]]):
+                    changed[m] = node
+                    m += 1
         for k in range(n_dirty):
             dirty[dirty_list[k]] = False
-            _refit_bucket(dirty_list[k], size, B, sx1, sy1, sx2, sy2, bx1, by1, bx2, by2)
-    return keep[:n_kept], kept[:n_kept]
+    if log_domain:  # back from logarithms; a box never decayed keeps its score exactly
+        for k in range(n_kept):
+            i = keep[k]
+            kept[k] = scores[i] if kept[k] == initial_key[i] else math.exp(kept[k])
+    return keep[:n_kept], kept[:n_kept], 0, -1
 
 
-def _validate(xyxy: np.ndarray, scores: np.ndarray) -> None:
-    kind, bad = _first_invalid(xyxy, scores)
-    if kind == 1:
-        raise ValueError(f"soft_nms: scores must be finite, got scores[{bad}] = {scores[bad]}")
-    if kind == 2:
-        raise ValueError(f"soft_nms: box coordinates must be finite, got xyxy[{bad}] = {xyxy[bad].tolist()}")
-    if kind == 3:
-        raise ValueError(f"soft_nms: expected x1 <= x2 and y1 <= y2, got xyxy[{bad}] = {xyxy[bad].tolist()}")
-
-
-def _label_ranks(class_ids: torch.Tensor | None, n: int) -> np.ndarray:
-    """``(N,) int64`` dense ranks of the labels (all 0 without labels)."""
+def _label_ranks(class_ids: torch.Tensor | None, n: int) -> tuple[np.ndarray, int]:
+    """``(N,) int64`` dense ranks of the labels (all 0 without labels) and how many labels."""
     if class_ids is None:
-        return np.zeros(n, np.int64)
-    return np.unique(class_ids.detach().cpu().numpy(), return_inverse=True)[1].astype(np.int64).reshape(n)
+        return np.zeros(n, np.int64), 1
+    uniques, ranks = np.unique(class_ids.detach().cpu().numpy(), return_inverse=True)
+    return ranks.astype(np.int64).reshape(n), len(uniques)
+
+
+def _as_float64(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a C-contiguous float64 numpy array on the CPU (a view where it already is one)."""
+    t = t.detach()
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        t = t.to("cpu", torch.float64)
+    return np.ascontiguousarray(t.numpy(), dtype=np.float64)
 
 
 def soft_nms(
@@ -412,24 +663,35 @@ def soft_nms(
     device = scores.device
     if n == 0:
         return torch.zeros(0, dtype=torch.int64, device=device), scores.new_zeros(0)
-    boxes_np = np.ascontiguousarray(xyxy.detach().to("cpu", torch.float64).numpy())
-    scores_np = np.ascontiguousarray(scores.detach().to("cpu", torch.float64).numpy())
-    _validate(boxes_np, scores_np)
-    labels = _label_ranks(class_ids, n)
-    keep, kept_scores = _soft_nms_kernel(
+    boxes_np = _as_float64(xyxy)
+    scores_np = _as_float64(scores)
+    labels, n_labels = _label_ranks(class_ids, n)
+    keep, kept_scores, invalid, bad = _soft_nms_kernel(
         boxes_np,
         scores_np,
         labels,
+        n_labels,
         _METHOD_CODE[method],
         float(iou_threshold),
         float(sigma),
         float(min_score),
         1.0 if plus_one else 0.0,
+        _BUCKET,
     )
-    return (
-        torch.from_numpy(keep).to(device),
-        torch.from_numpy(kept_scores).to(device=device, dtype=scores.dtype),
-    )
+    if invalid == 1:
+        raise ValueError(f"soft_nms: scores must be finite, got scores[{bad}] = {scores_np[bad]}")
+    if invalid == 2:
+        raise ValueError(f"soft_nms: box coordinates must be finite, got xyxy[{bad}] = {boxes_np[bad].tolist()}")
+    if invalid == 3:
+        raise ValueError(f"soft_nms: expected x1 <= x2 and y1 <= y2, got xyxy[{bad}] = {boxes_np[bad].tolist()}")
+    if scores.dtype == torch.float32:
+        kept_t = torch.from_numpy(kept_scores.astype(np.float32))
+    else:
+        kept_t = torch.from_numpy(kept_scores).to(scores.dtype)
+    keep_t = torch.from_numpy(keep)
+    if device.type != "cpu":
+        return keep_t.to(device), kept_t.to(device)
+    return keep_t, kept_t
 
 
 def soft_nms_from_config(

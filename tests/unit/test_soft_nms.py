@@ -334,3 +334,94 @@ def test_gaussian_width_on_clustered_boxes(sigma):
     boxes = clustered_boxes(rng, objects=5, per_object=40)
     scores = rng.uniform(0, 1, len(boxes))
     check_against_reference(boxes, scores, "gaussian", sigma=sigma, threshold=0.001)
+
+
+def exact_check(boxes, scores, method, labels=None, **kw):
+    """Like check_against_reference, but the scores must be bit-identical."""
+    keep_ref, scores_ref = reference_soft_nms(boxes.tolist(), scores, method, labels=None if labels is None else labels.tolist(), **kw)
+    keep, kept = soft_nms(
+        torch.from_numpy(boxes),
+        torch.from_numpy(scores),
+        None if labels is None else torch.from_numpy(labels),
+        method=method,
+        **{{"nt": "iou_threshold", "sigma": "sigma", "threshold": "min_score"}[k]: v for k, v in kw.items()},
+    )
+    assert keep.tolist() == keep_ref
+    assert kept.tolist() == scores_ref
+
+
+@pytest.mark.parametrize("method", ["linear", "hard"])
+def test_linear_and_hard_scores_are_bit_identical_to_the_loop(method):
+    # the same float64 products in the same order, not just close ones
+    rng = np.random.default_rng(21)
+    boxes = clustered_boxes(rng, objects=6, per_object=50)
+    scores = rng.uniform(0, 1, len(boxes))
+    exact_check(boxes, scores, method, nt=0.3, threshold=0.001)
+    exact_check(boxes, scores, method, nt=0.5, threshold=1e-9)
+
+
+def test_gaussian_without_logarithms_is_bit_identical_to_the_loop():
+    # a score <= 0 (no logarithm) or min_score 0 (products may go subnormal): gaussian then
+    # multiplies the scores by exp(-o^2 / sigma) like the loop, so the scores are identical
+    rng = np.random.default_rng(22)
+    boxes = clustered_boxes(rng, objects=5, per_object=40)
+    scores = rng.uniform(0, 1, len(boxes))
+    exact_check(boxes, scores, "gaussian", threshold=0.0)
+    scores[::9] = 0.0
+    scores[4::9] = -0.25
+    exact_check(boxes, scores, "gaussian", threshold=0.001)
+    exact_check(boxes, scores, "gaussian", threshold=0.0)
+    exact_check(boxes, scores, "gaussian", threshold=-0.1)
+
+
+def test_gaussian_threshold_rule_in_the_log_domain():
+    # two identical boxes (IoU 1): box 1 decays to 0.5 * exp(-1 / 0.5) = 0.0677; box 2
+    # overlaps nothing and scores below min_score
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.5, 0.0004], dtype=torch.float64)
+    decayed = 0.5 * math.exp(-2.0)
+    keep, kept = soft_nms(boxes, scores, method="gaussian", min_score=0.065)  # 0.0677 stays
+    assert keep.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(kept.numpy(), [0.9, decayed, 0.0004], rtol=1e-14)
+    assert kept[0].item() == 0.9 and kept[2].item() == 0.0004  # never decayed: exactly the input
+    keep, kept = soft_nms(boxes, scores, method="gaussian", min_score=0.07)  # 0.0677 dropped
+    assert keep.tolist() == [0, 2] and kept.tolist() == [0.9, 0.0004]
+
+
+def test_gaussian_scores_of_boxes_never_decayed_are_exact():
+    # scores come back from the log domain only for decayed boxes
+    rng = np.random.default_rng(23)
+    boxes, scores = random_boxes(rng, 300, extent=5000.0, max_size=20.0)
+    keep, kept = soft_nms(torch.from_numpy(boxes), torch.from_numpy(scores), method="gaussian")
+    keep_ref, scores_ref = reference_soft_nms(boxes.tolist(), scores, "gaussian")
+    assert keep.tolist() == keep_ref
+    ours = dict(zip(keep.tolist(), kept.tolist()))
+    never_decayed = [k for k, s in zip(keep_ref, scores_ref) if s == scores[k]]
+    assert len(never_decayed) > 250  # most boxes overlap nothing here
+    # exp(log(s)) differs from s for about one score in seven: these must not go through it
+    assert [ours[k] for k in never_decayed] == [scores[k] for k in never_decayed]
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian", "hard"])
+def test_equal_scores_far_apart_go_in_index_order(method):
+    # 300 boxes in 100 places (3 copies each), all scoring 0.5, in random input order: the
+    # equal maxima sit in many leaves of the tree, and the lowest index must win each time
+    rng = np.random.default_rng(24)
+    places = np.stack(np.meshgrid(np.arange(10), np.arange(10)), -1).reshape(-1, 2) * 100.0
+    corner = np.repeat(places, 3, axis=0)
+    boxes = np.concatenate([corner, corner + 30.0], axis=1)[rng.permutation(300)]
+    scores = np.full(300, 0.5)
+    check_against_reference(boxes, scores, method, nt=0.3, threshold=0.001)
+    keep, _ = soft_nms(torch.from_numpy(boxes), torch.from_numpy(scores), method=method)
+    first_copies = sorted(min(np.flatnonzero((boxes == b).all(1))) for b in np.unique(boxes, axis=0))
+    assert keep.tolist()[:100] == first_copies  # every place's lowest index, in index order
+
+
+def test_many_labels_sharing_leaves_match_the_loop():
+    # 40 labels with a few boxes each: the boxes of several labels share a leaf of the tree
+    rng = np.random.default_rng(25)
+    boxes = clustered_boxes(rng, objects=6, per_object=40)
+    labels = rng.integers(0, 40, len(boxes))
+    scores = rng.uniform(0, 1, len(boxes))
+    for method in ("linear", "gaussian", "hard"):
+        check_against_reference(boxes, scores, method, labels=labels, nt=0.3, threshold=0.001)
