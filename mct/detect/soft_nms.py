@@ -57,7 +57,8 @@ Implementation (compiled with numba, float64):
   each leaf reached is decayed at once (overlap test ``min(x2) - max(x1) (+1) > 0`` on both
   axes, IoU, decay, drop), giving its new best key in the same pass; a leaf's bounds are
   recomputed only when a box left it; then the changed leaves' ancestors are updated level
-  by level, each once. Selected and dropped boxes leave, so a pair is looked at only while
+  by level, each once (their bounds only above a leaf whose bounds changed). Selected and
+  dropped boxes leave, so a pair is looked at only while
   both boxes are in play, and no overlap graph is built. Cost: O(log N) plus O(1) per live
   box in the leaves near the selected one. ``hard`` costs less than
   ``torchvision.ops.nms`` (the dropped boxes leave at once).
@@ -401,27 +402,30 @@ def _tie_winner(
 
 
 @_njit_inline
-def _merge(
-    node: int, bx1: np.ndarray, by1: np.ndarray, bx2: np.ndarray, by2: np.ndarray, tkey: np.ndarray,
-    tleaf: np.ndarray, tie_child: int,
-) -> tuple[bool, bool]:
+def _merge_best(node: int, tkey: np.ndarray, tleaf: np.ndarray, tie_child: int) -> tuple[bool, bool]:
     """Tree node ``node`` takes the better child (higher rank; on equal ranks ``tie_child``, or
-    the left one if that is 0) and the union of their bounds; returns whether it changed and
-    whether the ranks were equal. Branch-free but for the (rare) tie."""
+    the left one if that is 0); returns whether it changed and whether the ranks were equal."""
     left, right = 2 * node, 2 * node + 1
-    x1, y1 = min(bx1[left], bx1[right]), min(by1[left], by1[right])
-    x2, y2 = max(bx2[left], bx2[right]), max(by2[left], by2[right])
     kl, kr = tkey[left], tkey[right]
     child = right if kr > kl else left
     tie = kr == kl and kl != _GONE
     if tie and tie_child > 0:
         child = tie_child
     rank, holder = tkey[child], tleaf[child]
-    changed = not (x1 == bx1[node] and y1 == by1[node] and x2 == bx2[node] and y2 == by2[node]
-                   and rank == tkey[node] and holder == tleaf[node])
-    bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
+    changed = rank != tkey[node] or holder != tleaf[node]
     tkey[node], tleaf[node] = rank, holder
     return changed, tie
+
+
+@_njit_inline
+def _merge_bounds(node: int, bx1: np.ndarray, by1: np.ndarray, bx2: np.ndarray, by2: np.ndarray) -> bool:
+    """Tree node ``node`` takes the union of its children's bounds; returns whether it changed."""
+    left, right = 2 * node, 2 * node + 1
+    x1, y1 = min(bx1[left], bx1[right]), min(by1[left], by1[right])
+    x2, y2 = max(bx2[left], bx2[right]), max(by2[left], by2[right])
+    changed = not (x1 == bx1[node] and y1 == by1[node] and x2 == bx2[node] and y2 == by2[node])
+    bx1[node], by1[node], bx2[node], by2[node] = x1, y1, x2, y2
+    return changed
 
 
 @_njit
@@ -494,14 +498,16 @@ def _soft_nms_kernel(
         tkey[size + b], tleaf[size + b] = _leaf_top(data, b * F * B, leaf_size), b
         bx1[size + b], by1[size + b], bx2[size + b], by2[size + b] = _leaf_bounds(data, b * F * B, leaf_size)
     for node in range(size - 1, 0, -1):
-        if _merge(node, bx1, by1, bx2, by2, tkey, tleaf, 0)[1]:
+        _merge_bounds(node, bx1, by1, bx2, by2)
+        if _merge_best(node, tkey, tleaf, 0)[1]:
             winner = _tie_winner(2 * node, 2 * node + 1, tkey[2 * node], tleaf, data, slot_box, leaf_size,
                                  best_box, best_known)
-            _merge(node, bx1, by1, bx2, by2, tkey, tleaf, winner)
+            _merge_best(node, tkey, tleaf, winner)
     inv_sigma = 1.0 / sigma
     stack = np.empty(2 * 64, np.int64)
-    changed = np.empty(n_leaves + 1, np.int64)  # tree nodes of one level to update
-    mark = np.zeros(2 * size, np.bool_)
+    # tree nodes of one level to update: 2 * node, + 1 if its bounds changed
+    changed = np.empty(n_leaves + 1, np.int64)
+    mark = np.zeros(2 * size, np.int8)  # 1: to update, 3: bounds too
     dirty = np.zeros(n_leaves, np.bool_)  # leaves changed in this step
     dirty_list = np.empty(n_leaves + 1, np.int64)
     n_kept = 0
@@ -557,44 +563,51 @@ def _soft_nms_kernel(
             )
             tkey[node] = top
             best_known[b] = False
-            if n_gone > 0 or node == own_node:  # the bounds shrink only when a box left
+            left_box = n_gone > 0 or node == own_node
+            if left_box:  # the bounds shrink only when a box left
                 bx1[node], by1[node], bx2[node], by2[node] = _leaf_bounds(data, b * F * B, leaf_size)
             if node == own_node:
                 own_node = 0
-            changed[m] = node
+            changed[m] = 2 * node + left_box
             m += 1
         if own_node > 0:  # not reached (a box of zero width or height meets nothing)
             tkey[own_node] = _leaf_top(data, own * F * B, leaf_size)
             best_known[own] = False
             bx1[own_node], by1[own_node], bx2[own_node], by2[own_node] = _leaf_bounds(data, own * F * B, leaf_size)
-            changed[m] = own_node
+            changed[m] = 2 * own_node + 1
             m += 1
         # 2. the changed leaves' ancestors, level by level, each once. A node that holds a
         # changed leaf is passed on even if it looks the same: that leaf's best box (the
         # lowest index among its best keys), which decides ties above, may differ
         n_dirty = m
         for k in range(m):
-            dirty_list[k] = changed[k] - size
+            dirty_list[k] = (changed[k] >> 1) - size
             dirty[dirty_list[k]] = True
         while m > 0:
             m_up = 0
             for k in range(m):
-                parent = changed[k] >> 1
-                if parent >= 1 and not mark[parent]:
-                    mark[parent] = True
-                    changed[m_up] = parent
-                    m_up += 1
+                parent = changed[k] >> 2
+                if parent >= 1:
+                    if mark[parent] == 0:
+                        changed[m_up] = parent
+                        m_up += 1
+                    mark[parent] |= 1 + 2 * (changed[k] & 1)
             m = 0
             for k in range(m_up):
                 node = changed[k]
-                mark[node] = False
-                node_changed, tie = _merge(node, bx1, by1, bx2, by2, tkey, tleaf, 0)
+                bounds_changed = mark[node] == 3 and _merge_bounds(node, bx1, by1, bx2, by2)
+                mark[node] = 0
+                best_changed, tie = _merge_best(node, tkey, tleaf, 0)
                 if tie:  # equal best keys (rare): the lower input index
-                    winner = _tie_winner(2 * node, 2 * node + 1, tkey[2 * node], tleaf, data, slot_box, leaf_size,
-                                         best_box, best_known)
-                    node_changed |= _merge(node, bx1, by1, bx2, by2, tkey, tleaf, winner)[0]
-                if node_changed or (tleaf[node] >= 0 and dirty[tleaf[node]]):
-                    changed[m] = node
+                    bl, br = tleaf[2 * node], tleaf[2 * node + 1]
+                    if best_known[bl] and best_known[br]:
+                        winner = 2 * node + 1 if best_box[br] < best_box[bl] else 2 * node
+                    else:
+                        winner = _tie_winner(2 * node, 2 * node + 1, tkey[2 * node], tleaf, data, slot_box, leaf_size,
+                                             best_box, best_known)
+                    best_changed |= _merge_best(node, tkey, tleaf, winner)[0]
+                if bounds_changed or best_changed or (tleaf[node] >= 0 and dirty[tleaf[node]]):
+                    changed[m] = 2 * node + bounds_changed
                     m += 1
         for k in range(n_dirty):
             dirty[dirty_list[k]] = False
