@@ -504,7 +504,7 @@ def _soft_nms_kernel(
                                  best_box, best_known)
             _merge_best(node, tkey, tleaf, winner)
     inv_sigma = 1.0 / sigma
-    stack = np.empty(2 * 64, np.int64)
+    stack = np.empty(3 * 64, np.int64)  # depth-first walk: <= 2 * depth start nodes + depth
     # tree nodes of one level to update: 2 * node, + 1 if its bounds changed
     changed = np.empty(n_leaves + 1, np.int64)
     mark = np.zeros(2 * size, np.int8)  # 1: to update, 3: bounds too
