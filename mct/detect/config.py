@@ -44,6 +44,10 @@ class SoftNMSConfig(StrictModel):
     min_score: float = Field(default=0.001, ge=0.0, le=1.0)
     #: the authors' "+1 pixel" area convention (``w = x2 - x1 + 1``); default: modern (torchvision).
     plus_one_area: bool = False
+    #: gaussian: multiply by ``exp(-o**2 / sigma)`` per decay, bit-identical to the paper's
+    #: per-box loop; default: sums in the log domain (about 1e-15 relative from it, ~3x
+    #: faster on clustered boxes). Linear and hard are always exact.
+    exact: bool = False
     #: boxes of different classes decay each other too (one Soft-NMS over all classes),
     #: so a vehicle the classifier scores as both car and truck gives one box, not two
     #: overlapping ones that start two tracks. Default: per class, as torchvision.

@@ -374,6 +374,24 @@ def test_gaussian_without_logarithms_is_bit_identical_to_the_loop():
     exact_check(boxes, scores, "gaussian", threshold=-0.1)
 
 
+def test_exact_gaussian_is_bit_identical_to_the_loop():
+    # exact=True keeps the loop's products for positive scores too (the default sums logs)
+    rng = np.random.default_rng(23)
+    boxes = clustered_boxes(rng, objects=6, per_object=50)
+    scores = rng.uniform(0.01, 1, len(boxes))
+    keep_ref, scores_ref = reference_soft_nms(boxes.tolist(), scores, "gaussian")
+    b, s = torch.from_numpy(boxes), torch.from_numpy(scores)
+    keep, kept = soft_nms(b, s, method="gaussian", exact=True)
+    assert keep.tolist() == keep_ref and kept.tolist() == scores_ref
+    keep_c, kept_c = soft_nms_from_config(b, s, None, SoftNMSConfig(method="gaussian", exact=True))
+    assert keep_c.tolist() == keep_ref and kept_c.tolist() == scores_ref
+    # the log domain gives the same selections, scores within rounding, not bit for bit here
+    keep_log, kept_log = soft_nms(b, s, method="gaussian")
+    assert keep_log.tolist() == keep_ref
+    np.testing.assert_allclose(kept_log.numpy(), scores_ref, rtol=1e-12)
+    assert kept_log.tolist() != scores_ref
+
+
 def test_gaussian_threshold_rule_in_the_log_domain():
     # two identical boxes (IoU 1): box 1 decays to 0.5 * exp(-1 / 0.5) = 0.0677; box 2
     # overlaps nothing and scores below min_score
