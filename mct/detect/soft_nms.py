@@ -260,7 +260,11 @@ def _decay_leaf(
 
     Every slot goes through the same branch-free arithmetic (one that does not overlap
     keeps its values), indexed without sign (no negative-index check), so the loops
-    vectorise. A gone box only needs ``x1 = +inf`` (it then meets nothing) and key -inf."""
+    vectorise. A gone box only needs ``x1 = +inf`` (it then meets nothing) and key -inf.
+    The four loops repeat the overlap arithmetic on purpose: one loop per method keeps the
+    method test out of the loop, and moving the shared lines into an inlined helper that
+    takes ``data`` stopped the vectorisation (measured: clustered N = 1000 linear 1.7x ->
+    3.5x ``torchvision.ops.nms``, gaussian 1.9x -> 4.1x)."""
     B = _BUCKET
     base = np.uint64(at)
     n_gone = 0

@@ -11,7 +11,8 @@ turns each track into a :class:`~mct.types.Tracklet` by :class:`~mct.track.confi
    occlusion of a detection is the largest fraction of its box area covered by any other
    detection of the same frame (intersection over its own area). Weights are the detection
    scores (``feature_weight: score``), the scores times the square root of the box area
-   (``score_sqrt_area``) or 1 (``uniform``). When no observation is good, all are used. No embeddings -> ``feature = None``;
+   (``score_sqrt_area``) or 1 (``uniform``). When no observation is good, all are used.
+   No embeddings -> ``feature = None``;
 3. **gap interpolation**: gaps of at most ``max_interpolation_gap`` missing frames are
    filled with linearly interpolated boxes (score 0, det index -1; with
    ``keep_frame_features`` their per-frame feature rows are zeros);
