@@ -78,6 +78,15 @@ class AssociationConfig(StrictModel):
     #: ground units of the homographies: "auto" (GPS degrees when they look like it, as in
     #: CityFlowV2, else metres), "metres" or "degrees".
     world_units: Literal["auto", "metres", "degrees"] = "auto"
+    #: overlapping views (beyond the reference; needs homographies): a camera pair whose
+    #: topology admits a negative gap sees one place at once, and a vehicle standing there
+    #: (parked, queued, gridlocked) stays in both views for as long as it stands, while a
+    #: fitted window's lower bound only measures how long moving traffic did. With this on,
+    #: two tracklets of such a pair that overlap in time and both stand still (average
+    #: ground speed from first to last box below ``min_moving_speed_mps``, over at least
+    #: ``heading_window_s``) pass the window's lower bound; its upper bound, zones and the
+    #: direction rule still apply. Off: the fitted window as is.
+    stationary_overlap: bool = False
 
     # ---- re-ranking
     #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.

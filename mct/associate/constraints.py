@@ -28,7 +28,7 @@ import numpy as np
 from mct.associate.config import AssociationConfig, ScenarioTopology, TopologyFile
 from mct.associate.table import TrackletTable
 
-__all__ = ["LINK", "NO_LINK", "CONFLICT", "Constraints", "load_topology", "points_in_polygon", "search_blocks"]
+__all__ = ["LINK", "NO_LINK", "CONFLICT", "Constraints", "load_topology", "points_in_polygon", "search_blocks", "standing_still"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class Constraints:
         camera_reach: ``(C,) float64`` largest gap (s) of a direct link of each camera.
         use_direction: apply the direction-of-travel rule (``association.use_direction``).
         min_direction_distance_m, min_overlap_heading_cos: its parameters.
+        stationary: ``(N,) bool`` rows that stand still (``association.stationary_overlap``):
+            when both tracklets of a time-overlapping pair do, a window with a negative
+            lower bound (overlapping views) admits any overlap; ``None``: off.
     """
 
     reach_s: np.ndarray
@@ -119,6 +122,7 @@ class Constraints:
     use_direction: bool = False
     min_direction_distance_m: float = 10.0
     min_overlap_heading_cos: float = -1.0
+    stationary: np.ndarray | None = None
 
     @classmethod
     def build(cls, table: TrackletTable, topology: TopologyFile | None, cfg: AssociationConfig) -> "Constraints":
@@ -219,6 +223,7 @@ class Constraints:
             use_direction=cfg.use_constraints and cfg.use_direction,
             min_direction_distance_m=cfg.min_direction_distance_m,
             min_overlap_heading_cos=math.cos(math.radians(cfg.max_overlap_heading_change_deg)),
+            stationary=standing_still(table, cfg.min_moving_speed_mps, cfg.heading_window_s) if cfg.stationary_overlap else None,
         )
 
     def within_reach(self, table: TrackletTable, q: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -230,11 +235,15 @@ class Constraints:
         """``(E,) bool``: some transition camera(a) -> camera(b) admits a then b."""
         pair = table.camera[a].astype(np.int64) * self.n_cameras + table.camera[b]
         gap = table.start_s[b] - table.end_s[a]
+        # both standing still while seen at once: no lower bound in overlapping views
+        still = np.zeros(len(a), bool) if self.stationary is None else (
+            self.stationary[a] & self.stationary[b] & (table.start_s[a] <= table.end_s[b]) & (table.start_s[b] <= table.end_s[a])
+        )
         ok = np.zeros(len(a), bool)
         for r in range(len(self.rule_lo)):
             lo, hi = self.rule_lo[r, pair], self.rule_hi[r, pair]
             ex, en = self.rule_exit[r, pair], self.rule_entry[r, pair]
-            hit = (gap >= lo) & (gap <= hi)  # NaN (no rule) compares False
+            hit = ((gap >= lo) | (still & (lo < 0))) & (gap <= hi)  # NaN (no rule) compares False
             hit &= (ex < 0) | self.exit_in_zone[a, np.maximum(ex, 0)]
             hit &= (en < 0) | self.entry_in_zone[b, np.maximum(en, 0)]
             ok |= hit
@@ -296,6 +305,17 @@ class Constraints:
         out = np.where(link, LINK, NO_LINK).astype(np.int8)
         out[conflict] = CONFLICT
         return out
+
+
+def standing_still(table: TrackletTable, max_speed_mps: float, min_duration_s: float) -> np.ndarray:
+    """``(N,) bool``: rows whose average ground speed from the first to the last box
+    (``table.motion`` entry and exit positions, metres) is below ``max_speed_mps``, over at
+    least ``min_duration_s`` seconds. Unknown positions (no homography) are not standing still."""
+    entry, exit_ = table.motion[:, 0], table.motion[:, 1]
+    duration = table.end_s - table.start_s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.hypot(*(exit_ - entry).T) / duration
+        return (duration >= min_duration_s) & (speed < max_speed_mps)  # NaN compares False
 
 
 # ---------------------------------------------------------------------------- search plan

@@ -60,7 +60,8 @@ class TrackletTable:
         source: ``(N,) int64`` position of each row in the tracklet sequence it came from.
         motion: ``(N, 4, 2) float64`` ground-plane entry and exit positions (metres, NaN when
             unknown) and unit headings at entry and exit (zero when unknown), see
-            :mod:`mct.associate.motion`; all unknown unless ``association.use_direction``.
+            :mod:`mct.associate.motion`; all unknown unless ``association.use_direction`` or
+            ``association.stationary_overlap``.
     """
 
     camera_keys: tuple[tuple[str, str], ...]
@@ -165,7 +166,8 @@ class TrackletTable:
         exit_: list[np.ndarray] = []
         seen: set[tuple[str, str, int]] = set()
         dropped = 0
-        ground = GroundMotion(cfg.heading_window_s, cfg.min_moving_speed_mps, cfg.world_units) if cfg.use_direction else None
+        needs_ground = cfg.use_direction or cfg.stationary_overlap
+        ground = GroundMotion(cfg.heading_window_s, cfg.min_moving_speed_mps, cfg.world_units) if needs_ground else None
         motion: list[np.ndarray] = []
         for pos, t in enumerate(tracklets):
             if t.key in seen:
@@ -212,6 +214,6 @@ class TrackletTable:
         if ground is not None:
             no_homography = sorted({f"{s}/{c}" for s, c in keys if cam_by_key[(s, c)].homography is None})
             if no_homography:
-                log.warning("association.use_direction: no homography for %s: direction not checked there", ", ".join(no_homography))
+                log.warning("association: no homography for %s: direction and standing still not checked there", ", ".join(no_homography))
         object.__setattr__(table, "source", np.array(rows, np.int64))
         return table

@@ -125,3 +125,44 @@ def test_overlapping_views_need_agreeing_headings():
     assert ok.tolist() == [True, False, True]  # a 90-degree turn is within 110 degrees
     t, strict = table_of([east, east_too, west, turning], [c1, c2], max_overlap_heading_change_deg=45)
     assert strict.direction_ok(t, np.array([0, 0, 0]), np.array([1, 2, 3])).tolist() == [True, False, False]
+
+
+def test_vehicles_standing_in_overlapping_views_pass_the_window_lower_bound():
+    from mct.associate.config import ScenarioTopology, TopologyFile, Transition
+    from mct.associate.constraints import standing_still
+
+    # c001 and c002 overlap: moving traffic was seen in both for at most 5 s (gap >= -5)
+    topo = TopologyFile(scenarios={"S01": ScenarioTopology(transitions=[
+        Transition(src="c001", dst="c002", min_gap_s=-5.0, max_gap_s=3.0),
+        Transition(src="c002", dst="c003", min_gap_s=2.0, max_gap_s=20.0),
+    ])})
+    c1, c2, c3 = camera("c001"), camera("c002"), camera("c003")
+    # frames 1-300 (30 s): a car queued in both views, creeping 2 m in c001 (0.07 m/s)
+    queued_1 = drive("c001", 1, [(300 + 20 * i / 299, 200) for i in range(300)])
+    queued_2 = drive("c002", 2, [(400, 220)] * 300)
+    # frames 1-300: a car that drives 60 m in c002 (2 m/s, faster than 1.5 m/s)
+    driving_2 = drive("c002", 3, [(100 + 2 * i, 300) for i in range(300)])
+    # c003 sees nothing of c001/c002 at once (no negative window): a parked car there
+    parked_3 = drive("c003", 4, [(400, 220)] * 300)
+    # a one-frame "tracklet": too short to say it stands still (under heading_window_s)
+    blip_2 = drive("c002", 5, [(400, 220)])
+    tracklets, cams = [queued_1, queued_2, driving_2, parked_3, blip_2], [c1, c2, c3]
+
+    cfg = dict(use_direction=False, topology="")
+    acfg = AssociationConfig(stationary_overlap=True, **cfg)
+    t = TrackletTable.from_tracklets(tracklets, cams, acfg)
+    assert standing_still(t, 1.5, 1.0).tolist() == [True, True, False, True, False]
+    i, j = np.array([0, 0, 1, 0]), np.array([1, 2, 3, 4])
+    on = Constraints.build(t, topo, acfg).status(t, i, j)
+    # queued in both views for 30 s (gap -30 < -5): LINK with the rule; the driving car is
+    # held to the fitted window; c002 -> c003 has no negative window to relax; a blip is
+    # too short to be judged standing
+    assert on.tolist() == [LINK, NO_LINK, NO_LINK, NO_LINK]
+    off_cfg = AssociationConfig(stationary_overlap=False, **cfg)
+    t_off = TrackletTable.from_tracklets(tracklets, cams, off_cfg)
+    assert Constraints.build(t_off, topo, off_cfg).status(t_off, i, j).tolist() == [NO_LINK] * 4
+    # the upper bound still holds: the c002 car standing from frame 400 on starts 7 s after
+    # the c001 one ends (window max 3 s), so it is no overlap and no link
+    late_2 = drive("c002", 6, [(400, 220)] * 100, first_frame=371)
+    t2 = TrackletTable.from_tracklets([queued_1, late_2], cams, acfg)
+    assert Constraints.build(t2, topo, acfg).status(t2, np.array([0]), np.array([1])).tolist() == [NO_LINK]
