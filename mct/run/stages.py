@@ -38,11 +38,14 @@ class Embedder(Protocol):
 
 
 class Tracker(Protocol):
+    #: the last frame's ``(track_id, det_index)`` of tentative tracks
+    tentative_matches: list[tuple[int, int]]
+
     def update(self, dets: Detections) -> list[tuple[int, int]]: ...
 
 
 class TrackletBuilder(Protocol):
-    def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None: ...
+    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None: ...
 
     def finish(self) -> list[Tracklet]: ...
 
@@ -142,8 +145,8 @@ class _BuilderAdapter:
     def __init__(self, builder: Any) -> None:
         self.builder = builder
 
-    def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None:
-        self.builder.add(dets, matches)  # same call; the adapter pins the seam in one place
+    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None:
+        self.builder.add(dets, matches, tentative)  # same call; the adapter pins the seam in one place
 
     def finish(self) -> list[Tracklet]:
         return list(self.builder.finish())

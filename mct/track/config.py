@@ -71,6 +71,11 @@ class TrackletConfig(StrictModel):
     #: gaps of at most this many missing frames inside a track are filled by linear
     #: interpolation of the boxes (score 0, det index -1); 0 = off.
     max_interpolation_gap: int = Field(default=0, ge=0)
+    #: a confirmed track's tentative frames (its first ``n_init - 1`` hits, which the
+    #: reference Deep SORT never reports) become part of its tracklet once it is confirmed;
+    #: tracks that die tentative still give nothing. Beyond the reference; off = as the
+    #: reference reports.
+    include_tentative: bool = False
     #: output box expansion about the box centre, per side length s:
     #: ``s' = min(expand_scale * s, s + expand_max_px)``; ``expand_scale = 1`` is off
     #: (one AI City winner used 1.2 and 40 px). Applied after the feature is computed.

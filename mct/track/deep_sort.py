@@ -128,6 +128,10 @@ class DeepSortTracker:
         self._confirmed = np.zeros(0, dtype=bool)
         self._galleries = GalleryPool(cfg.nn_budget)
         self._slots = np.zeros(0, dtype=np.int64)  # gallery slot per track (-1: none)
+        #: ``(track_id, det_index)`` of the last frame's detections taken by tentative
+        #: tracks, new ones included (the reference reports only confirmed tracks; a
+        #: tracklet builder may keep these and add them once the track is confirmed).
+        self.tentative_matches: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------ inspection
     def __len__(self) -> int:
@@ -212,16 +216,19 @@ class DeepSortTracker:
             keep[miss] = self._confirmed[miss] & (self._tsu[miss] <= self.max_age)
 
         out: list[tuple[int, int]] = []
+        tentative: list[tuple[int, int]] = []
         for t, d in matches:
-            if self._confirmed[t]:
-                out.append((int(self._ids[t]), int(d)))
+            (out if self._confirmed[t] else tentative).append((int(self._ids[t]), int(d)))
         out.sort()
 
         if not keep.all():
             self._remove(~keep)
         if unmatched_dets:
             new = np.array(unmatched_dets, dtype=np.int64)
+            first_id = self._next_id
             self._add(det_xyah[new], None if features is None else features[new])
+            tentative += [(first_id + k, int(d)) for k, d in enumerate(new.tolist())]
+        self.tentative_matches = sorted(tentative)
         return out
 
     # ------------------------------------------------------------------ association

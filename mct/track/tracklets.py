@@ -181,24 +181,39 @@ class TrackletBuilder:
         self.camera = camera
         # track id -> list of per-observation tuples (frame, xyxy, score, det index, occlusion, feature)
         self._obs: dict[int, list[tuple[int, np.ndarray, float, int, float, np.ndarray | None]]] = {}
+        # tentative tracks' observations so far (``include_tentative``): they die at their
+        # first miss, so only the tracks hit in the last frame are kept
+        self._pending: dict[int, list[tuple[int, np.ndarray, float, int, float, np.ndarray | None]]] = {}
         self._last_frame: int | None = None
 
-    def add(self, dets: Detections, matches: Sequence[tuple[int, int]]) -> None:
-        """Record the tracker's ``(track_id, det_index)`` pairs of frame ``dets.frame``."""
+    def add(self, dets: Detections, matches: Sequence[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None:
+        """Record the tracker's ``(track_id, det_index)`` pairs of frame ``dets.frame``:
+        ``matches`` of confirmed tracks, and ``tentative`` ones (used with
+        ``include_tentative``: a track's tentative observations are prepended when it first
+        appears in ``matches``)."""
         frame = int(dets.frame)
         if self._last_frame is not None and frame <= self._last_frame:
             raise ValueError(f"{self.camera.camera_id}: frame {frame} added after frame {self._last_frame}")
         self._last_frame = frame
-        if not matches:
+        keep_tentative = self.cfg.include_tentative
+        if not matches and not (keep_tentative and (tentative or self._pending)):
             return
         occlusion = occlusion_fraction(dets.xyxy)
-        for track_id, det in matches:
+
+        def observation(det: int) -> tuple[int, np.ndarray, float, int, float, np.ndarray | None]:
             if not 0 <= det < len(dets):
                 raise IndexError(f"{self.camera.camera_id} frame {frame}: detection index {det} of {len(dets)}")
             feature = None if dets.embeddings is None else dets.embeddings[det]
-            self._obs.setdefault(int(track_id), []).append(
-                (frame, dets.xyxy[det], float(dets.scores[det]), int(det), float(occlusion[det]), feature)
-            )
+            return (frame, dets.xyxy[det], float(dets.scores[det]), int(det), float(occlusion[det]), feature)
+
+        for track_id, det in matches:
+            track_id = int(track_id)
+            obs = self._obs.get(track_id)
+            if obs is None:
+                obs = self._obs[track_id] = self._pending.get(track_id, []) if keep_tentative else []
+            obs.append(observation(det))
+        if keep_tentative:
+            self._pending = {int(t): self._pending.get(int(t), []) + [observation(d)] for t, d in tentative}
 
     def finish(self) -> list[Tracklet]:
         """The tracklets, sorted by track id (see the module docstring for the rules)."""

@@ -90,7 +90,9 @@ class FakeEmbedder:
 
 
 class FakeTracker:
-    """Detection index i is track i + 1 (the two fake cars never swap)."""
+    """Detection index i is track i + 1 (the two fake cars never swap); every track is confirmed."""
+
+    tentative_matches: list[tuple[int, int]] = []
 
     def update(self, dets: Detections) -> list[tuple[int, int]]:
         return [(i + 1, i) for i in range(len(dets))]
@@ -119,7 +121,7 @@ class _BoundBuilder:
     def __init__(self, camera: Camera) -> None:
         self.camera, self.inner = camera, FakeBuilder()
 
-    def add(self, dets: Detections, matches: list[tuple[int, int]]) -> None:
+    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative=()) -> None:
         self.inner.add(dets, matches)
 
     def finish(self) -> list[Tracklet]:

@@ -296,3 +296,32 @@ def test_single_camera_idf1_on_the_tiny_synthetic_scenario_with_appearance(tiny_
     scores = _single_camera_idf1(tiny_validation, TrackerConfig(), appearance_seed=0)
     assert min(scores.values()) >= 0.35, scores
     assert np.mean(list(scores.values())) >= 0.5, scores
+
+
+def test_tentative_hits_are_reported_apart_and_give_the_whole_track_to_the_tracklet():
+    from mct.track.config import TrackletConfig
+    from mct.track.tracklets import TrackletBuilder
+    from mct.types import Camera
+
+    cam = Camera("S01", "c001", fps=10.0, frame_size=(1280, 720))
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    faithful = TrackletBuilder(TrackletConfig(), cam)
+    whole = TrackletBuilder(TrackletConfig(include_tentative=True), cam)
+    for f in range(1, 9):
+        # car 0 drives right from frame 1: tentative at frames 1-2, confirmed at frame 3;
+        # car 1 is a false alarm at frames 4-5 only: tentative, gone at its first miss
+        # (frame 6), so it must never reach a tracklet
+        cars = [(100 + 20 * (f - 1), 300, 0)] + ([(900, 300, 1)] if f in (4, 5) else [])
+        dets = frame(f, cars)
+        out = tracker.update(dets)
+        if f <= 2:
+            assert out == [] and [d for _, d in tracker.tentative_matches] == [0]
+        if f in (4, 5):
+            assert [d for _, d in tracker.tentative_matches] == [1]
+        faithful.add(dets, out, tracker.tentative_matches)
+        whole.add(dets, out, tracker.tentative_matches)
+    (ref,), (full,) = faithful.finish(), whole.finish()
+    assert ref.frames.tolist() == list(range(3, 9))  # the reference reports confirmed frames only
+    assert full.frames.tolist() == list(range(1, 9))  # the tentative frames 1-2 come back
+    assert full.track_id == ref.track_id
+    np.testing.assert_allclose(full.xyxy[0], [50, 270, 150, 330])  # frame 1's box
