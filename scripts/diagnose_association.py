@@ -137,7 +137,8 @@ def main() -> int:
 def sweep(run_dir: Path, values: list[float], **over) -> None:
     """IDF1 of the run's tracklets re-associated with other association settings."""
     cfg, data, tracklets, _, gt_rows, rois = load_run(run_dir)
-    topo = load_topology(cfg.association.topology) if cfg.association.topology else None
+    topology = over.get("topology", cfg.association.topology)  # --set topology=FILE is honoured
+    topo = load_topology(topology) if topology else None
     for v in values:
         acfg = cfg.association.model_copy(update={"min_similarity": v, **over})
         assignment = associate(tracklets, data.cameras, acfg, topo)
