@@ -151,8 +151,17 @@ class DetectorTrainConfig(StrictModel):
     #: random horizontal flips.
     hflip: bool = True
     #: train on random crops of this ``[height, width]`` (pixels; empty = whole frames).
-    #: Cheaper steps on a CPU; boxes cut to less than half their area are left out.
+    #: Cheaper steps on a CPU.
     crop_size: tuple[int, ...] = ()
+    #: a box cut by a crop stays a target (clipped to the crop) when at least this fraction
+    #: of its area is inside ... A box left out is not ignored: its visible part trains as
+    #: background, so a high fraction teaches the model to miss vehicles cut by the frame
+    #: edge, which the AI City annotation (and the synthetic world's) boxes as their visible
+    #: part. 0.5 was the rule of the first shipped model.
+    crop_min_kept_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: ... and at least this many pixels of its width and of its height (the annotation
+    #: rule's smallest box is 10 x 10 px).
+    crop_min_box_px: int = Field(default=1, ge=1)
     #: sampled RoIs per image for the box head during training (torchvision: 512).
     box_batch_size_per_image: int = Field(default=128, ge=16)
     #: stop after this many minutes of training even before ``max_iters`` (0 = no limit);

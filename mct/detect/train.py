@@ -150,9 +150,19 @@ def collect_samples(
 
 # ---------------------------------------------------------------------------- batches
 def _target(
-    sample: Sample, image_hw: tuple[int, int], flip: bool, device: torch.device, crop: tuple[int, int, int, int] | None = None
+    sample: Sample,
+    image_hw: tuple[int, int],
+    flip: bool,
+    device: torch.device,
+    crop: tuple[int, int, int, int] | None = None,
+    min_kept_fraction: float = 0.5,
+    min_cut_box_px: int = 1,
 ) -> tuple[dict[str, torch.Tensor], bool]:
-    """Targets of one image; ``crop`` = ``(top, left, height, width)`` already applied to the image."""
+    """Targets of one image; ``crop`` = ``(top, left, height, width)`` already applied to the image.
+
+    A box cut by the crop is kept, clipped to the crop, when at least ``min_kept_fraction``
+    of its area and at least ``min_cut_box_px`` of its width and height stay inside.
+    """
     from pycocotools import mask as mask_utils
 
     h, w = image_hw
@@ -163,9 +173,11 @@ def _target(
         xyxy = xyxy - np.array([left, top, left, top], np.float32)
         xyxy = np.clip(xyxy, 0, np.array([cw, ch, cw, ch], np.float32))
     # keep boxes at least 1 px wide and high (degenerate ones break the box coder) and,
-    # after a crop, with at least half their area inside
-    kept_area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
-    good = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1) & (kept_area >= 0.5 * area)
+    # after a crop, the cut ones that keep enough of themselves inside
+    kept_w, kept_h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+    cut = kept_w * kept_h < area
+    good = (kept_w >= 1) & (kept_h >= 1)
+    good &= ~cut | ((kept_w * kept_h >= min_kept_fraction * area) & (kept_w >= min_cut_box_px) & (kept_h >= min_cut_box_px))
     idx = np.flatnonzero(good)
     xyxy = xyxy[idx]
     has_masks = sample.rles is not None
@@ -198,8 +210,11 @@ def _batch(
     device: torch.device,
     crop_size: tuple[int, ...] = (),
     crop_at: Sequence[tuple[float, float]] = (),
+    min_kept_fraction: float = 0.5,
+    min_cut_box_px: int = 1,
 ) -> tuple[list[torch.Tensor], list[dict], bool]:
-    """Images and targets; ``crop_at`` gives each crop's position as fractions of the slack."""
+    """Images and targets; ``crop_at`` gives each crop's position as fractions of the slack;
+    boxes cut by a crop follow ``min_kept_fraction`` and ``min_cut_box_px`` (:func:`_target`)."""
     images, targets, all_masks = [], [], True
     for k, (sample, flip) in enumerate(zip(samples, flips)):
         bgr = sample.image()
@@ -215,7 +230,7 @@ def _batch(
         if flip:
             rgb = rgb[:, ::-1]
         images.append(torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1).float().div_(255.0))
-        target, has_masks = _target(sample, (h, w), flip, device, crop)
+        target, has_masks = _target(sample, (h, w), flip, device, crop, min_kept_fraction, min_cut_box_px)
         targets.append(target)
         all_masks &= has_masks
     return images, targets, all_masks
@@ -453,7 +468,9 @@ def train_detector(cfg: DetectorTrainConfig) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(step, cfg, elapsed)
         idx, flips, crop_at = _batch_plan(step, len(train), cfg)
-        images, targets, with_masks = _batch([train[i] for i in idx], flips, device, cfg.crop_size, crop_at)
+        images, targets, with_masks = _batch(
+            [train[i] for i in idx], flips, device, cfg.crop_size, crop_at, cfg.crop_min_kept_fraction, cfg.crop_min_box_px
+        )
         losses = model(images, targets)
         if not with_masks:
             losses["loss_mask"] = losses["loss_mask"] * 0.0

@@ -89,6 +89,20 @@ def test_targets_follow_crops_and_flips(root):
     target, _ = _target(sample, (H, W), True, torch.device("cpu"), crop=(8, 10, 32, 48))
     np.testing.assert_allclose(target["boxes"].numpy(), [[21, 2, 41, 16]])
     assert target["masks"].shape == (1, 32, 48) and bool(target["masks"][0, 5, 30]) and not bool(target["masks"][0, 5, 10])
+    # a box cut by the crop: box 1 (60..94, 40..56) in a crop of rows 20..52, columns 70..110
+    # keeps 24 x 12 px of its 34 x 16 (53 %): kept, clipped, under the default half rule
+    target, _ = _target(sample, (H, W), False, torch.device("cpu"), crop=(20, 70, 32, 40))
+    np.testing.assert_allclose(target["boxes"].numpy(), [[0, 20, 24, 32]])
+    # rows 20..52, columns 0..70: box 1 keeps 10 x 12 px (22 %), box 0 (17..37, 10..24) keeps
+    # 20 x 4 px (29 %). The half rule leaves both out; with min_kept_fraction 0 box 1 is kept
+    # as its visible part, box 0 still not (4 px high, under min_cut_box_px)
+    crop = (20, 0, 32, 70)
+    assert len(_target(sample, (H, W), False, torch.device("cpu"), crop=crop)[0]["boxes"]) == 0
+    kept, _ = _target(sample, (H, W), False, torch.device("cpu"), crop=crop, min_kept_fraction=0.0, min_cut_box_px=10)
+    np.testing.assert_allclose(kept["boxes"].numpy(), [[60, 20, 70, 32]])
+    assert kept["masks"].shape == (1, 32, 70) and kept["labels"].tolist() == [8]
+    cut, _ = _target(sample, (H, W), False, torch.device("cpu"), crop=crop, min_kept_fraction=0.0, min_cut_box_px=11)
+    assert len(cut["boxes"]) == 0  # 10 px wide: under 11
     # box-only samples get rectangle masks
     gt_sample = collect_samples(root, "train", frame_stride=2)[3]
     target, has_masks = _target(gt_sample, (H, W), False, torch.device("cpu"))
