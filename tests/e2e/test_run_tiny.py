@@ -99,7 +99,7 @@ def test_render_annotated_video_and_overview(local_run, tmp_path):
         render_camera(run_dir, "c099", out_dir=tmp_path)
 
 
-def test_diagnose_association_script(local_run, capsys):
+def test_diagnose_association_script(local_run, capsys, tmp_path):
     # the oracle association (every tracklet given its true id) scores at least what the
     # run's own association scored on the same tracklets; a sweep re-scores the run
     import importlib.util
@@ -123,5 +123,20 @@ def test_diagnose_association_script(local_run, capsys):
         line = capsys.readouterr().out.strip().splitlines()[-1]
         # re-associating with the run's own settings reproduces the run's IDF1
         assert float(line.split("IDF1 ")[1].split()[0]) == pytest.approx(s.metrics["idf1"], abs=1e-4)
+        # --set topology=FILE is the topology the sweep uses, also when the run has one of
+        # its own (it once re-read the run's): a copy of the run whose config names a topology
+        import shutil
+
+        import yaml
+
+        copy = tmp_path / "run_with_topology"
+        shutil.copytree(run_dir, copy)
+        (copy / "topology.yaml").write_text("scenarios:\n  '*':\n    unlisted: allow\n")
+        cfg = yaml.safe_load((copy / "config.yaml").read_text())
+        cfg["association"]["topology"] = str(copy / "topology.yaml")
+        (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+        sys.argv = ["diagnose_association.py", str(copy), "--sweep", "0.5", "--set", f"topology={copy / 'no_such_topology.yaml'}"]
+        with pytest.raises(FileNotFoundError, match="no_such_topology.yaml"):
+            mod.main()
     finally:
         sys.argv = argv
