@@ -140,3 +140,27 @@ def test_diagnose_association_script(local_run, capsys, tmp_path):
             mod.main()
     finally:
         sys.argv = argv
+
+
+def test_detection_recall_script(local_run, capsys):
+    # recall of the run's detections against the split's evaluation ground truth: a stricter
+    # IoU finds no more boxes, an impossible one finds none, and the printed total is the mean
+    import importlib.util
+    import sys
+
+    run_dir, _ = local_run
+    path = Path(__file__).resolve().parents[2] / "scripts" / "detection_recall.py"
+    spec = importlib.util.spec_from_file_location("detection_recall", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    loose, strict, never = (mod.box_recall(run_dir, iou) for iou in (0.5, 0.9, 1.01))
+    assert len(loose["found"]) > 0 and loose["found"].any()
+    assert not (strict["found"] & ~loose["found"]).any() and not never["found"].any()
+    argv = sys.argv
+    try:
+        sys.argv = ["detection_recall.py", str(run_dir)]
+        assert mod.main() == 0
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert f"recall {loose['found'].mean():.3f} at IoU >= 0.5" in out and "cut by the edge" in out
