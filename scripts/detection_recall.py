@@ -25,7 +25,10 @@ from mct.config import load_config  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
 from mct.detect.cache import read_detection_arrays  # noqa: E402
+from mct.run.camera_job import DETECTIONS_FILE  # noqa: E402
+from mct.run.run_folder import RunFolder  # noqa: E402
 from mct.track.matching import iou_xyxy  # noqa: E402
+from mct.types import camera_number  # noqa: E402
 
 #: ``(label, lower, upper)`` bins of box height / width and of box area (px^2).
 ASPECT_BINS = (("h/w < 0.3", 0.0, 0.3), ("h/w 0.3-0.5", 0.3, 0.5), ("h/w 0.5-0.8", 0.5, 0.8), ("h/w >= 0.8", 0.8, np.inf))
@@ -40,11 +43,12 @@ def box_recall(run_dir: Path, iou: float = 0.5) -> dict[str, np.ndarray]:
     gt = read_submission(data.ground_truth_path(cfg.dataset.split))
     found = np.zeros(len(gt.camera), bool)
     cut = np.zeros(len(gt.camera), bool)
+    folder = RunFolder(run_dir)
     for cam in data.cameras:
-        rows = np.flatnonzero(gt.camera == int(cam.camera_id.lstrip("c")))
+        rows = np.flatnonzero(gt.camera == camera_number(cam.camera_id))
         if len(rows) == 0:
             continue
-        arrays, _ = read_detection_arrays(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "detections.npz")
+        arrays, _ = read_detection_arrays(folder.camera_dir(cam.scenario, cam.camera_id) / DETECTIONS_FILE)
         bounds = np.concatenate([[0], np.cumsum(arrays["counts"])])
         where = {int(f): k for k, f in enumerate(arrays["frames"])}
         xyxy = gt.xyxy[rows].astype(np.float64)

@@ -231,14 +231,12 @@ class Constraints:
         r = self.camera_reach[table.camera[q]]
         return (table.start_s[j] <= table.end_s[q] + r) & (table.end_s[j] >= table.start_s[q] - r)
 
-    def _directed_ok(self, table: TrackletTable, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``(E,) bool``: some transition camera(a) -> camera(b) admits a then b."""
+    def _directed_ok(self, table: TrackletTable, a: np.ndarray, b: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """``(E,) bool``: some transition camera(a) -> camera(b) admits a then b; ``still``
+        ``(E,) bool`` marks pairs that stand still while seen at once (no lower bound in
+        overlapping views)."""
         pair = table.camera[a].astype(np.int64) * self.n_cameras + table.camera[b]
         gap = table.start_s[b] - table.end_s[a]
-        # both standing still while seen at once: no lower bound in overlapping views
-        still = np.zeros(len(a), bool) if self.stationary is None else (
-            self.stationary[a] & self.stationary[b] & (table.start_s[a] <= table.end_s[b]) & (table.start_s[b] <= table.end_s[a])
-        )
         ok = np.zeros(len(a), bool)
         for r in range(len(self.rule_lo)):
             lo, hi = self.rule_lo[r, pair], self.rule_hi[r, pair]
@@ -298,7 +296,11 @@ class Constraints:
                 n_c = self.n_cameras
                 ci, cj = table.camera[i].astype(np.int64), table.camera[j].astype(np.int64)
                 unlisted = ~self.listed[ci * n_c + cj] & ~self.listed[cj * n_c + ci]
-                directed = self._directed_ok(table, i, j) | self._directed_ok(table, j, i)
+                # both standing still while seen at once (gap <= 0: the two overlap in time)
+                still = np.zeros(len(i), bool) if self.stationary is None else (
+                    self.stationary[i] & self.stationary[j] & (gap <= 0)
+                )
+                directed = self._directed_ok(table, i, j, still) | self._directed_ok(table, j, i, still)
                 link |= topo & (directed | (unlisted & (gap <= self.unlisted_max_gap[scen])))
         if self.use_direction and len(i):
             link &= self.direction_ok(table, i, j)

@@ -175,9 +175,9 @@ def _target(
     # keep boxes at least 1 px wide and high (degenerate ones break the box coder) and,
     # after a crop, the cut ones that keep enough of themselves inside
     kept_w, kept_h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
-    cut = kept_w * kept_h < area
+    kept_area = kept_w * kept_h
     good = (kept_w >= 1) & (kept_h >= 1)
-    good &= ~cut | ((kept_w * kept_h >= min_kept_fraction * area) & (kept_w >= min_cut_box_px) & (kept_h >= min_cut_box_px))
+    good &= (kept_area >= area) | ((kept_area >= min_kept_fraction * area) & (kept_w >= min_cut_box_px) & (kept_h >= min_cut_box_px))
     idx = np.flatnonzero(good)
     xyxy = xyxy[idx]
     has_masks = sample.rles is not None
@@ -208,10 +208,10 @@ def _batch(
     samples: Sequence[Sample],
     flips: Sequence[bool],
     device: torch.device,
-    crop_size: tuple[int, ...] = (),
-    crop_at: Sequence[tuple[float, float]] = (),
-    min_kept_fraction: float = 0.5,
-    min_cut_box_px: int = 1,
+    crop_size: tuple[int, ...],
+    crop_at: Sequence[tuple[float, float]],
+    min_kept_fraction: float,
+    min_cut_box_px: int,
 ) -> tuple[list[torch.Tensor], list[dict], bool]:
     """Images and targets; ``crop_at`` gives each crop's position as fractions of the slack;
     boxes cut by a crop follow ``min_kept_fraction`` and ``min_cut_box_px`` (:func:`_target`)."""

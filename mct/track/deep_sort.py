@@ -225,9 +225,8 @@ class DeepSortTracker:
             self._remove(~keep)
         if unmatched_dets:
             new = np.array(unmatched_dets, dtype=np.int64)
-            first_id = self._next_id
             self._add(det_xyah[new], None if features is None else features[new])
-            tentative += [(first_id + k, int(d)) for k, d in enumerate(new.tolist())]
+            tentative += zip(self._ids[-len(new):].tolist(), new.tolist())
         self.tentative_matches = sorted(tentative)
         return out
 

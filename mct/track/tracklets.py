@@ -196,7 +196,10 @@ class TrackletBuilder:
             raise ValueError(f"{self.camera.camera_id}: frame {frame} added after frame {self._last_frame}")
         self._last_frame = frame
         keep_tentative = self.cfg.include_tentative
-        if not matches and not (keep_tentative and (tentative or self._pending)):
+        if not keep_tentative:
+            tentative = ()
+        if not matches and not tentative:
+            self._pending = {}  # tentative tracks die at their first miss
             return
         occlusion = occlusion_fraction(dets.xyxy)
 
