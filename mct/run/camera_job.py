@@ -349,6 +349,8 @@ def _detect_and_embed(
                         raise ValueError(f"{job.key}: frame {d.frame}: {len(e)} embeddings for {len(d)} boxes")
                 writer.append(np.concatenate(embs) if embs else np.zeros((0, embedder.dim), np.float32))
             done += len(batch)
+            del batch, frames_b
+            stages.release_heap()
             if progress is not None:
                 progress(job.key, done, total, "detect" if need_detect else "embed")
         if done == 0:

@@ -11,7 +11,9 @@ and Ray workers).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -72,6 +74,10 @@ class Stages:
             torch.manual_seed(seed)
             torch.set_num_threads(threads)
 
+    def release_heap(self) -> None:
+        """Return the heap's free pages to the OS; called after each batch of frames."""
+        release_heap()
+
     # --------------------------------------------------------------- frames
     def iter_frames(self, path: Path, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
         from mct.data.video import iter_frames
@@ -118,25 +124,59 @@ class Stages:
         return list(load_tracklets(path))
 
 
-def _fixed_mmap_threshold(size_bytes: int = 1 << 17) -> None:
-    """Serve large blocks (decoded frames, crop batches) by mmap, returned to the OS on free.
+#: glibc's ``M_MMAP_THRESHOLD`` for worker processes: blocks this large or larger are mmap'd
+#: (glibc's own ceiling for its dynamic threshold on 64-bit, fixed here so it never drifts).
+MMAP_THRESHOLD_BYTES = 32 << 20
 
-    glibc raises its mmap threshold after the first large free, after which frames come
-    from the heap, interleave with the small arrays a job keeps, and fragment it: the RSS
-    of a job then creeps up with video length. A fixed threshold (glibc's initial 128 KiB)
-    keeps it flat (benchmarks/bench_run_memory.py). No-op where glibc is absent.
-    """
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    """glibc through ctypes, or None (another libc, another platform); looked up once."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     if not name or not sys.platform.startswith("linux"):
-        return
+        return None
     try:
         libc = ctypes.CDLL(name)
-        libc.mallopt(-3, size_bytes)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # musl or another libc
-        pass
+        libc.mallopt  # noqa: B018 - glibc has it, musl does not
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _fixed_mmap_threshold(size_bytes: int | None = None) -> None:
+    """Fix glibc's mmap threshold (``MMAP_THRESHOLD_BYTES``) for this process.
+
+    Left dynamic, glibc raises the threshold after the first large free; fixed, it stays
+    put. It must not be small: at glibc's initial 128 KiB every activation of the detector
+    and re-ID network is a fresh mmap whose pages fault in zeroed on first touch, and the
+    shipped demo detector ran at 10.7 instead of 17.2 frames/s (one thread; re-ID 61
+    instead of 99 crops/s). RSS is kept flat by :func:`release_heap` instead. No-op where
+    glibc is absent. ``MCT_MMAP_THRESHOLD`` (bytes; 0 leaves glibc's dynamic threshold)
+    overrides the size, for measuring.
+    """
+    size = int(os.environ.get("MCT_MMAP_THRESHOLD", size_bytes or MMAP_THRESHOLD_BYTES))
+    libc = _libc()
+    if libc is not None and size > 0:
+        libc.mallopt(-3, size)  # M_MMAP_THRESHOLD
+
+
+def release_heap() -> None:
+    """Give the free pages of the heap back to the OS (``malloc_trim(0)``).
+
+    A camera job calls it after each batch of frames: decoded frames and crop batches are
+    freed between small arrays the job keeps, and without it those holes stay resident,
+    so RSS crept up with video length (benchmarks/bench_run_memory.py).
+    ``MCT_MALLOC_TRIM=0`` turns it off, for measuring.
+    """
+    if os.environ.get("MCT_MALLOC_TRIM", "1") == "0":
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class _BuilderAdapter:
