@@ -98,6 +98,12 @@ class ReidTrainConfig(StrictModel):
     #: pad-crop: pad by this many pixels (reflect) and crop back at a random offset.
     pad_pixels: int = Field(default=10, ge=0)
     erasing_prob: float = Field(default=0.5, ge=0, le=1)
+    #: edge truncation: with this probability a crop keeps only a band along one side (a
+    #: random side; ``truncate_min_keep``..1 of its width or height), stretched back to the
+    #: crop size. This is what a vehicle cut by the frame edge looks like at run time (the
+    #: clipped box is resized to the crop). 0 = off (the shipped model before it).
+    truncate_prob: float = Field(default=0.0, ge=0, le=1)
+    truncate_min_keep: float = Field(default=0.4, gt=0, le=1)
     #: torch CPU threads (the training machines are small and shared).
     num_threads: int = Field(default=2, ge=1)
     #: write ``last.pt`` every this many epochs (and always at the end).

@@ -136,15 +136,19 @@ def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor, margin
 def augment(crops_bgr: torch.Tensor, cfg: ReidTrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Training augmentation of a batch ``(B, H, W, 3) uint8`` BGR -> ``(B, 3, H, W)`` float, normalised.
 
-    Per crop: horizontal flip (``flip_prob``), reflect-pad by ``pad_pixels`` and crop back
-    at a random offset, then random erasing (``erasing_prob``) of a rectangle covering
-    2-40% of the area with aspect 0.3-3.3 (the random-erasing paper's ranges), filled with
-    0 (the mean colour after normalisation).
+    Per crop: horizontal flip (``flip_prob``), edge truncation (``truncate_prob``: keep a
+    band of ``truncate_min_keep``..1 of the crop along a random side and stretch it back to
+    the crop size, as a vehicle cut by the frame edge is cropped at run time), reflect-pad
+    by ``pad_pixels`` and crop back at a random offset, then random erasing
+    (``erasing_prob``) of a rectangle covering 2-40% of the area with aspect 0.3-3.3 (the
+    random-erasing paper's ranges), filled with 0 (the mean colour after normalisation).
     """
     x = normalize_bgr(crops_bgr.permute(0, 3, 1, 2).float())
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=generator) < cfg.flip_prob
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if cfg.truncate_prob > 0:
+        x = _truncate(x, cfg.truncate_prob, cfg.truncate_min_keep, generator)
     pad = cfg.pad_pixels
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad < min(h, w) else F.pad(x, (pad,) * 4)
@@ -162,6 +166,28 @@ def augment(crops_bgr: torch.Tensor, cfg: ReidTrainConfig, generator: torch.Gene
                 x0 = int(torch.randint(0, w - ew + 1, (1,), generator=generator))
                 x[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
                 break
+    return x
+
+
+def _truncate(x: torch.Tensor, prob: float, min_keep: float, generator: torch.Generator) -> torch.Tensor:
+    """Each crop of ``(B, C, H, W)`` with probability ``prob``: keep the band of a random
+    fraction in ``[min_keep, 1]`` of its width (side 0: left part, 1: right part) or height
+    (2: top part, 3: bottom part), resized back to ``(H, W)`` bilinearly."""
+    b, _, h, w = x.shape
+    chosen = torch.nonzero(torch.rand(b, generator=generator) < prob).flatten().tolist()
+    if not chosen:
+        return x
+    x = x.clone()
+    for i in chosen:
+        keep = min_keep + (1.0 - min_keep) * torch.rand(1, generator=generator).item()
+        side = int(torch.randint(0, 4, (1,), generator=generator))
+        if side < 2:
+            kw = max(1, int(round(w * keep)))
+            part = x[i : i + 1, :, :, :kw] if side == 0 else x[i : i + 1, :, :, w - kw :]
+        else:
+            kh = max(1, int(round(h * keep)))
+            part = x[i : i + 1, :, :kh, :] if side == 2 else x[i : i + 1, :, h - kh :, :]
+        x[i] = F.interpolate(part, size=(h, w), mode="bilinear", align_corners=False)[0]
     return x
 
 

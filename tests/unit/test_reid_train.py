@@ -91,6 +91,43 @@ def test_augment_shapes_and_no_op_when_disabled(tmp_path):
     assert ((erased == 0).all(1).flatten(1).sum(1) > 0).all()  # every crop has an erased patch
 
 
+def test_truncation_stretches_one_side_of_the_crop_back_to_full_size():
+    from mct.reid.train import _truncate
+
+    # value = x + 100 y: a band along one side, stretched back, shrinks exactly one of the
+    # two spans (x or y) and keeps the other; and keeps at least min_keep of it
+    h, w = 10, 20
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    image = (xs + 100 * ys).expand(1, 3, h, w)
+    x = image.repeat(16, 1, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(_truncate(x, 0.0, 0.4, gen), x)
+    out = _truncate(x, 1.0, 0.4, gen)
+    assert out.shape == x.shape
+    sides = set()
+    for crop in out[:, 0]:
+        span_x = float(crop[0, -1] - crop[0, 0])
+        span_y = float(crop[-1, 0] - crop[0, 0]) / 100
+        full_x, full_y = abs(span_x - (w - 1)) < 1e-3, abs(span_y - (h - 1)) < 1e-3
+        assert full_x != full_y, (span_x, span_y)  # exactly one axis was cut
+        kept = span_x / (w - 1) if not full_x else span_y / (h - 1)
+        assert 0.4 - 0.15 <= kept < 1.0  # (a band of k pixels spans k - 1 steps)
+        start = float(crop[0, 0])  # 0 when the band starts at the left / top edge
+        sides.add(("x" if not full_x else "y", start == 0.0))
+    assert len(sides) == 4  # left, right, top and bottom bands all occur
+    # with min_keep = 1 nothing is cut
+    assert torch.allclose(_truncate(x, 1.0, 1.0, gen), x, atol=1e-4)
+
+
+def test_truncation_is_wired_into_augment(tmp_path):
+    crops = torch.from_numpy(tiny_crops(2).images[:4])
+    off = dict(flip_prob=0.0, pad_pixels=0, erasing_prob=0.0)
+    plain = augment(crops, _cfg(tmp_path, **off), torch.Generator().manual_seed(0))
+    cut = augment(crops, _cfg(tmp_path, truncate_prob=1.0, truncate_min_keep=0.5, **off), torch.Generator().manual_seed(0))
+    assert cut.shape == plain.shape
+    assert not torch.allclose(cut, plain)
+
+
 def test_a_few_steps_reduce_the_loss(tmp_path):
     torch.manual_seed(0)
     cfg = _cfg(tmp_path, flip_prob=0.0, pad_pixels=0, erasing_prob=0.0)
