@@ -147,7 +147,7 @@ def _libc() -> Any:
     return libc
 
 
-def _fixed_mmap_threshold(size_bytes: int | None = None) -> None:
+def _fixed_mmap_threshold() -> None:
     """Fix glibc's mmap threshold (``MMAP_THRESHOLD_BYTES``) for this process.
 
     Left dynamic, glibc raises the threshold after the first large free; fixed, it stays
@@ -158,7 +158,7 @@ def _fixed_mmap_threshold(size_bytes: int | None = None) -> None:
     glibc is absent. ``MCT_MMAP_THRESHOLD`` (bytes; 0 leaves glibc's dynamic threshold)
     overrides the size, for measuring.
     """
-    size = int(os.environ.get("MCT_MMAP_THRESHOLD", size_bytes or MMAP_THRESHOLD_BYTES))
+    size = int(os.environ.get("MCT_MMAP_THRESHOLD", MMAP_THRESHOLD_BYTES))
     libc = _libc()
     if libc is not None and size > 0:
         libc.mallopt(-3, size)  # M_MMAP_THRESHOLD
