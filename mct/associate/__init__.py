@@ -66,6 +66,7 @@ def associate_table(
     from mct.associate.clustering import candidate_pairs, constrained_agglomerative, k_reciprocal_rerank, order_pairs
     from mct.associate.constraints import Constraints, search_blocks
     from mct.associate.index import blocked_knn, fit_pca
+    from mct.associate.motion import overlap_distance
 
     timings = {} if timings is None else timings
     clock = _StepClock(timings)
@@ -101,10 +102,16 @@ def associate_table(
     clock.start()
     pair_min = cfg.rerank_min_similarity if cfg.rerank else cfg.min_similarity
     mutual_min = cfg.mutual_min_similarity
-    a, b, s = candidate_pairs(table, constraints, idx, sims, pair_min if mutual_min is None else min(pair_min, mutual_min))
-    a, b, mutual = order_pairs(table, a, b, s, pair_min, mutual_min)
-    # centroid linkage: mutual-best pairs at their own threshold, the others at min_similarity
-    thresholds = cfg.min_similarity if mutual_min is None else np.where(mutual, mutual_min, cfg.min_similarity)
+    coloc_min = cfg.colocation_min_similarity if cfg.colocation_max_m > 0 and table.ground is not None else None
+    lowest = min(v for v in (pair_min, mutual_min, coloc_min) if v is not None)
+    a, b, s = candidate_pairs(table, constraints, idx, sims, lowest)
+    colocated = None
+    if coloc_min is not None:
+        dist = overlap_distance(table.ground, a, b, cfg.colocation_min_overlap_s)
+        colocated = dist <= cfg.colocation_max_m  # NaN (not seen together): False
+    # centroid linkage: co-located and mutual-best pairs at their own thresholds, the others
+    # at min_similarity (the cosine one, also when the pairs were re-ranked)
+    a, b, thresholds = order_pairs(table, a, b, s, pair_min, mutual_min, colocated, coloc_min, cfg.min_similarity)
     clock.stop("pairs")
 
     clock.start()

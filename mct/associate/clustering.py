@@ -152,29 +152,46 @@ def order_pairs(
     s: np.ndarray,
     min_similarity: float,
     mutual_min_similarity: float | None,
+    colocated: np.ndarray | None = None,
+    colocation_min_similarity: float | None = None,
+    others_linkage: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The visiting order of candidate pairs ``(a, b)`` with similarities ``s``.
+    """The visiting order of candidate pairs ``(a, b)`` with similarities ``s``, and the
+    centroid-linkage threshold each pair merges at.
 
-    Without ``mutual_min_similarity``: the pairs with ``s >= min_similarity``, best first.
-    With it: first the mutual-best pairs (:func:`mutual_best`) with
-    ``s >= mutual_min_similarity``, best first; then the other pairs with
-    ``s >= min_similarity``, best first.
+    Tiers, each visited best first:
+
+    1. with ``colocated`` (``(E,) bool``, pairs that stand at one place at once, see
+       ``association.colocation_max_m``): those with ``s >= colocation_min_similarity``,
+       at that threshold;
+    2. with ``mutual_min_similarity``: the other mutual-best pairs (:func:`mutual_best`)
+       with ``s >= mutual_min_similarity``, at that threshold;
+    3. the remaining pairs with ``s >= min_similarity``, at ``others_linkage`` (default
+       ``min_similarity``; with re-ranking the pairs' scale differs from the centroids').
 
     Returns:
-        ``(a, b, mutual)``: the pairs in visiting order and ``(E,) bool`` which of them are
-        visited as mutual-best pairs.
+        ``(a, b, thresholds)``: the pairs in visiting order and ``(E,) float64`` thresholds.
     """
-    if mutual_min_similarity is None:
-        keep = np.flatnonzero(s >= min_similarity)
-        keep = keep[np.argsort(-s[keep], kind="stable")]
-        return a[keep], b[keep], np.zeros(len(keep), bool)
-    mutual = mutual_best(table, a, b, s) & (s >= mutual_min_similarity)
-    first, second = np.flatnonzero(mutual), np.flatnonzero(~mutual & (s >= min_similarity))
-    first = first[np.argsort(-s[first], kind="stable")]
-    second = second[np.argsort(-s[second], kind="stable")]
-    order = np.concatenate([first, second])
-    log.debug("candidate pairs: %d mutual best at >= %.2f first, then %d others", len(first), mutual_min_similarity, len(second))
-    return a[order], b[order], np.arange(len(order)) < len(first)
+    tiers: list[tuple[np.ndarray, float]] = []
+    left = np.ones(len(a), bool)
+    if colocated is not None and colocation_min_similarity is not None:
+        near = np.asarray(colocated, bool) & (s >= colocation_min_similarity)
+        tiers.append((near, colocation_min_similarity))
+        left &= ~near
+    if mutual_min_similarity is not None:
+        mutual = left & mutual_best(table, a, b, s) & (s >= mutual_min_similarity)
+        tiers.append((mutual, mutual_min_similarity))
+        left &= ~mutual
+    tiers.append((left & (s >= min_similarity), min_similarity if others_linkage is None else others_linkage))
+    order, thresholds = [], []
+    for mask, threshold in tiers:
+        rows = np.flatnonzero(mask)
+        order.append(rows[np.argsort(-s[rows], kind="stable")])
+        thresholds.append(np.full(len(rows), threshold, np.float64))
+    if len(tiers) > 1:
+        log.debug("candidate pairs by tier: %s", [len(o) for o in order])
+    keep = np.concatenate(order)
+    return a[keep], b[keep], np.concatenate(thresholds)
 
 
 def constrained_agglomerative(

@@ -87,6 +87,18 @@ class AssociationConfig(StrictModel):
     #: ``heading_window_s``) pass the window's lower bound; its upper bound, zones and the
     #: direction rule still apply. Off: the fitted window as is.
     stationary_overlap: bool = False
+    #: co-location in overlapping views (beyond the reference; needs homographies; 0 = off):
+    #: two tracklets of different cameras seen at the same time for at least
+    #: ``colocation_min_overlap_s`` whose ground tracks (box bottom centres through the
+    #: homographies) stay within this median distance, metres, stand at one place at once.
+    #: Such candidate pairs are visited first and merged at ``colocation_min_similarity``
+    #: instead of ``min_similarity``; every other rule still applies.
+    colocation_max_m: float = Field(default=0.0, ge=0.0)
+    #: shortest time two tracklets must be seen together for the co-location cue, seconds.
+    colocation_min_overlap_s: float = Field(default=2.0, gt=0.0)
+    #: the appearance threshold of co-located pairs and of the centroid linkage of their
+    #: merges (cosine, or the re-ranked similarity when ``rerank`` is on).
+    colocation_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
 
     # ---- re-ranking
     #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.

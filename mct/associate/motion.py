@@ -19,18 +19,24 @@ inverse homography.
   only for nearly perpendicular directions. ``association.world_units`` forces a choice.
 * Cameras without a homography, and points the inverse homography sends to infinity (at or
   above the horizon), give NaN positions and zero headings: the rule skips them.
+
+The co-location cue (``association.colocation_max_m``) needs the whole ground track of a
+tracklet (:meth:`GroundMotion.track`, gathered in :class:`GroundTracks`): two tracklets of
+different cameras seen at the same time are one vehicle only if they stand at one place,
+so :func:`overlap_distance` measures how far apart their tracks are while both are seen.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 
 from mct.types import Camera, Tracklet
 
-__all__ = ["GroundMotion", "ground_points", "METRES_PER_DEGREE"]
+__all__ = ["GroundMotion", "GroundTracks", "ground_points", "overlap_distance", "METRES_PER_DEGREE"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,22 @@ class GroundMotion:
         self._scale[camera.key] = s
         return s
 
+    def _ground(self, camera: Camera, xyxy: np.ndarray) -> np.ndarray:
+        """Ground positions (metres) of the bottom centres of ``(L, 4)`` boxes of ``camera``."""
+        boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
+        inv = self._inverse.get(camera.key)
+        if inv is None:
+            inv = self._inverse[camera.key] = np.linalg.inv(np.asarray(camera.homography, np.float64))
+        return _apply_inverse(inv, feet) * self.scale(camera)
+
+    def track(self, tracklet: Tracklet, camera: Camera) -> np.ndarray:
+        """``(L, 2) float64``: the ground position (metres) of every box of the tracklet, NaN
+        where unknown (no homography, beyond the horizon)."""
+        if camera.homography is None or len(tracklet) == 0:
+            return np.full((len(tracklet), 2), np.nan)
+        return self._ground(camera, tracklet.xyxy)
+
     def __call__(self, tracklet: Tracklet, camera: Camera) -> np.ndarray:
         """``(4, 2) float64``: entry position, exit position (metres), entry heading, exit heading (unit or zero)."""
         out = np.full((4, 2), np.nan)
@@ -108,12 +130,7 @@ class GroundMotion:
         k = max(1, int(round(self.heading_window_s * camera.fps)))
         k = min(k, len(xyxy) - 1)
         idx = np.array([0, k, len(xyxy) - 1 - k, len(xyxy) - 1]) if k > 0 else np.array([0, 0, 0, 0])
-        boxes = xyxy[idx].astype(np.float64)
-        feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
-        inv = self._inverse.get(camera.key)
-        if inv is None:
-            inv = self._inverse[camera.key] = np.linalg.inv(np.asarray(camera.homography, np.float64))
-        g = _apply_inverse(inv, feet) * self.scale(camera)
+        g = self._ground(camera, xyxy[idx])
         out[0], out[1] = g[0], g[3]
         if k == 0:
             return out
@@ -126,3 +143,61 @@ class GroundMotion:
                 out[row] = step / dist
         return out
 
+
+@dataclass(frozen=True, eq=False)
+class GroundTracks:
+    """The ground tracks of N tracklets, concatenated: row ``r`` owns the points
+    ``offsets[r]:offsets[r + 1]``.
+
+    Attributes:
+        offsets: ``(N + 1,) int64``.
+        times: ``(M,) float64`` scenario-clock seconds, increasing within a row.
+        xy: ``(M, 2) float64`` ground positions, metres (NaN: unknown).
+    """
+
+    offsets: np.ndarray
+    times: np.ndarray
+    xy: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> "GroundTracks":
+        """From one ``(times (L,), xy (L, 2))`` pair per row."""
+        lengths = np.array([len(t) for t, _ in rows], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        times = np.concatenate([np.asarray(t, np.float64) for t, _ in rows]) if rows else np.zeros(0)
+        xy = np.concatenate([np.asarray(g, np.float64).reshape(-1, 2) for _, g in rows]) if rows else np.zeros((0, 2))
+        return cls(offsets, times, xy)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.offsets[r], self.offsets[r + 1]
+        return self.times[lo:hi], self.xy[lo:hi]
+
+
+def overlap_distance(tracks: GroundTracks, a: np.ndarray, b: np.ndarray, min_overlap_s: float) -> np.ndarray:
+    """``(E,) float64``: for each pair ``(a[e], b[e])`` of rows, the median ground distance
+    (metres) between the two tracks over the time both are seen, ``b``'s track linearly
+    interpolated at ``a``'s times. NaN when they are seen together for less than
+    ``min_overlap_s`` seconds or no position of that time is known.
+
+    Only meaningful for rows of one scenario (one clock); the caller pairs them.
+    """
+    out = np.full(len(a), np.nan)
+    for e, (i, j) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
+        ta, ga = tracks.row(i)
+        tb, gb = tracks.row(j)
+        if len(ta) == 0 or len(tb) == 0:
+            continue
+        lo, hi = max(ta[0], tb[0]), min(ta[-1], tb[-1])
+        if hi - lo < min_overlap_s:
+            continue
+        m = (ta >= lo) & (ta <= hi)
+        t = ta[m]
+        other = np.c_[np.interp(t, tb, gb[:, 0]), np.interp(t, tb, gb[:, 1])]
+        d = np.hypot(*(ga[m] - other).T)
+        d = d[np.isfinite(d)]
+        if len(d):
+            out[e] = float(np.median(d))
+    return out

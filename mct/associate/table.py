@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from mct.associate.config import AssociationConfig
-from mct.associate.motion import GroundMotion
+from mct.associate.motion import GroundMotion, GroundTracks
 from mct.types import Camera, GlobalAssignment, Tracklet
 
 __all__ = ["TrackletTable", "tracklet_feature"]
@@ -62,6 +62,8 @@ class TrackletTable:
             unknown) and unit headings at entry and exit (zero when unknown), see
             :mod:`mct.associate.motion`; all unknown unless ``association.use_direction`` or
             ``association.stationary_overlap``.
+        ground: the ground track of every row (:class:`~mct.associate.motion.GroundTracks`)
+            when ``association.colocation_max_m`` is set, else ``None``.
     """
 
     camera_keys: tuple[tuple[str, str], ...]
@@ -76,6 +78,7 @@ class TrackletTable:
     exit_xy: np.ndarray
     source: np.ndarray
     motion: np.ndarray
+    ground: GroundTracks | None = None
 
     def __post_init__(self) -> None:
         n = len(self.camera)
@@ -87,6 +90,8 @@ class TrackletTable:
                 raise ValueError(f"TrackletTable.{name}: expected ({n}, *), got {getattr(self, name).shape}")
         if self.motion.shape != (n, 4, 2):
             raise ValueError(f"TrackletTable.motion: expected ({n}, 4, 2), got {self.motion.shape}")
+        if self.ground is not None and len(self.ground) != n:
+            raise ValueError(f"TrackletTable.ground: expected {n} rows, got {len(self.ground)}")
         if n and np.any(self.end_s < self.start_s):
             raise ValueError("TrackletTable: end_s before start_s")
 
@@ -118,10 +123,12 @@ class TrackletTable:
         entry_xy: np.ndarray | None = None,
         exit_xy: np.ndarray | None = None,
         motion: np.ndarray | None = None,
+        ground: GroundTracks | None = None,
     ) -> "TrackletTable":
         """A table from columns; scenario codes follow from ``camera_keys``. ``features``
         must already be L2-normalised ``float32`` (it is used as is, without a copy);
-        ``motion`` is ``(N, 4, 2)`` as the attribute (``None``: all unknown)."""
+        ``motion`` is ``(N, 4, 2)`` as the attribute (``None``: all unknown); ``ground``
+        the rows' ground tracks (``None``: none)."""
         camera_keys = tuple((str(s), str(c)) for s, c in camera_keys)
         scenarios = tuple(sorted({s for s, _ in camera_keys}))
         cam_scen = np.array([scenarios.index(s) for s, _ in camera_keys], np.int32)
@@ -143,6 +150,7 @@ class TrackletTable:
             exit_xy=zeros if exit_xy is None else np.asarray(exit_xy, np.float32),
             source=np.arange(n, dtype=np.int64),
             motion=_unknown_motion(n) if motion is None else np.asarray(motion, np.float64),
+            ground=ground,
         )
 
     @classmethod
@@ -166,9 +174,10 @@ class TrackletTable:
         exit_: list[np.ndarray] = []
         seen: set[tuple[str, str, int]] = set()
         dropped = 0
-        needs_ground = cfg.use_direction or cfg.stationary_overlap
+        needs_ground = cfg.use_direction or cfg.stationary_overlap or cfg.colocation_max_m > 0
         ground = GroundMotion(cfg.heading_window_s, cfg.min_moving_speed_mps, cfg.world_units) if needs_ground else None
         motion: list[np.ndarray] = []
+        tracks: list[tuple[np.ndarray, np.ndarray]] = []
         for pos, t in enumerate(tracklets):
             if t.key in seen:
                 raise ValueError(f"tracklet {t.key}: appears twice in the input")
@@ -197,6 +206,8 @@ class TrackletTable:
             exit_.append(np.array([(last[0] + last[2]) / 2, last[3]], np.float32))
             if ground is not None:
                 motion.append(ground(t, cam))
+                if cfg.colocation_max_m > 0:
+                    tracks.append((cam.frame_time(t.frames), ground.track(t, cam)))
         if dropped:
             log.info("association: %d of %d tracklets below min_tracklet_frames/min_tracklet_mean_score get no global id", dropped, len(tracklets))
         dim = len(feats[0]) if feats else 0
@@ -210,10 +221,11 @@ class TrackletTable:
             np.stack(entry) if entry else None,
             np.stack(exit_) if exit_ else None,
             np.stack(motion) if motion else None,
+            GroundTracks.from_rows(tracks) if cfg.colocation_max_m > 0 else None,
         )
         if ground is not None:
             no_homography = sorted({f"{s}/{c}" for s, c in keys if cam_by_key[(s, c)].homography is None})
             if no_homography:
-                log.warning("association: no homography for %s: direction and standing still not checked there", ", ".join(no_homography))
+                log.warning("association: no homography for %s: direction, standing still and co-location not checked there", ", ".join(no_homography))
         object.__setattr__(table, "source", np.array(rows, np.int64))
         return table

@@ -102,17 +102,33 @@ def test_order_pairs_visits_mutual_pairs_first_at_their_threshold():
     a, b = np.array([0, 1, 1]), np.array([2, 2, 3])
     s = np.array([0.9, 0.95, 0.35])
     # 1-2 (0.95) is mutual; 0-2 is not 2's best; 1-3 is 3's only pair but not 1's best
-    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, None)
-    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and not mutual.any()  # 0.35 < 0.5 dropped
-    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, 0.3)
-    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and mutual.tolist() == [True, False]
+    oa, ob, th = order_pairs(t, a, b, s, 0.5, None)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and th.tolist() == [0.5, 0.5]  # 0.35 < 0.5 dropped
+    oa, ob, th = order_pairs(t, a, b, s, 0.5, 0.3)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 2), (0, 2)] and th.tolist() == [0.3, 0.5]
     # a weak mutual pair is visited before a strong non-mutual one: rows 0, 1, 4 in c001
     t = table([0, 0, 1, 1, 0], [0, 20, 100, 120, 40], angles(0, 40, 10, 80, 5))
     a, b, s = np.array([0, 2, 1]), np.array([2, 4, 3]), np.array([0.9, 0.95, 0.35])
     # 2-4 (0.95): mutual; 1-3 (0.35): each other's only pair, mutual; 0-2 (0.9): 2 prefers 4
-    oa, ob, mutual = order_pairs(t, a, b, s, 0.5, 0.3)
+    oa, ob, th = order_pairs(t, a, b, s, 0.5, 0.3)
     assert list(zip(oa.tolist(), ob.tolist())) == [(2, 4), (1, 3), (0, 2)]
-    assert mutual.tolist() == [True, True, False]
+    assert th.tolist() == [0.3, 0.3, 0.5]
+    # the others' linkage threshold may differ from their pair threshold (re-ranked scale)
+    assert order_pairs(t, a, b, s, 0.5, 0.3, others_linkage=0.45)[2].tolist() == [0.3, 0.3, 0.45]
+
+
+def test_order_pairs_visits_colocated_pairs_first_at_their_threshold():
+    from mct.associate.clustering import order_pairs
+
+    t = table([0, 0, 1, 1, 0], [0, 20, 100, 120, 40], angles(0, 40, 10, 80, 5))
+    a, b, s = np.array([0, 2, 1, 0]), np.array([2, 4, 3, 3]), np.array([0.9, 0.95, 0.35, 0.1])
+    near = np.array([False, False, True, True])
+    # 1-3 (0.35) co-located: first at 0.3; 0-3 (0.1) co-located but below 0.3: dropped
+    oa, ob, th = order_pairs(t, a, b, s, 0.5, None, near, 0.3)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 3), (2, 4), (0, 2)] and th.tolist() == [0.3, 0.5, 0.5]
+    # with mutual-best pairs too: co-located, then mutual (2-4), then the rest
+    oa, ob, th = order_pairs(t, a, b, s, 0.5, 0.2, near, 0.3)
+    assert list(zip(oa.tolist(), ob.tolist())) == [(1, 3), (2, 4), (0, 2)] and th.tolist() == [0.3, 0.2, 0.5]
 
 
 def test_per_pair_linkage_thresholds():

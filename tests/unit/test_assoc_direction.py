@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,56 @@ def test_vehicles_standing_in_overlapping_views_pass_the_window_lower_bound():
     late_2 = drive("c002", 6, [(400, 220)] * 100, first_frame=371)
     t2 = TrackletTable.from_tracklets([queued_1, late_2], cams, acfg)
     assert Constraints.build(t2, topo, acfg).status(t2, np.array([0]), np.array([1])).tolist() == [NO_LINK]
+
+
+def test_overlap_distance_measures_tracks_while_both_are_seen():
+    from mct.associate.motion import GroundTracks, overlap_distance
+
+    cams = [camera("c001"), camera("c002"), Camera("S01", "c003", fps=10.0)]
+    m = GroundMotion(units="metres")
+    # 40 frames at 10 fps: east at 10 m/s on y = 0; c002 sees the same road 3 m to the side
+    # at half the frame rate (every other frame); c002 also sees a car 1 s later, overlapping
+    # 1.5 s; c003 has no homography
+    a = drive("c001", 1, [(100 + 10 * i, 50) for i in range(40)])
+    b = drive("c002", 2, [(100 + 10 * i, 80) for i in range(0, 40, 2)])
+    b = replace(b, frames=np.arange(1, 41, 2))
+    late = drive("c002", 3, [(100 + 10 * i, 50) for i in range(25, 50)], first_frame=26)
+    blind = drive("c003", 4, [(100 + 10 * i, 50) for i in range(40)])
+    rows = [(cam.frame_time(t.frames), m.track(t, cam)) for t, cam in zip([a, b, late, blind], [cams[0], cams[1], cams[1], cams[2]])]
+    tracks = GroundTracks.from_rows(rows)
+    assert len(tracks) == 4 and tracks.row(1)[0].tolist() == pytest.approx([0.2 * i for i in range(20)])
+    d = overlap_distance(tracks, np.array([0, 1, 0, 0, 0]), np.array([1, 0, 2, 2, 3]), 2.0)
+    assert d[:2] == pytest.approx([3.0, 3.0])  # b interpolated at a's times and back
+    assert np.isnan(d[2])  # frames 26-40: seen together 1.4 s < 2 s
+    assert overlap_distance(tracks, np.array([0]), np.array([2]), 1.0) == pytest.approx([0.0])
+    assert np.isnan(d[4])  # no ground position without a homography
+    assert overlap_distance(tracks, np.zeros(0, int), np.zeros(0, int), 2.0).shape == (0,)
+
+
+def test_colocated_tracklets_merge_at_their_own_threshold():
+    from mct.associate import associate
+
+    def feature(deg: float) -> np.ndarray:
+        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg)), 0, 0], np.float32)
+
+    cams = [camera("c001"), camera("c002"), camera("c003")]
+    road = [(100 + 10 * i, 50) for i in range(40)]  # east at 10 m/s, frames 1-40
+    a = replace(drive("c001", 1, road), feature=feature(0))
+    # c002 sees it 3 m to the side (the box bottom is another point of the car), looking
+    # unlike c001's view: cosine 0.35, under min_similarity
+    b = replace(drive("c002", 1, [(u, v + 30) for u, v in road]), feature=feature(69.5))
+    # c003 at the same time sees another car 20 m away, as alike to a as b is
+    c = replace(drive("c003", 1, [(u, v + 200) for u, v in road]), feature=feature(-69.5))
+    base = dict(min_similarity=0.5, use_direction=False, topology="")
+    off = associate([a, b, c], cams, AssociationConfig(**base))
+    on = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_similarity=0.3, **base))
+    ids = lambda g: [g.global_id("S01", cid, 1) for cid in ("c001", "c002", "c003")]  # noqa: E731
+    assert len(set(ids(off))) == 3
+    g_on = ids(on)
+    assert g_on[0] == g_on[1] and g_on[2] != g_on[0]
+    # co-located but below colocation_min_similarity: apart
+    low = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_similarity=0.4, **base))
+    assert len(set(ids(low))) == 3
+    # seen together for less than colocation_min_overlap_s: apart
+    short = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_overlap_s=5.0, **base))
+    assert len(set(ids(short))) == 3
