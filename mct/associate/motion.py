@@ -184,15 +184,18 @@ def overlap_distance(tracks: GroundTracks, a: np.ndarray, b: np.ndarray, min_ove
 
     Only meaningful for rows of one scenario (one clock); the caller pairs them.
     """
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     out = np.full(len(a), np.nan)
-    for e, (i, j) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
-        ta, ga = tracks.row(i)
-        tb, gb = tracks.row(j)
-        if len(ta) == 0 or len(tb) == 0:
-            continue
+    # pairs not seen together long enough are ruled out on first/last times, without a loop
+    first, last = np.full(len(tracks), np.inf), np.full(len(tracks), -np.inf)
+    filled = np.diff(tracks.offsets) > 0
+    first[filled] = tracks.times[tracks.offsets[:-1][filled]]
+    last[filled] = tracks.times[tracks.offsets[1:][filled] - 1]
+    together = np.minimum(last[a], last[b]) - np.maximum(first[a], first[b]) >= min_overlap_s
+    for e in np.flatnonzero(together).tolist():
+        ta, ga = tracks.row(int(a[e]))
+        tb, gb = tracks.row(int(b[e]))
         lo, hi = max(ta[0], tb[0]), min(ta[-1], tb[-1])
-        if hi - lo < min_overlap_s:
-            continue
         m = (ta >= lo) & (ta <= hi)
         t = ta[m]
         other = np.c_[np.interp(t, tb, gb[:, 0]), np.interp(t, tb, gb[:, 1])]

@@ -192,6 +192,9 @@ def test_overlap_distance_measures_tracks_while_both_are_seen():
     assert overlap_distance(tracks, np.array([0]), np.array([2]), 1.0) == pytest.approx([0.0])
     assert np.isnan(d[4])  # no ground position without a homography
     assert overlap_distance(tracks, np.zeros(0, int), np.zeros(0, int), 2.0).shape == (0,)
+    # a row without points (never seen) is never together with anything
+    with_empty = GroundTracks.from_rows(rows[:1] + [(np.zeros(0), np.zeros((0, 2)))])
+    assert np.isnan(overlap_distance(with_empty, np.array([0, 1]), np.array([1, 0]), 0.0)).all()
 
 
 def test_colocated_tracklets_merge_at_their_own_threshold():
