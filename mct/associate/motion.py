@@ -172,6 +172,7 @@ class GroundTracks:
         return len(self.offsets) - 1
 
     def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(times (L,), xy (L, 2))`` of row ``r`` (views, not copies)."""
         lo, hi = self.offsets[r], self.offsets[r + 1]
         return self.times[lo:hi], self.xy[lo:hi]
 
