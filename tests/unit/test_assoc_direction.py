@@ -224,3 +224,18 @@ def test_colocated_tracklets_merge_at_their_own_threshold():
     # seen together for less than colocation_min_overlap_s: apart
     short = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_overlap_s=5.0, **base))
     assert len(set(ids(short))) == 3
+
+
+def test_ground_tracks_are_kept_only_with_colocation_on():
+    cams = [camera("c001"), camera("c002", fps=5.0)]
+    a = drive("c001", 1, [(100 + 10 * i, 50) for i in range(10)], first_frame=3)
+    b = drive("c002", 1, [(100, 60)] * 4)
+    off = TrackletTable.from_tracklets([a, b], cams, AssociationConfig(use_direction=True, topology=""))
+    assert off.ground is None  # no memory spent on tracks when the cue is off
+    on = TrackletTable.from_tracklets([a, b], cams, AssociationConfig(colocation_max_m=5.0, topology=""))
+    assert len(on.ground) == 2
+    times, xy = on.ground.row(0)
+    assert times.tolist() == pytest.approx([0.2 + 0.1 * i for i in range(10)])  # frame 3 at 10 fps
+    assert np.allclose(xy, [[i, 0] for i in range(10)])
+    times, xy = on.ground.row(1)
+    assert times.tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6]) and np.allclose(xy, [[0, 1]] * 4)
