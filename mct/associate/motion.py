@@ -192,12 +192,11 @@ def overlap_distance(tracks: GroundTracks, a: np.ndarray, b: np.ndarray, min_ove
     filled = np.diff(tracks.offsets) > 0
     first[filled] = tracks.times[tracks.offsets[:-1][filled]]
     last[filled] = tracks.times[tracks.offsets[1:][filled] - 1]
-    together = np.minimum(last[a], last[b]) - np.maximum(first[a], first[b]) >= min_overlap_s
-    for e in np.flatnonzero(together).tolist():
+    lo, hi = np.maximum(first[a], first[b]), np.minimum(last[a], last[b])  # seen together
+    for e in np.flatnonzero(hi - lo >= min_overlap_s).tolist():
         ta, ga = tracks.row(int(a[e]))
         tb, gb = tracks.row(int(b[e]))
-        lo, hi = max(ta[0], tb[0]), min(ta[-1], tb[-1])
-        m = (ta >= lo) & (ta <= hi)
+        m = (ta >= lo[e]) & (ta <= hi[e])
         t = ta[m]
         other = np.c_[np.interp(t, tb, gb[:, 0]), np.interp(t, tb, gb[:, 1])]
         d = np.hypot(*(ga[m] - other).T)
