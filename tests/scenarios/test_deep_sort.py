@@ -325,3 +325,29 @@ def test_tentative_hits_are_reported_apart_and_give_the_whole_track_to_the_track
     assert full.frames.tolist() == list(range(1, 9))  # the tentative frames 1-2 come back
     assert full.track_id == ref.track_id
     np.testing.assert_allclose(full.xyxy[0], [50, 270, 150, 330])  # frame 1's box
+
+
+def test_tentative_boxes_and_gap_filling_together_as_in_the_demo_config():
+    # configs/demo.yaml turns both on: the tracklet gets the frames before confirmation and
+    # the frames of a short miss (interpolated), and nothing else
+    from pathlib import Path
+
+    from mct.config import load_config
+    from mct.track.tracklets import TrackletBuilder
+    from mct.types import Camera
+
+    demo = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml").tracklets
+    assert demo.include_tentative and demo.max_interpolation_gap == 10
+    cam = Camera("S01", "c001", fps=10.0, frame_size=(1280, 720))
+    tracker = DeepSortTracker(TrackerConfig(), fps=10)
+    builder = TrackletBuilder(demo.model_copy(update={"min_feature_area_px": 0.0}), cam)
+    for f in range(1, 11):
+        # one car driving right; the detector misses it at frames 5 and 6
+        dets = frame(f, [] if f in (5, 6) else [(100 + 20 * (f - 1), 300, 0)])
+        builder.add(dets, tracker.update(dets), tracker.tentative_matches)
+    (t,) = builder.finish()
+    assert t.frames.tolist() == list(range(1, 11))
+    assert t.det_indices.tolist() == [0, 0, 0, 0, -1, -1, 0, 0, 0, 0]
+    np.testing.assert_allclose(t.scores[4:6], 0.0)
+    # the filled boxes lie on the line between the boxes of frames 4 and 7
+    np.testing.assert_allclose(t.xyxy[4], (t.xyxy[3] * 2 + t.xyxy[6]) / 3, atol=1e-4)
