@@ -159,11 +159,15 @@ def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssig
         :class:`~mct.data.submission.SubmissionRows` of the 9 integer columns
         ``camera_id obj_id frame_id xmin ymin width height xworld yworld``, camera id as an
         integer (``c006`` -> 6), boxes rounded to whole pixels (width and height at least 1),
-        world columns -1; sorted by camera, frame, id.
+        world columns -1; sorted by camera, frame, id. Where two tracklets of one global id
+        hold a box in the same frame of one camera (fragments that overlap at a handover,
+        ``association.same_camera_max_overlap_s``), only the box of the higher detection
+        score is written (an interpolated box scores 0; ties: the earlier tracklet).
     """
     from mct.data.submission import SubmissionRows
 
     parts: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
     for t in tracklets:
         gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)
         if gid is None or len(t) == 0:
@@ -177,7 +181,12 @@ def write_submission_rows(tracklets: Sequence[Tracklet], assignment: GlobalAssig
         rows[:, 5:7] = np.maximum(rows[:, 5:7], 1)
         rows[:, 7:9] = -1
         parts.append(rows)
+        scores.append(np.asarray(t.scores, np.float64))
     if not parts:
         return SubmissionRows.empty()
-    out = np.concatenate(parts)
-    return SubmissionRows.from_array(out[np.lexsort((out[:, 1], out[:, 2], out[:, 0]))])
+    out, score = np.concatenate(parts), np.concatenate(scores)
+    # by camera, frame, id, then best score first (stable: the earlier tracklet wins ties)
+    out = out[np.lexsort((-score, out[:, 1], out[:, 2], out[:, 0]))]
+    first = np.ones(len(out), bool)
+    first[1:] = np.any(out[1:, :3] != out[:-1, :3], axis=1)
+    return SubmissionRows.from_array(out[first])

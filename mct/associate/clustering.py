@@ -249,6 +249,8 @@ def constrained_agglomerative(
         j = np.tile(np.array(rows_b, np.int64), len(rows_a))
         return bool((constraints.status(table, i, j) != LINK).any())
 
+    clash = constraints.same_camera_conflict  # overlapping in time: a conflict unless a handover
+
     def conflict(ra: int, rb: int) -> bool:
         if all_pairs_link:
             return not_all_linked(ra, rb)  # CONFLICT is one way of not being LINK
@@ -262,7 +264,7 @@ def constrained_agglomerative(
             for x in rows_a:
                 sx, ex = start[x], end[x]
                 for y in rows_b:
-                    if sx <= end[y] and start[y] <= ex:
+                    if sx <= end[y] and start[y] <= ex and clash(sx, ex, start[y], end[y]):
                         return True
         return False
 

@@ -100,6 +100,15 @@ class AssociationConfig(StrictModel):
     #: merges (cosine, or the re-ranked similarity when ``rerank`` is on).
     colocation_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
 
+    #: handover between two tracks of one camera (beyond the reference; 0 = off): two
+    #: tracklets of one camera that share at most this much time (seconds) at their ends,
+    #: one starting and ending after the other, are taken as consecutive fragments of one
+    #: vehicle (a tracker that starts a new track on it while the old one still holds it
+    #: for a frame or two: the new track's first, tentative boxes overlap the old track's
+    #: last) rather than two vehicles: no conflict, and their gap counts as 0. Off: any
+    #: time overlap of two tracklets of one camera is a conflict.
+    same_camera_max_overlap_s: float = Field(default=0.0, ge=0.0)
+
     # ---- re-ranking
     #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.
     rerank: bool = False

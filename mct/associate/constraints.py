@@ -9,7 +9,9 @@
   box and entry zone of B the bottom centre of ``b``'s first box.
 * A global id never holds two tracklets of one camera that overlap in time, nor tracklets
   of two scenarios: those pairs are conflicts, which also forbid merging the clusters that
-  hold them.
+  hold them. With ``association.same_camera_max_overlap_s``, two tracklets of one camera
+  that share at most that much time at their ends (a handover between two tracks) are
+  consecutive fragments instead, with gap 0.
 
 :meth:`Constraints.status` classifies pairs as :data:`LINK` (may be merged directly),
 :data:`NO_LINK` (may not be the link that merges two clusters, but may end up in one global
@@ -102,6 +104,8 @@ class Constraints:
         stationary: ``(N,) bool`` rows that stand still (``association.stationary_overlap``):
             when both tracklets of a time-overlapping pair do, a window with a negative
             lower bound (overlapping views) admits any overlap; ``None``: off.
+        handover_s: ``association.same_camera_max_overlap_s`` (0: any overlap of two
+            tracklets of one camera is a conflict).
     """
 
     reach_s: np.ndarray
@@ -123,6 +127,7 @@ class Constraints:
     min_direction_distance_m: float = 10.0
     min_overlap_heading_cos: float = -1.0
     stationary: np.ndarray | None = None
+    handover_s: float = 0.0
 
     @classmethod
     def build(cls, table: TrackletTable, topology: TopologyFile | None, cfg: AssociationConfig) -> "Constraints":
@@ -224,6 +229,7 @@ class Constraints:
             min_direction_distance_m=cfg.min_direction_distance_m,
             min_overlap_heading_cos=math.cos(math.radians(cfg.max_overlap_heading_change_deg)),
             stationary=standing_still(table, cfg.min_moving_speed_mps, cfg.heading_window_s) if cfg.stationary_overlap else None,
+            handover_s=cfg.same_camera_max_overlap_s,
         )
 
     def within_reach(self, table: TrackletTable, q: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -231,12 +237,17 @@ class Constraints:
         r = self.camera_reach[table.camera[q]]
         return (table.start_s[j] <= table.end_s[q] + r) & (table.end_s[j] >= table.start_s[q] - r)
 
-    def _directed_ok(self, table: TrackletTable, a: np.ndarray, b: np.ndarray, still: np.ndarray) -> np.ndarray:
+    def _directed_ok(
+        self, table: TrackletTable, a: np.ndarray, b: np.ndarray, still: np.ndarray, handover: np.ndarray | None = None
+    ) -> np.ndarray:
         """``(E,) bool``: some transition camera(a) -> camera(b) admits a then b; ``still``
         ``(E,) bool`` marks pairs that stand still while seen at once (no lower bound in
-        overlapping views)."""
+        overlapping views); ``handover`` ``(E,) bool`` pairs whose gap counts as 0 (see
+        ``handover_s``)."""
         pair = table.camera[a].astype(np.int64) * self.n_cameras + table.camera[b]
         gap = table.start_s[b] - table.end_s[a]
+        if handover is not None:
+            gap = np.where(handover, 0.0, gap)
         ok = np.zeros(len(a), bool)
         for r in range(len(self.rule_lo)):
             lo, hi = self.rule_lo[r, pair], self.rule_hi[r, pair]
@@ -279,14 +290,33 @@ class Constraints:
         same_way = agree_in | agree_out | (~known_in & ~known_out)
         return np.where(overlap, same_way, ~far | forward)
 
+    def same_camera_conflict(self, sx: float, ex: float, sy: float, ey: float) -> bool:
+        """Whether two tracklets of one camera, seen from ``sx`` to ``ex`` and from ``sy`` to
+        ``ey`` (seconds), conflict: they overlap in time, and not as a handover of at most
+        ``handover_s`` (the scalar form of the rule in :meth:`status`, for the clustering loop)."""
+        if not (sx <= ey and sy <= ex):
+            return False
+        if self.handover_s > 0 and ((sy >= sx and ey >= ex) or (sx >= sy and ex >= ey)):
+            return max(sy - ex, sx - ey) < -self.handover_s - 1e-6
+        return True
+
     def status(self, table: TrackletTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``(E,) int8`` :data:`LINK`, :data:`NO_LINK` or :data:`CONFLICT` for rows ``i[e], j[e]``."""
         i = np.asarray(i, np.int64)
         j = np.asarray(j, np.int64)
         si, ei, sj, ej = table.start_s[i], table.end_s[i], table.start_s[j], table.end_s[j]
         scen = table.scenario[i]
-        conflict = (scen != table.scenario[j]) | ((table.camera[i] == table.camera[j]) & (si <= ej) & (sj <= ei))
+        same_camera_overlap = (table.camera[i] == table.camera[j]) & (si <= ej) & (sj <= ei)
         gap = np.maximum(sj - ei, si - ej)  # time between the two, <= 0 when they overlap
+        handover = np.zeros(len(i), bool)
+        if self.handover_s > 0:
+            # one starts and ends after the other, sharing at most handover_s at the ends:
+            # consecutive fragments, gap 0 (the direction rule has no step to judge)
+            consecutive = ((sj >= si) & (ej >= ei)) | ((si >= sj) & (ei >= ej))
+            handover = same_camera_overlap & consecutive & (gap >= -self.handover_s - 1e-6)  # float clock
+            same_camera_overlap &= ~handover
+            gap = np.where(handover, 0.0, gap)
+        conflict = (scen != table.scenario[j]) | same_camera_overlap
         if not self.use_topology:
             link = gap <= self.free_max_gap
         else:
@@ -300,10 +330,10 @@ class Constraints:
                 still = np.zeros(len(i), bool) if self.stationary is None else (
                     self.stationary[i] & self.stationary[j] & (gap <= 0)
                 )
-                directed = self._directed_ok(table, i, j, still) | self._directed_ok(table, j, i, still)
+                directed = self._directed_ok(table, i, j, still, handover) | self._directed_ok(table, j, i, still, handover)
                 link |= topo & (directed | (unlisted & (gap <= self.unlisted_max_gap[scen])))
         if self.use_direction and len(i):
-            link &= self.direction_ok(table, i, j)
+            link &= self.direction_ok(table, i, j) | handover
         out = np.where(link, LINK, NO_LINK).astype(np.int8)
         out[conflict] = CONFLICT
         return out

@@ -209,3 +209,31 @@ def test_mutual_best_pairs_merge_below_min_similarity():
     assert len(set(plain.global_ids.tolist())) == 3
     gid = dict(zip(zip(mutual.camera_ids, mutual.track_ids), mutual.global_ids.tolist()))
     assert gid[("c001", 1)] == gid[("c002", 1)] != gid[("c001", 2)]
+
+
+def test_handover_fragments_of_one_camera_join_one_id_and_write_one_box_per_frame():
+    # Story: car A crosses c001 (frames 1-40); its track is lost and a new one starts on it
+    # at frame 38, so the two fragments share frames 38-40 (0.2 s). It then enters c002.
+    car = unit(1, 0.1)
+    first, second = tracklet("c001", 1, 1, 40, car, x=100), tracklet("c001", 2, 38, 80, car, x=104)
+    second.scores[:3] = 0.5  # the new track's first (tentative) boxes score lower
+    later = tracklet("c002", 5, 400, 440, car)
+    tracklets = [first, second, later]
+    topo = chain_topology()
+    topo.scenarios["S01"].transitions.append(Transition(src="c001", dst="c001", min_gap_s=0, max_gap_s=10))
+
+    def ids(cfg: AssociationConfig) -> list[int | None]:
+        result = associate(tracklets, CAMS, cfg, topology=topo)
+        return [result.global_id(t.scenario, t.camera_id, t.track_id) for t in tracklets], result
+
+    (strict, _), (loose, result) = ids(AssociationConfig(min_similarity=0.8)), ids(
+        AssociationConfig(min_similarity=0.8, same_camera_max_overlap_s=0.3)
+    )
+    assert strict[0] != strict[1]  # the reference: overlapping tracklets of one camera are two vehicles
+    assert len(set(loose)) == 1  # both fragments and the c002 view: one vehicle
+    assert len(set(ids(AssociationConfig(min_similarity=0.8, same_camera_max_overlap_s=0.1))[0])) > 1  # 0.2 s > 0.1
+    rows = write_submission_rows(tracklets, result).to_array()
+    c001 = rows[rows[:, 0] == 1]
+    assert c001[:, 2].tolist() == list(range(1, 81))  # one box per frame
+    shared = c001[(c001[:, 2] >= 38) & (c001[:, 2] <= 40)]
+    assert shared[:, 3].tolist() == [100, 100, 100]  # the higher-scoring box (the old track's)

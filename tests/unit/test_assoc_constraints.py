@@ -37,6 +37,37 @@ def test_same_camera_overlap_and_other_scenario_are_conflicts():
     assert st.tolist() == [CONFLICT, LINK, CONFLICT]
 
 
+def test_handover_overlap_of_one_camera_is_a_gap_of_zero_when_allowed():
+    # row 0 holds c001 from 0 to 10 s; rows 1-4 start as it ends; row 5 lies inside it
+    t = table([(0, 0, 10), (0, 9.8, 15), (0, 9.7, 15), (0, 10.0, 15), (0, -3, 0.2), (0, 2, 8)])
+    self_rule = topo(Transition(src="c001", dst="c001", min_gap_s=0, max_gap_s=5))
+    i, j = np.zeros(5, int), np.arange(1, 6)
+    strict = Constraints.build(t, self_rule, CFG)
+    assert strict.status(t, i, j).tolist() == [CONFLICT] * 5  # the reference: any overlap
+    loose = Constraints.build(t, self_rule, AssociationConfig(same_camera_max_overlap_s=0.2))
+    # shares 0.2 s (the bound, on a float clock), 0.3 s (too much), one instant, 0.2 s
+    # before it (either order), and a tracklet inside the other (never a handover)
+    assert loose.status(t, i, j).tolist() == [LINK, CONFLICT, LINK, LINK, CONFLICT]
+    assert loose.status(t, j, i).tolist() == [LINK, CONFLICT, LINK, LINK, CONFLICT]
+    # the gap counts as 0: a self-transition window that starts above 0 refuses it
+    late = Constraints.build(t, topo(Transition(src="c001", dst="c001", min_gap_s=1, max_gap_s=5)),
+                             AssociationConfig(same_camera_max_overlap_s=0.2))
+    assert late.status(t, i[:1], j[:1]).tolist() == [NO_LINK]
+
+
+@pytest.mark.parametrize("handover_s", [0.0, 0.2, 1.0])
+def test_the_clustering_loop_and_status_agree_on_same_camera_conflicts(handover_s):
+    rng = np.random.default_rng(3)
+    start = np.round(rng.uniform(0, 10, 300), 1)
+    t = table([(0, s, s + d) for s, d in zip(start, np.round(rng.uniform(0, 3, 300), 1))])
+    c = Constraints.build(t, None, AssociationConfig(same_camera_max_overlap_s=handover_s))
+    i, j = np.triu_indices(len(t), 1)
+    vector = c.status(t, i, j) == CONFLICT
+    scalar = [c.same_camera_conflict(t.start_s[x], t.end_s[x], t.start_s[y], t.end_s[y]) for x, y in zip(i, j)]
+    assert vector.tolist() == scalar
+    assert 0 < vector.sum() < len(i)
+
+
 def test_window_is_directional_and_inclusive():
     # c001 -> c002 takes 10-20 s
     rule = Transition(src="c001", dst="c002", min_gap_s=10, max_gap_s=20)
