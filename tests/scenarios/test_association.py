@@ -16,7 +16,7 @@ from mct.associate import associate, write_submission_rows
 from mct.associate.config import AssociationConfig, ScenarioTopology, TopologyFile, Transition
 from mct.data.submission import read_submission, write_submission
 from mct.evaluate.mtmc import evaluate_mtmc
-from mct.types import Camera, Tracklet
+from mct.types import Camera, GlobalAssignment, Tracklet
 
 CAMS = [Camera("S01", f"c00{i}") for i in (1, 2, 3)]
 
@@ -222,7 +222,7 @@ def test_handover_fragments_of_one_camera_join_one_id_and_write_one_box_per_fram
     topo = chain_topology()
     topo.scenarios["S01"].transitions.append(Transition(src="c001", dst="c001", min_gap_s=0, max_gap_s=10))
 
-    def ids(cfg: AssociationConfig) -> list[int | None]:
+    def ids(cfg: AssociationConfig) -> tuple[list[int | None], GlobalAssignment]:
         result = associate(tracklets, CAMS, cfg, topology=topo)
         return [result.global_id(t.scenario, t.camera_id, t.track_id) for t in tracklets], result
 

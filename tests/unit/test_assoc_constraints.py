@@ -38,7 +38,8 @@ def test_same_camera_overlap_and_other_scenario_are_conflicts():
 
 
 def test_handover_overlap_of_one_camera_is_a_gap_of_zero_when_allowed():
-    # row 0 holds c001 from 0 to 10 s; rows 1-4 start as it ends; row 5 lies inside it
+    # row 0 holds c001 from 0 to 10 s; rows 1-3 start as it ends, row 4 ends as it starts;
+    # row 5 lies inside it
     t = table([(0, 0, 10), (0, 9.8, 15), (0, 9.7, 15), (0, 10.0, 15), (0, -3, 0.2), (0, 2, 8)])
     self_rule = topo(Transition(src="c001", dst="c001", min_gap_s=0, max_gap_s=5))
     i, j = np.zeros(5, int), np.arange(1, 6)
