@@ -290,15 +290,24 @@ class Constraints:
         same_way = agree_in | agree_out | (~known_in & ~known_out)
         return np.where(overlap, same_way, ~far | forward)
 
+    def handover(self, si: np.ndarray | float, ei: np.ndarray | float, sj: np.ndarray | float, ej: np.ndarray | float) -> np.ndarray:
+        """``bool`` (broadcast of the inputs, seconds): two tracklets of one camera seen from
+        ``si`` to ``ei`` and from ``sj`` to ``ej`` overlap in time as a handover: one starts
+        and ends after the other and they share at most ``handover_s`` at the ends (then
+        they are consecutive fragments, gap 0). Always False when ``handover_s`` is 0."""
+        si, ei, sj, ej = np.broadcast_arrays(si, ei, sj, ej)
+        if self.handover_s <= 0:
+            return np.zeros(si.shape, bool)
+        overlap = (si <= ej) & (sj <= ei)
+        consecutive = ((sj >= si) & (ej >= ei)) | ((si >= sj) & (ei >= ej))
+        shared = -np.maximum(sj - ei, si - ej)  # seconds both are seen
+        return overlap & consecutive & (shared <= self.handover_s + 1e-6)  # float clock
+
     def same_camera_conflict(self, sx: float, ex: float, sy: float, ey: float) -> bool:
         """Whether two tracklets of one camera, seen from ``sx`` to ``ex`` and from ``sy`` to
-        ``ey`` (seconds), conflict: they overlap in time, and not as a handover of at most
-        ``handover_s`` (the scalar form of the rule in :meth:`status`, for the clustering loop)."""
-        if not (sx <= ey and sy <= ex):
-            return False
-        if self.handover_s > 0 and ((sy >= sx and ey >= ex) or (sx >= sy and ex >= ey)):
-            return max(sy - ex, sx - ey) < -self.handover_s - 1e-6
-        return True
+        ``ey`` (seconds), conflict: they overlap in time, and not as a :meth:`handover` (the
+        scalar form of the rule in :meth:`status`, for the clustering loop)."""
+        return sx <= ey and sy <= ex and not bool(self.handover(sx, ex, sy, ey))
 
     def status(self, table: TrackletTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """``(E,) int8`` :data:`LINK`, :data:`NO_LINK` or :data:`CONFLICT` for rows ``i[e], j[e]``."""
@@ -306,14 +315,12 @@ class Constraints:
         j = np.asarray(j, np.int64)
         si, ei, sj, ej = table.start_s[i], table.end_s[i], table.start_s[j], table.end_s[j]
         scen = table.scenario[i]
-        same_camera_overlap = (table.camera[i] == table.camera[j]) & (si <= ej) & (sj <= ei)
+        same_camera = table.camera[i] == table.camera[j]
+        same_camera_overlap = same_camera & (si <= ej) & (sj <= ei)
         gap = np.maximum(sj - ei, si - ej)  # time between the two, <= 0 when they overlap
-        handover = np.zeros(len(i), bool)
-        if self.handover_s > 0:
-            # one starts and ends after the other, sharing at most handover_s at the ends:
-            # consecutive fragments, gap 0 (the direction rule has no step to judge)
-            consecutive = ((sj >= si) & (ej >= ei)) | ((si >= sj) & (ei >= ej))
-            handover = same_camera_overlap & consecutive & (gap >= -self.handover_s - 1e-6)  # float clock
+        # consecutive fragments of one camera: gap 0, and no step for the direction rule
+        handover = same_camera & self.handover(si, ei, sj, ej)
+        if handover.any():
             same_camera_overlap &= ~handover
             gap = np.where(handover, 0.0, gap)
         conflict = (scen != table.scenario[j]) | same_camera_overlap
@@ -330,7 +337,8 @@ class Constraints:
                 still = np.zeros(len(i), bool) if self.stationary is None else (
                     self.stationary[i] & self.stationary[j] & (gap <= 0)
                 )
-                directed = self._directed_ok(table, i, j, still, handover) | self._directed_ok(table, j, i, still, handover)
+                fragments = handover if handover.any() else None
+                directed = self._directed_ok(table, i, j, still, fragments) | self._directed_ok(table, j, i, still, fragments)
                 link |= topo & (directed | (unlisted & (gap <= self.unlisted_max_gap[scen])))
         if self.use_direction and len(i):
             link &= self.direction_ok(table, i, j) | handover
