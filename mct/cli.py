@@ -14,12 +14,14 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from mct import __version__
 
 log = logging.getLogger("mct")
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# emoji off: text such as "gt.txt:100:" (file:line:) must never turn into a picture
+console = Console(stderr=False, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
@@ -44,7 +46,8 @@ def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
 
 def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
     """Print an error the user can act on and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # the message is plain text (paths, file contents): escaped so that "[...]" in it prints as is
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise click.exceptions.Exit(code)
 
 
@@ -177,8 +180,9 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
     for col in ("camera", "status", "frames", "tracks", "detect", "embed", "track"):
         table.add_column(col, no_wrap=True)
     for cam in summary.cameras:
-        table.add_row(cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
-                      _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")))
+        cells = (cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
+                 _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")))
+        table.add_row(*(escape(c) for c in cells))
     console.print(table)
     for cam in summary.failed_cameras:
         console.print(f"FAILED {cam.key}: {cam.error}", highlight=False, markup=False)
@@ -218,7 +222,7 @@ def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
     for k, col in enumerate(rows[0] if rows else {}):
         table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
     for row in rows:
-        table.add_row(*row.values())
+        table.add_row(*(escape(v) for v in row.values()))
     return table
 
 
@@ -265,7 +269,7 @@ def eval_cmd(gt_path: str, pred_path: str, roi_dir: str | None, out_dir: str | N
     )
     if out_dir:
         paths = write_report(out_dir, result, single)
-        console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)
+        console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False, markup=False)
 
 
 @main.command("train-detector")
@@ -285,7 +289,7 @@ def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool,
     else:
         metrics = train_detector(cfg)
         ap = metrics["validation"]
-        console.print(f"trained {metrics['steps']} steps in {metrics['train_minutes']:.1f} min; model: {cfg.output}", highlight=False)
+        console.print(f"trained {metrics['steps']} steps in {metrics['train_minutes']:.1f} min; model: {cfg.output}", highlight=False, markup=False)
     console.print(
         f"box AP on {cfg.val_split} ({int(ap['frames'])} frames, {int(ap['gt_boxes'])} boxes): "
         f"AP {ap['AP']:.3f}  AP50 {ap['AP50']:.3f}  AP75 {ap['AP75']:.3f}  AR100 {ap['AR100']:.3f}  "
@@ -317,7 +321,7 @@ def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: boo
     extra = [*overrides, *([f"out_dir={out}"] if out else []), *([f"resume={str(resume).lower()}"] if resume is not None else [])]
     cfg = load_config(config, extra, model=ReidTrainConfig)
     summary = train_reid(cfg, progress=not ctx.meta.get("mct.quiet"))
-    console.print(f"model: {summary['model']}  ({summary['epochs']} epochs, {summary['steps']} steps)")
+    console.print(f"model: {summary['model']}  ({summary['epochs']} epochs, {summary['steps']} steps)", markup=False)
     if "val" in summary:
         v = summary["val"]
         console.print(
@@ -351,6 +355,7 @@ def eval_reid_cmd(
         f"({metrics.num_valid_queries} queries, {metrics.num_gallery} gallery crops, "
         f"{crops.num_identities} identities, {crops.num_cameras} cameras)",
         highlight=False,
+        markup=False,
     )
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))
