@@ -227,9 +227,9 @@ def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
 
 
 @main.command("eval")
-@click.option("--gt", "gt_path", type=click.Path(dir_okay=False), required=True,
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Evaluation ground truth (ground_truth_<split>.txt, or a .zip/.tar.gz with one file).")
-@click.option("--pred", "pred_path", type=click.Path(dir_okay=False), required=True,
+@click.option("--pred", "pred_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Submission: 'camera_id obj_id frame_id xmin ymin width height xworld yworld' per line.")
 @click.option("--roi-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with c0xx/roi.jpg (or a dataset / split folder holding them); without it no ROI filter.")
