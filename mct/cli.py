@@ -156,10 +156,12 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
     except KeyboardInterrupt:
         err_console.print("interrupted: finished stages are kept; run the same command again to resume.", highlight=False)
         raise click.exceptions.Exit(130)
+    runs = [run for _, run in summary.variants] if hasattr(summary, "variants") else [summary]
+    figures = _write_eval_figures(runs)
     if hasattr(summary, "variants"):
         _print_sweep(summary)
     else:
-        _print_run(summary)
+        _print_run(summary, figures.get(summary.run_dir))
     if not summary.ok:
         raise click.exceptions.Exit(1)
 
@@ -173,7 +175,28 @@ def _fmt_stage(entry: dict | None) -> str:
     return f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
 
 
-def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
+def _write_eval_figures(runs: list) -> dict[str, Path]:  # type: ignore[type-arg]
+    """``eval/eval.png`` (per-camera IDF1/IDP/IDR bars) of each evaluated run; run_dir -> path.
+
+    A figure that cannot be drawn is a warning: the metrics are in ``eval/metrics.json``.
+    """
+    from mct.evaluate.report import write_run_figure
+
+    figures: dict[str, Path] = {}
+    for run in runs:
+        if run.evaluation.get("status") not in ("computed", "cached"):
+            continue
+        try:
+            png = write_run_figure(Path(run.run_dir) / "eval")
+        except (OSError, ValueError) as exc:
+            log.warning("%s/eval: no figure drawn: %s", run.run_dir, exc)
+            continue
+        if png is not None:
+            figures[run.run_dir] = png
+    return figures
+
+
+def _print_run(summary, figure: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
     table = Table(title=f"run {summary.name}", title_justify="left")
@@ -198,7 +221,8 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
         shown = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float)) and k.lower() in
                  ("idf1", "idp", "idr", "mota", "motp", "num_switches")}
         console.print("evaluation: " + ", ".join(f"{k.upper()} {100 * v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in shown.items()), highlight=False, markup=False)
+                                                for k, v in shown.items())
+                      + (f"; per-camera figure {figure}" if figure is not None else ""), highlight=False, markup=False)
     else:
         console.print(f"evaluation: {ev.get('status')} ({ev.get('error') or ev.get('reason', '')})", highlight=False, markup=False)
     console.print(f"{summary.status}: {len(summary.failed_cameras)} of {len(summary.cameras)} camera(s) failed, "
@@ -206,9 +230,33 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
 
 
 def _print_sweep(summary) -> None:  # type: ignore[no-untyped-def]
-    from mct.run.sweep import comparison_markdown, comparison_rows
+    """The comparison as a terminal table (comparison.md keeps the markdown form)."""
+    import yaml
+    from rich import box
+    from rich.table import Table
 
-    console.print(comparison_markdown(comparison_rows(summary)), highlight=False, markup=False)
+    from mct.run.sweep import comparison_rows
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    def value(v: object) -> str:
+        return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+    table = Table(title=f"sweep {summary.name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    # long variant names and overrides fold inside their cells; the numbers never wrap
+    table.add_column("variant", overflow="fold", min_width=8)
+    table.add_column("overrides", overflow="fold", min_width=12)
+    for col in ("IDF1", "IDP", "IDR", "s", "new/cached"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for r in comparison_rows(summary):
+        overrides = "\n".join(f"{k}={value(v)}" for k, v in r["overrides"].items()) or "(base)"
+        cells = (r["variant"], overrides, pct(r["idf1"]), pct(r["idp"]), pct(r["idr"]), f"{r['seconds']:.1f}",
+                 f"{r['camera_stages_computed']}/{r['camera_stages_cached']}", r["status"])
+        table.add_row(*(escape(c) for c in cells))
+    console.print(table)
     console.print(f"{summary.status}: {len(summary.variants)} variant(s) in {summary.seconds:.1f} s; "
                   f"comparison in {summary.run_dir}/comparison.md", highlight=False, markup=False)
 

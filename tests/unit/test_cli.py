@@ -44,9 +44,21 @@ def test_eval_error_keeps_the_line_number_and_brackets(tmp_path):
     assert "\N{HUNDRED POINTS SYMBOL}" not in result.output
 
 
-def test_run_table_prints_a_camera_error_as_is(monkeypatch):
+def _invoke_run(monkeypatch, summary, *args):
+    """``mct run`` with the pipeline replaced by one that returns ``summary``."""
     import signal
 
+    import mct.run.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda *a, **k: summary)
+    before = signal.getsignal(signal.SIGTERM)  # the command installs its own SIGTERM handler
+    try:
+        return CliRunner().invoke(main, ["-q", "run", "configs/demo.yaml", *args])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_run_table_prints_a_camera_error_as_is(monkeypatch):
     import mct.run.pipeline as pipeline
     from mct.run.camera_job import CameraResult
 
@@ -55,13 +67,50 @@ def test_run_table_prints_a_camera_error_as_is(monkeypatch):
                                   cameras=[CameraResult("S01", "c001", status="failed", error=error)],
                                   association={"status": "skipped", "reason": "no cameras"},
                                   evaluation={"status": "skipped", "reason": "no association result"})
-    monkeypatch.setattr(pipeline, "run_pipeline", lambda *a, **k: summary)
-    before = signal.getsignal(signal.SIGTERM)  # the command installs its own SIGTERM handler
-    try:
-        result = CliRunner().invoke(main, ["-q", "run", "configs/demo.yaml"])
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    result = _invoke_run(monkeypatch, summary)
     assert result.exit_code == 1
     text = "".join(result.output.split())
     assert "FAILEDS01_c001:" + "".join(error.split()) in text, result.output
     assert "\N{HUNDRED POINTS SYMBOL}" not in result.output
+
+
+# ---------------------------------------------------------------------------- run outputs
+def _evaluated_run(run_dir):
+    """A finished run's summary whose eval/metrics.json holds a two-camera evaluation."""
+    import json
+
+    import mct.run.pipeline as pipeline
+
+    cams = [{"camera_id": f"c00{k}", "idf1": v, "idp": v, "idr": v} for k, v in ((1, 0.9), (2, 0.6))]
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "eval" / "metrics.json").write_text(json.dumps({"metrics": {"idf1": 0.75, "idp": 0.8, "idr": 0.7},
+                                                               "cameras": cams}))
+    return pipeline.RunSummary(name="demo", run_dir=str(run_dir), status="ok", association={"status": "cached"},
+                               evaluation={"status": "computed", "metrics": {"idf1": 0.75, "idp": 0.8, "idr": 0.7}})
+
+
+def test_run_writes_the_per_camera_figure_the_readme_promises(monkeypatch, tmp_path):
+    result = _invoke_run(monkeypatch, _evaluated_run(tmp_path / "runs" / "demo"))
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "runs" / "demo" / "eval" / "eval.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert f"per-camera figure {png}" in "".join(result.output.split("\n")), result.output
+
+
+def test_sweep_comparison_prints_as_a_table_not_markdown(monkeypatch, tmp_path):
+    from mct.run.sweep import SweepSummary, Variant
+
+    base, wide = _evaluated_run(tmp_path / "variants" / "base"), _evaluated_run(tmp_path / "variants" / "wide")
+    wide.evaluation["metrics"] = {"idf1": 0.8123, "idp": 0.9, "idr": 0.7}
+    summary = SweepSummary(name="sweep", run_dir=str(tmp_path), seconds=3.0,
+                           variants=[(Variant("base", {}, None), base),
+                                     (Variant("wide", {"tracker.max_age": 50}, None), wide)])
+    result = _invoke_run(monkeypatch, summary)
+    assert result.exit_code == 0, result.output
+    assert "|---" not in result.output and "`" not in result.output  # no markdown on the terminal
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line.split()[:1] in (["base"], ["wide"])}
+    # variant | overrides | IDF1 | IDP | IDR | ...
+    assert rows["base"][1:5] == ["(base)", "75.00", "80.00", "70.00"], result.output
+    assert rows["wide"][1:5] == ["tracker.max_age=50", "81.23", "90.00", "70.00"], result.output
+    # each variant's folder gets its figure too
+    assert (tmp_path / "variants" / "wide" / "eval" / "eval.png").is_file()
