@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -80,9 +82,15 @@ def main(ctx: click.Context, verbose: int, quiet: bool, log_file: str | None) ->
     ctx.meta["mct.quiet"] = quiet
 
 
-SET_OPTION = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set tracker.max_age=50."
-)
+def set_option(example: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The repeatable ``--set KEY=VALUE`` option; ``example`` is a real key of the command's
+    config (tests/unit/test_cli.py checks every help example against the config model)."""
+    return click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=f"Override a config value, e.g. --set {example}."
+    )
+
+
+SET_OPTION = set_option("tracker.max_age=50")
 
 
 # ---------------------------------------------------------------------------- config
@@ -102,7 +110,7 @@ def config_cmd(config: str | None, overrides: tuple[str, ...]) -> None:
 @main.command("synth")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (AI City layout).")
-@SET_OPTION
+@set_option("traffic.spawn_rate_per_s=0.5")
 @click.option("--splits", default="", metavar="NAMES", help="Comma-separated splits to generate (default: all in the config).")
 @click.option("--workers", default=min(2, os.cpu_count() or 1), show_default=True, help="Cameras rendered at once (processes).")
 def synth_cmd(config: str, out: str, overrides: tuple[str, ...], splits: str, workers: int) -> None:
@@ -322,7 +330,7 @@ def eval_cmd(gt_path: str, pred_path: str, roi_dir: str | None, out_dir: str | N
 
 @main.command("train-detector")
 @click.argument("config", type=click.Path(dir_okay=False))
-@SET_OPTION
+@set_option("max_iters=500")
 @click.option("--eval-only", is_flag=True, help="Only report box AP of the trained model on the validation split.")
 @click.option("--weights", default=None, help="With --eval-only: the checkpoint to evaluate (default: the config's output).")
 def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool, weights: str | None) -> None:
@@ -358,7 +366,7 @@ def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool,
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (overrides out_dir).")
 @click.option("--resume/--no-resume", default=None, help="Continue from OUT/last.pt (default: the config's resume).")
-@SET_OPTION
+@set_option("epochs=20")
 @click.pass_context
 def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: bool | None, overrides: tuple[str, ...]) -> None:
     """Train the ResNet re-ID model on identities from AI City style ground truth."""

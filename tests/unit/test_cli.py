@@ -114,3 +114,49 @@ def test_sweep_comparison_prints_as_a_table_not_markdown(monkeypatch, tmp_path):
     assert rows["wide"][1:5] == ["tracker.max_age=50", "81.23", "90.00", "70.00"], result.output
     # each variant's folder gets its figure too
     assert (tmp_path / "variants" / "wide" / "eval" / "eval.png").is_file()
+
+
+# ---------------------------------------------------------------------------- help examples
+def _config_models():
+    from mct.config import Config
+    from mct.data.synth.config import SynthConfig
+    from mct.detect.config import DetectorTrainConfig
+    from mct.reid.config import ReidTrainConfig
+
+    return {"config": Config, "run": Config, "synth": SynthConfig, "train-detector": DetectorTrainConfig,
+            "train-reid": ReidTrainConfig}
+
+
+def _has_key(model, dotted: str) -> bool:
+    from pydantic import BaseModel
+
+    for part in dotted.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return False
+        ann = model.model_fields[part].annotation
+        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    return True
+
+
+def test_every_set_example_in_the_help_is_a_key_of_that_commands_config():
+    import re
+
+    models = _config_models()
+    with_set = [name for name, cmd in main.commands.items() if any(p.name == "overrides" for p in cmd.params)]
+    assert sorted(with_set) == sorted(models)  # a new command with --set needs its model here
+    for name in with_set:
+        text = " ".join(CliRunner().invoke(main, [name, "--help"]).output.split())
+        examples = [k for k in re.findall(r"--set ([A-Za-z_][\w.]*)=", text) if k != "KEY"]
+        assert examples, f"mct {name} --help: no --set example"
+        for key in examples:
+            assert _has_key(models[name], key), f"mct {name} --help: --set {key}: not a key of {models[name].__name__}"
+
+
+def test_a_key_in_the_wrong_section_points_to_where_it_lives():
+    # the run's name is top-level, not under run:
+    result = CliRunner().invoke(main, ["config", "--set", "run.name=x"])
+    assert result.exit_code == 2
+    assert "run.name: unknown key (did you mean name?)" in " ".join(result.output.split()), result.output
+    # workers belong to run:, not to the tracker
+    result = CliRunner().invoke(main, ["config", "--set", "tracker.workers=3"])
+    assert "tracker.workers: unknown key (did you mean run.workers?)" in " ".join(result.output.split()), result.output
