@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from mct.associate.config import LinksConfig
+from mct.associate.config import AssociationConfig, LinksConfig
 from mct.associate.links import CameraLinks
 from mct.associate.table import TrackletTable
 from mct.associate.topology import camera_visits
@@ -56,12 +56,26 @@ def gt_table(dataset, split_gap_s: float) -> tuple[TrackletTable, list[tuple[str
     return table, visits
 
 
-def run_table(run: str, dataset) -> TrackletTable:
-    from mct.associate.config import AssociationConfig
-    from mct.run.storage import read_all_tracklets  # type: ignore[attr-defined]
+def run_links(run: str) -> tuple[CameraLinks, CameraLinks]:
+    """The run's prior links (its tracklets' entry/exit regions) and its learned links."""
+    from pathlib import Path
 
-    tracklets = read_all_tracklets(run)
-    return TrackletTable.from_tracklets(tracklets, dataset.cameras, AssociationConfig())
+    from mct.associate.topology import links_from_assignment
+    from mct.data.aicity import dataset_from_config
+    from mct.run.pipeline import load_assignment
+    from mct.run.render import load_run_config
+    from mct.track.tracklets import load_tracklets
+
+    cfg = load_run_config(Path(run))
+    dataset = dataset_from_config(cfg.dataset)
+    tracklets = []
+    for cam in dataset.cameras:
+        path = Path(run) / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
+        if path.is_file():
+            tracklets += load_tracklets(path)
+    learned = links_from_assignment(tracklets, dataset.cameras, load_assignment(Path(run) / "association" / "assignment.csv"))
+    table = TrackletTable.from_tracklets(tracklets, dataset.cameras, AssociationConfig())
+    return CameraLinks.from_geometry(dataset.cameras, table), learned
 
 
 def main() -> None:
@@ -75,9 +89,19 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     dataset = load_dataset(args.data, args.split)
     table, visits = gt_table(dataset, args.split_gap_s)
+    sets = {"prior": CameraLinks.from_geometry(dataset.cameras, table, LinksConfig())}
     if args.run:
-        table = run_table(args.run, dataset)
-    links = CameraLinks.from_geometry(dataset.cameras, table, LinksConfig())
+        sets["prior"], sets["learned"] = run_links(args.run)
+    out = {}
+    for name, links in sets.items():
+        print(f"== {name} links" + (f" (entry/exit regions and matches of {args.run})" if args.run else " (entry/exit regions of the gt tracks)"))
+        out[name] = report(links, visits)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+def report(links: CameraLinks, visits: list) -> dict:
     by_vehicle = defaultdict(list)
     for scen, vid, t0, t1, cam in visits:
         by_vehicle[(scen, vid)].append((t0, t1, cam))
@@ -107,13 +131,10 @@ def main() -> None:
         hard = f"{lk.min_gap_s:8.1f}" if lk else ""
         print(f"{scen} {src}->{dst:<8}{win:>22}{hard:>8}{str(lk.overlap if lk else '-')[0]:>5}"
               f"{f'[{g.min():7.1f}, {g.max():7.1f}]':>22}{len(g):>5}{n_in:>5}")
-    below = sum(r["n"] for r in rows)  # noqa: F841
     print(f"recall {inside}/{total} = {inside / max(total, 1):.4f}; window width median {np.median(widths):.1f} s, "
           f"mean {np.mean(widths):.1f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"recall": inside / max(total, 1), "inside": inside, "total": total,
-                       "median_width_s": float(np.median(widths)), "pairs": rows}, f, indent=1)
+    return {"recall": inside / max(total, 1), "inside": inside, "total": total,
+            "median_width_s": float(np.median(widths)), "mean_width_s": float(np.mean(widths)), "pairs": rows}
 
 
 if __name__ == "__main__":

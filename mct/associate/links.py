@@ -58,6 +58,7 @@ __all__ = [
     "SOURCE_FILE",
     "SOURCE_LABELLED",
     "SOURCE_LEARNED",
+    "SOURCE_NAMES",
     "SOURCE_NONE",
     "SOURCE_PRIOR",
 ]
@@ -65,8 +66,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOURCE_NONE, SOURCE_PRIOR, SOURCE_LEARNED, SOURCE_LABELLED, SOURCE_FILE = 0, 1, 2, 3, 4
-_SOURCE_NAME = {SOURCE_PRIOR: "prior", SOURCE_LEARNED: "learned", SOURCE_LABELLED: "labelled", SOURCE_FILE: "file"}
-_SOURCE_CODE = {v: k for k, v in _SOURCE_NAME.items()}
+SOURCE_NAMES = {SOURCE_PRIOR: "prior", SOURCE_LEARNED: "learned", SOURCE_LABELLED: "labelled", SOURCE_FILE: "file"}
+_SOURCE_CODE = {v: k for k, v in SOURCE_NAMES.items()}
 
 #: share of same-vehicle gaps that fall outside any window (a detour, a stop to park): the
 #: floor of the same-vehicle density, so the travel time alone never rules a pair out
@@ -754,7 +755,7 @@ class CameraLinks:
                         exit_zone=lk.exit_zone, entry_zone=lk.entry_zone, count=lk.count,
                         spread_s=round(lk.spread_s, 3),
                         hard_min_gap_s=round(lk.min_gap_s, 3) if math.isfinite(lk.min_gap_s) else None,
-                        overlap=lk.overlap, source=_SOURCE_NAME.get(lk.source, "file"),  # type: ignore[arg-type]
+                        overlap=lk.overlap, source=SOURCE_NAMES.get(lk.source, "file"),  # type: ignore[arg-type]
                     )
                 )
             scenarios[scen] = ScenarioTopology(transitions=transitions, unlisted="forbid" if forbid else "allow")
