@@ -514,7 +514,8 @@ def render_cmd(run_dir: str, camera_id: str, scenario: str | None, out: str | No
 
     result = render_camera(run_dir, camera_id, scenario, out, max_frames)
     if result.video is not None:
-        console.print(f"wrote {result.video} ({result.frames} frames)", highlight=False, markup=False)
+        codec = {"h264": "H.264", "mpeg4": "MPEG-4 Part 2, which most browsers do not play"}.get(result.codec or "", result.codec)
+        console.print(f"wrote {result.video} ({result.frames} frames, {codec})", highlight=False, markup=False)
     console.print(f"wrote {result.overview}", highlight=False, markup=False)
 
 
