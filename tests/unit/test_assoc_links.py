@@ -117,6 +117,21 @@ def test_overlapping_views_are_found_from_the_footprints() -> None:
     assert lr(arrays, table, "c001", "c002", [-3.0])[0] > 0.0
 
 
+def test_ground_seen_only_in_rows_too_far_to_track_is_no_overlap() -> None:
+    # c001 (at x = 0, pitched down 3 degrees) sees the road up to the horizon, c002 too from
+    # x = 400 m; c001's top rows see c002's ground, but at more than 2 m per pixel, where its
+    # tracklets never are (they enter at row 350 and leave at row 250, under 30 m ahead)
+    cams = [Camera(scenario="S01", camera_id=c, fps=10.0, frame_size=(W, H), homography=perspective_homography(x, 3.0))
+            for c, x in (("c001", 0.0), ("c002", 400.0))]
+    table = TrackletTable.from_arrays([c.key for c in cams], np.repeat([0, 1], 6), np.arange(12), np.arange(12.0) * 20,
+                                      np.arange(12.0) * 20 + 5, np.ones((12, 1), np.float32),
+                                      np.tile([[320.0, 350.0]], (12, 1)), np.tile([[320.0, 250.0]], (12, 1)))
+    links = CameraLinks.from_geometry(cams, table)
+    assert links.footprints[("S01", "c001")][:, 0].max() < 400.0
+    assert not links.link("S01", "c001", "c002").overlap
+    assert links.link("S01", "c001", "c002").min_gap_s > 0.0
+
+
 def test_a_roi_limits_the_footprint() -> None:
     # the same two overlapping cameras, but c002's ROI keeps only its right half (x >= 72 m):
     # nothing of it is on c001's ground any more
