@@ -197,7 +197,7 @@ def fmt_row(name: str, r: dict, fps: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", default=["motion_only", "deep_sort", "deep_sort@state", "mct"],
+    parser.add_argument("--modes", nargs="+", default=["motion_only", "deep_sort", "deep_sort@state", "mct", "mct@state"],
                         help="tracker modes: deep_sort, motion_only or a TRACKER_PRESETS name, optionally @state")
     parser.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     parser.add_argument("--data", type=Path, default=DATA)
