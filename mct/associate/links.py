@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
 from mct.associate.config import LinksConfig, ScenarioTopology, TopologyFile, Transition
@@ -102,8 +103,9 @@ TRACKED_QUANTILE, TRACKED_MARGIN = 0.95, 1.2
 MIN_REGION_POINTS = 5
 #: quantiles of the distances behind the prior window (robust to a few misplaced points).
 NEAR_QUANTILE, FAR_QUANTILE = 0.1, 0.9
-#: points kept per region when measuring distances (pairwise distances cost P^2).
-MAX_REGION_POINTS = 400
+#: points kept per region when measuring nearest distances, and for the far quantile
+#: over all pairs (which costs FAR_POINTS^2).
+MAX_REGION_POINTS, FAR_POINTS = 400, 100
 #: a learned link needs at least this many (weighted) matches; fewer leave the prior.
 MIN_LEARN_COUNT = 2.0
 #: quantiles of the matched gaps taken as the data's window (robust to a wrong match).
@@ -267,6 +269,14 @@ class _View:
     all_footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     all_area: np.ndarray = field(default_factory=lambda: np.zeros(0))
     all_cell: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``((x_min, y_min), (x_max, y_max))`` of the footprint, metres (computed once)."""
+        if self._bounds is None:
+            lo, hi = self.footprint.min(axis=0), self.footprint.max(axis=0)
+            self._bounds = ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+        return self._bounds
     entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
     exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
@@ -459,6 +469,11 @@ def _in_view(view: _View, frame: _Frame, xy_m: np.ndarray) -> np.ndarray:
 
 def _overlap(va: _View, vb: _View, frame: _Frame) -> tuple[float, float]:
     """Ground area (m^2) the two footprints share, and the extent (m) of the shared part."""
+    if not len(va.footprint) or not len(vb.footprint):
+        return 0.0, 0.0
+    (lo_a, hi_a), (lo_b, hi_b) = va.bounds(), vb.bounds()
+    if hi_a[0] < lo_b[0] or hi_a[1] < lo_b[1] or hi_b[0] < lo_a[0] or hi_b[1] < lo_a[1]:
+        return 0.0, 0.0  # bounding boxes apart: nothing shared
     b_in_a = _in_view(va, frame, vb.footprint)
     a_in_b = _in_view(vb, frame, va.footprint)
     area = max(float(vb.area[b_in_a].sum()), float(va.area[a_in_b].sum()))
@@ -467,17 +482,35 @@ def _overlap(va: _View, vb: _View, frame: _Frame) -> tuple[float, float]:
     return area, extent
 
 
-def _prior_link(va: _View, vb: _View, frame: _Frame, cfg: LinksConfig) -> Link:
-    """The prior link ``va -> vb`` (different cameras)."""
-    exits = va.exit if len(va.exit) >= MIN_REGION_POINTS else va.footprint
-    entries = vb.entry if len(vb.entry) >= MIN_REGION_POINTS else vb.footprint
-    x, e = _subsample(exits, MAX_REGION_POINTS), _subsample(entries, MAX_REGION_POINTS)
-    d = np.hypot(x[:, None, 0] - e[None, :, 0], x[:, None, 1] - e[None, :, 1])
-    d_near = float(np.quantile(d.min(axis=1), NEAR_QUANTILE))
-    d_far = float(np.quantile(d, FAR_QUANTILE))
-    d_min = float(d.min())
+@dataclass
+class _Regions:
+    """A camera's exit and entry regions as used for distances (its footprint when it has
+    fewer than :data:`MIN_REGION_POINTS` points), subsampled, with a k-d tree of entries."""
+
+    exits: np.ndarray  # (<= MAX_REGION_POINTS, 2) metres
+    entries: np.ndarray
+    entry_tree: cKDTree
+    exits_far: np.ndarray  # (<= FAR_POINTS, 2): for the far quantile of all pairs
+    entries_far: np.ndarray
+
+    @classmethod
+    def of(cls, view: _View) -> "_Regions":
+        exits = view.exit if len(view.exit) >= MIN_REGION_POINTS else view.footprint
+        entries = view.entry if len(view.entry) >= MIN_REGION_POINTS else view.footprint
+        exits, entries = _subsample(exits, MAX_REGION_POINTS), _subsample(entries, MAX_REGION_POINTS)
+        return cls(exits, entries, cKDTree(entries), _subsample(exits, FAR_POINTS), _subsample(entries, FAR_POINTS))
+
+
+def _prior_link(ra: _Regions, rb: _Regions, shared: tuple[float, float], cfg: LinksConfig) -> Link:
+    """The prior link from the camera of ``ra`` to that of ``rb`` (different cameras);
+    ``shared``: their footprints' shared area (m^2) and its extent (m), see :func:`_overlap`."""
+    nearest, _ = rb.entry_tree.query(ra.exits)
+    d_near = float(np.quantile(nearest, NEAR_QUANTILE))
+    d_min = float(nearest.min())
+    x, e = ra.exits_far, rb.entries_far
+    d_far = float(np.quantile(np.hypot(x[:, None, 0] - e[None, :, 0], x[:, None, 1] - e[None, :, 1]), FAR_QUANTILE))
     hi = d_far / cfg.min_speed_mps + cfg.stop_time_s
-    area, extent = _overlap(va, vb, frame)
+    area, extent = shared
     if area >= MIN_OVERLAP_M2:
         lo = -(extent / cfg.min_speed_mps + cfg.stop_time_s)
         hard = -math.inf
@@ -556,12 +589,18 @@ class CameraLinks:
         views: dict[tuple[str, str], _View] = {}
         unknown: list[tuple[str, str]] = []
         code = {key: i for i, key in enumerate(table.camera_keys)} if table is not None else {}
+        if table is not None:  # rows of each camera code, without a pass over the table per camera
+            by_camera = np.argsort(table.camera, kind="stable")
+            bounds = np.searchsorted(table.camera[by_camera], np.arange(len(table.camera_keys) + 1))
         for cam in cameras:
             if cam.homography is None:
                 unknown.append(cam.key)
                 continue
             frame = frames.setdefault(cam.scenario, _Frame())
-            rows = np.flatnonzero(table.camera == code[cam.key]) if cam.key in code and table is not None else np.zeros(0, np.int64)
+            if table is not None and cam.key in code:
+                rows = by_camera[bounds[code[cam.key]] : bounds[code[cam.key] + 1]]
+            else:
+                rows = np.zeros(0, np.int64)
             entry_px = table.entry_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             exit_px = table.exit_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             view = _make_view(cam, frame, units, entry_px)
@@ -588,12 +627,17 @@ class CameraLinks:
                 ", ".join(f"{s}/{c}" for s, c in unknown),
             )
         links: dict[str, dict[tuple[str, str], Link]] = {}
-        for (sa, ca), va in views.items():
+        regions = {key: _Regions.of(v) for key, v in views.items()}
+        keys = list(views)
+        for i, (sa, ca) in enumerate(keys):
             out = links.setdefault(sa, {})
-            for (sb, cb), vb in views.items():
+            out[(ca, ca)] = _fragment_link(cfg)
+            for sb, cb in keys[i + 1 :]:
                 if sb != sa:
                     continue
-                out[(ca, cb)] = _fragment_link(cfg) if ca == cb else _prior_link(va, vb, frames[sa], cfg)
+                shared = _overlap(views[(sa, ca)], views[(sb, cb)], frames[sa])
+                out[(ca, cb)] = _prior_link(regions[(sa, ca)], regions[(sb, cb)], shared, cfg)
+                out[(cb, ca)] = _prior_link(regions[(sb, cb)], regions[(sa, ca)], shared, cfg)
         for scen, ls in links.items():
             for (src, dst), lk in sorted(ls.items()):
                 if src != dst:
@@ -716,8 +760,14 @@ class CameraLinks:
             raise ValueError(f"CameraLinks.learned: s, a, b, gap_s, weight differ in length ({len(np.asarray(s))}, {len(a)}, {len(b)}, {len(gap)}, {len(w)})")
         merged = {sc: dict(ls) for sc, ls in self.links.items()}
         n0 = self.cfg.prior_count
-        pair = a * len(keys) + b
-        for p in np.unique(pair).tolist():
+        usable = (w > 0) & np.isfinite(gap)
+        pair = (a * len(keys) + b)[usable]
+        gap, w = gap[usable], w[usable]
+        order = np.argsort(pair, kind="stable")
+        pair, gap, w = pair[order], gap[order], w[order]
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, np.int64)
+        for lo_row, hi_row in zip(starts.tolist(), np.r_[starts[1:], len(pair)].tolist()):
+            p = int(pair[lo_row])
             ca, cb = keys[p // len(keys)], keys[p % len(keys)]
             if ca[0] != cb[0] or ca[1] == cb[1]:
                 continue
@@ -725,15 +775,16 @@ class CameraLinks:
             prior = merged.get(scen, {}).get((src, dst))
             if prior is not None and prior.source >= SOURCE_LABELLED:
                 continue  # labelled and hand-written links are not relearned
-            m = (pair == p) & (w > 0) & np.isfinite(gap)
+            g, wp = gap[lo_row:hi_row], w[lo_row:hi_row]
             if prior is not None:
-                m &= gap >= prior.min_gap_s
-            n = float(w[m].sum())
+                keep = g >= prior.min_gap_s
+                g, wp = g[keep], wp[keep]
+            n = float(wp.sum())
             if n < MIN_LEARN_COUNT:
                 continue
-            lo_d, hi_d = _weighted_quantiles(gap[m], w[m], LEARN_QUANTILES)
+            lo_d, hi_d = _weighted_quantiles(g, wp, LEARN_QUANTILES)
             spread_d = max(MIN_SPREAD_S, (hi_d - lo_d) / (n + 1.0))
-            if prior is None or prior.forbidden:
+            if prior is None:
                 lo, hi, spread = lo_d, hi_d, spread_d * (1.0 + n0 / n)
                 hard, overlap = -math.inf, bool(lo_d < 0)
             else:
