@@ -164,7 +164,7 @@ class LinkArrays:
             scenario): callers fall back to appearance and a wide window.
         source: ``(S, C, C) int8`` 0 none, 1 prior, 2 learned, 3 labelled, 4 file.
         horizon_s: ``(S,) float64`` different vehicles' gaps are taken as uniform over
-            ``[-horizon_s, horizon_s]`` (the scenario's time span).
+            ``[-horizon_s, horizon_s]`` (the candidate horizon, see :meth:`CameraLinks.compile`).
     """
 
     lo: np.ndarray
@@ -806,8 +806,11 @@ class CameraLinks:
         """:class:`LinkArrays` for ``table``'s scenario and camera codes.
 
         Args:
-            horizon_s: ``(S,)`` the different-vehicles gap horizon per scenario code;
-                default: each scenario's time span in the table (at least 1 s).
+            horizon_s: ``(S,)`` the different-vehicles gap horizon per scenario code (the
+                candidate pairs' gaps lie within it); default: the links' reach (the
+                largest window edge plus 3 spreads) where every camera pair of the
+                scenario has a link, else its time span in the table; at most the time
+                span, at least 1 s.
         """
         n_s, n_c = len(table.scenarios), len(table.camera_keys)
         shape = (n_s, n_c, n_c)
@@ -828,10 +831,17 @@ class CameraLinks:
                 overlap[k], known[k], source[k] = lk.overlap, True, lk.source
         if horizon_s is None:
             horizon_s = np.ones(n_s)
+            usable = known & (hard < np.inf)
+            edge = np.where(usable, np.maximum(np.abs(lo), np.abs(hi)) + 3 * spread, 0.0)
             for i in range(n_s):
                 rows = table.scenario == i
                 if rows.any():
-                    horizon_s[i] = max(1.0, float(table.end_s[rows].max() - table.start_s[rows].min()))
+                    span = float(table.end_s[rows].max() - table.start_s[rows].min())
+                    cams = np.unique(table.camera[rows])
+                    # a camera pair with no link is searched over the whole span
+                    all_known = bool(known[i][np.ix_(cams, cams)].all())
+                    reach = float(edge[i].max()) if all_known else math.inf
+                    horizon_s[i] = max(1.0, min(span, reach))
         return LinkArrays(lo, hi, spread, hard, overlap, known, source, np.asarray(horizon_s, np.float64))
 
     def to_topology(self) -> TopologyFile:

@@ -354,3 +354,19 @@ def test_links_round_trip_through_a_topology_file(road_300m, tmp_path: Path) -> 
 def test_forbidden_link_has_no_direct_gap() -> None:
     lk = Link(0.0, 0.0, 1.0, math.inf)
     assert lk.forbidden
+
+
+def test_the_gap_horizon_is_the_links_reach_or_the_span(road_300m) -> None:
+    cams, table = road_300m
+    # tracklets start every 30 s for 20 tracklets: the span is 19 * 30 + 5 = 575 s
+    links = CameraLinks.from_geometry(cams, table)
+    lk = links.link("S01", "c002", "c001")  # the widest window of the two
+    reach = max(abs(lk.lo_s), abs(lk.hi_s)) + 3 * lk.spread_s
+    assert reach < 575.0
+    assert links.compile(table).horizon_s[0] == pytest.approx(reach)
+    # a camera without calibration may be searched over the whole span
+    with_unknown = cams + [Camera(scenario="S01", camera_id="c009", fps=10.0, frame_size=(W, H))]
+    table3 = road_table(with_unknown)
+    assert CameraLinks.from_geometry(with_unknown, table3).compile(table3).horizon_s[0] == pytest.approx(29 * 30 + 5)
+    # a caller that knows its candidate horizon gives it
+    assert links.compile(table, horizon_s=np.array([100.0])).horizon_s.tolist() == [100.0]
