@@ -370,3 +370,19 @@ def test_the_gap_horizon_is_the_links_reach_or_the_span(road_300m) -> None:
     assert CameraLinks.from_geometry(with_unknown, table3).compile(table3).horizon_s[0] == pytest.approx(29 * 30 + 5)
     # a caller that knows its candidate horizon gives it
     assert links.compile(table, horizon_s=np.array([100.0])).horizon_s.tolist() == [100.0]
+
+
+def test_the_documented_topology_example_gives_file_links(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "association.md").read_text()
+    section = doc.split("## Camera links and the topology file", 1)[1]
+    block = section.split("### Topology file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.yaml").write_text(block)
+    cams = [down_camera(f"c00{i}", 100.0 * i, "S02") for i in range(6, 10)]
+    links = CameraLinks.from_topology(load_topology(tmp_path / "example.yaml"), cams)
+    full = links.link("S02", "c007", "c008")
+    assert (full.lo_s, full.hi_s, full.spread_s, full.min_gap_s, full.overlap) == (8.0, 60.0, 3.0, 4.0, False)
+    assert (full.exit_zone, full.entry_zone) == ("east", "west")
+    short = links.link("S02", "c006", "c007")
+    assert short.overlap and short.min_gap_s == -math.inf and short.spread_s == pytest.approx(3.7)
+    # unlisted: allow, max_unlisted_gap_s 0: the file says nothing of the other pairs
+    assert links.link("S02", "c008", "c009") is None
