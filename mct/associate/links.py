@@ -549,6 +549,9 @@ class CameraLinks:
         unknown: ``(scenario, camera_id)`` of cameras with no calibration.
         footprints, entries, exits: ``{(scenario, camera_id): (P, 2) float64}`` ground
             points, metres (prior links only).
+        base: the links before any learning (prior, overridden by file and labelled
+            links), the starting point and the prior of every :meth:`learned` call;
+            ``None``: ``links``.
     """
 
     links: Mapping[str, Mapping[tuple[str, str], Link]]
@@ -558,6 +561,7 @@ class CameraLinks:
     footprints: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     entries: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     exits: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    base: Mapping[str, Mapping[tuple[str, str], Link]] | None = None
 
     def link(self, scenario: str, src: str, dst: str) -> Link | None:
         """The link ``src -> dst`` of ``scenario``, or ``None``."""
@@ -719,9 +723,11 @@ class CameraLinks:
         """These links with ``other``'s replacing them per camera pair (a file or labelled
         links over prior or learned ones); footprints and regions are kept."""
         merged = {s: dict(ls) for s, ls in self.links.items()}
+        base = {s: dict(ls) for s, ls in (self.base if self.base is not None else self.links).items()}
         for s, ls in other.links.items():
             merged.setdefault(s, {}).update(ls)
-        return replace(self, links=merged, camera_keys=self.camera_keys or other.camera_keys)
+            base.setdefault(s, {}).update(ls)
+        return replace(self, links=merged, base=base, camera_keys=self.camera_keys or other.camera_keys)
 
     # ------------------------------------------------------------------ learned
     def learned(
@@ -735,6 +741,10 @@ class CameraLinks:
     ) -> "CameraLinks":
         """Links refitted from confident matches: row ``p`` says a vehicle went from camera
         code ``a[p]`` to ``b[p]`` of scenario code ``s[p]`` with gap ``gap_s[p]`` seconds.
+
+        Each call refits from :attr:`base` (the links before any learning), so that a
+        second pass of self-training learns from its own matches, not from the first
+        pass's windows; pairs with too few matches keep their base link.
 
         Per directed camera pair with at least :data:`MIN_LEARN_COUNT` (weighted) matches
         above its hard bound: the data's window is the :data:`LEARN_QUANTILES` of the gaps
@@ -758,7 +768,8 @@ class CameraLinks:
         w = np.ones(len(gap)) if weight is None else np.asarray(weight, np.float64)
         if not (len(a) == len(b) == len(gap) == len(w) == len(np.asarray(s))):
             raise ValueError(f"CameraLinks.learned: s, a, b, gap_s, weight differ in length ({len(np.asarray(s))}, {len(a)}, {len(b)}, {len(gap)}, {len(w)})")
-        merged = {sc: dict(ls) for sc, ls in self.links.items()}
+        base = self.base if self.base is not None else self.links
+        merged = {sc: dict(ls) for sc, ls in base.items()}
         n0 = self.cfg.prior_count
         usable = (w > 0) & np.isfinite(gap)
         pair = (a * len(keys) + b)[usable]
@@ -799,7 +810,7 @@ class CameraLinks:
                 prior.distance_m if prior is not None else math.nan,
             )
             log.debug("learned link %s %s->%s from %.1f matches: [%.1f, %.1f] s", scen, src, dst, n, lo, hi)
-        return replace(self, links=merged, camera_keys=keys)
+        return replace(self, links=merged, base=base, camera_keys=keys)
 
     # ------------------------------------------------------------------ out
     def compile(self, table: TrackletTable, horizon_s: np.ndarray | None = None) -> LinkArrays:

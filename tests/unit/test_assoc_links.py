@@ -386,3 +386,21 @@ def test_the_documented_topology_example_gives_file_links(tmp_path: Path) -> Non
     assert short.overlap and short.min_gap_s == -math.inf and short.spread_s == pytest.approx(3.7)
     # unlisted: allow, max_unlisted_gap_s 0: the file says nothing of the other pairs
     assert links.link("S02", "c008", "c009") is None
+
+
+def test_each_learning_pass_starts_again_from_the_prior(road_300m) -> None:
+    cams, table = road_300m
+    prior = CameraLinks.from_geometry(cams, table)
+    first = prior.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    # the second pass finds the same 20 matches: the same window, not one shrunk twice
+    again = first.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    assert again.link("S01", "c001", "c002") == first.link("S01", "c001", "c002")
+    # the second pass finds no match for the pair any more: back to the prior
+    none = first.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+    assert none.link("S01", "c001", "c002") == prior.link("S01", "c001", "c002")
+    # a file given before learning stays the base of every pass
+    topo = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c002", dst="c001", min_gap_s=10.0, max_gap_s=30.0)], unlisted="allow")})
+    with_file = prior.overridden_by(CameraLinks.from_topology(topo, cams))
+    learned = with_file.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    assert learned.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)).link("S01", "c002", "c001").source == SOURCE_FILE
