@@ -386,6 +386,31 @@ def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: boo
         )
 
 
+@main.command("adapt")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None, help="The first run's folder (overrides run_dir).")
+@set_option("steps=100")
+@click.pass_context
+def adapt_cmd(ctx: click.Context, config: str, run_dir: str | None, overrides: tuple[str, ...]) -> None:
+    """Fine-tune the re-ID model on a scenario's own video, without labels (from a first run)."""
+    from mct.config import load_config
+    from mct.reid.adapt import AdaptError, adapt_reid
+    from mct.reid.config import ReidAdaptConfig
+
+    cfg = load_config(config, [*overrides, *([f"run_dir={run_dir}"] if run_dir else [])], model=ReidAdaptConfig)
+    try:
+        summary = adapt_reid(cfg, progress=not ctx.meta.get("mct.quiet"))
+    except AdaptError as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"model: {summary['model']}  ({summary['steps']} steps on {summary['tracklets_used']} tracklets, "
+        f"{summary['pseudo_identities']} pseudo-identities, {summary['cross_camera_merges']} cross-camera merges; "
+        f"{summary['wall_s']:.0f} s)\nre-run with: --set reid.weights={summary['model']}",
+        highlight=False,
+        markup=False,
+    )
+
+
 @main.command("eval-reid")
 @click.option("--data", "root", type=click.Path(file_okay=False), required=True, help="Dataset root (AI City layout).")
 @click.option("--split", default="validation", show_default=True, help="Split whose gt identities are evaluated.")
