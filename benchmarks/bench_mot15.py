@@ -180,10 +180,8 @@ def mode_config(mode: str) -> tuple[TrackerConfig, str]:
     convention = convention or "det"
     if convention not in ("det", "state"):
         raise ValueError(f"--modes {mode!r}: output convention must be det or state, got {convention!r}")
-    if name in TRACKER_PRESETS:
-        return TrackerConfig(**TRACKER_PRESETS[name]), convention
-    if name in ("deep_sort", "motion_only"):
-        return TrackerConfig(mode=name), convention
+    if name in TRACKER_PRESETS or name in ("deep_sort", "motion_only"):
+        return TrackerConfig(mode=name), convention  # a preset's options come with its mode
     raise ValueError(f"--modes {mode!r}: unknown mode; choose from deep_sort, motion_only, {', '.join(TRACKER_PRESETS)}")
 
 
