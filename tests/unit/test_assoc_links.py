@@ -404,3 +404,20 @@ def test_each_learning_pass_starts_again_from_the_prior(road_300m) -> None:
     with_file = prior.overridden_by(CameraLinks.from_topology(topo, cams))
     learned = with_file.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
     assert learned.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)).link("S01", "c002", "c001").source == SOURCE_FILE
+
+
+def test_no_tracklets_uses_the_footprints(road_300m) -> None:
+    cams, _ = road_300m
+    empty = TrackletTable.from_arrays([c.key for c in cams], np.zeros(0, np.int32), np.zeros(0), np.zeros(0), np.zeros(0),
+                                      np.zeros((0, 1), np.float32))
+    for table in (empty, None):
+        lk = CameraLinks.from_geometry(cams, table).link("S01", "c001", "c002")
+        # footprint to footprint: c001 ends at x = 64 m, c002 begins at x = 364 m; the near
+        # distance is the 10% quantile over c001's ground (its last 6.4 m): 306.4 m
+        assert lk.distance_m == pytest.approx(306.4, abs=0.5)
+        assert lk.lo_s < 20.0 < lk.hi_s
+    assert len(CameraLinks.from_geometry(cams, empty).compile(empty).lo) == 1
+    # and no matches learn nothing
+    prior = CameraLinks.from_geometry(cams, empty)
+    none = prior.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), table=road_300m[1])
+    assert none.links == prior.links
