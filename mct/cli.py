@@ -287,11 +287,11 @@ def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
               help="Evaluation ground truth (ground_truth_<split>.txt, or a .zip/.tar.gz with one file).")
 @click.option("--pred", "pred_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Submission: 'camera_id obj_id frame_id xmin ymin width height xworld yworld' per line.")
-@click.option("--roi-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--roi-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder with c0xx/roi.jpg (or a dataset / split folder holding them); without it no ROI filter.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and eval.png (per-camera bars, identity timeline) here.")
-@click.option("--per-camera-gt-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--per-camera-gt-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Also evaluate each camera MOTChallenge-style against its c0xx/gt/gt.txt found below this folder.")
 @click.option("--min-iou", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
               help="IoU a match needs (0.5 in the official evaluation).")
