@@ -129,6 +129,8 @@ class Link:
         count: observations behind the window (matches, ground-truth transitions).
         distance_m: ground distance from the exit region to the entry region (prior links).
         exit_zone, entry_zone: zones of a topology file (kept for writing it back).
+        fixed: read from a topology file given to the run: never relearned, whatever its
+            recorded ``source`` (a run's ``links.yaml`` edited and given back, say).
     """
 
     lo_s: float
@@ -141,6 +143,7 @@ class Link:
     distance_m: float = math.nan
     exit_zone: str = ""
     entry_zone: str = ""
+    fixed: bool = False
 
     @property
     def forbidden(self) -> bool:
@@ -711,12 +714,13 @@ class CameraLinks:
             if scen.unlisted == "forbid":
                 for src in ids:
                     for dst in ids:
-                        out.setdefault((src, dst), Link(0.0, 0.0, MIN_SPREAD_S, math.inf, False, SOURCE_FILE))
+                        out.setdefault((src, dst), Link(0.0, 0.0, MIN_SPREAD_S, math.inf, False, SOURCE_FILE, fixed=True))
             elif scen.max_unlisted_gap_s > 0:
                 g = scen.max_unlisted_gap_s
                 for src in ids:
                     for dst in ids:
-                        out.setdefault((src, dst), Link(-g, g, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * 2 * g), -math.inf, False, SOURCE_FILE))
+                        out.setdefault((src, dst), Link(-g, g, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * 2 * g), -math.inf, False, SOURCE_FILE,
+                                                        fixed=True))
         return cls(links=links, cfg=cfg)
 
     def overridden_by(self, other: "CameraLinks") -> "CameraLinks":
@@ -752,7 +756,8 @@ class CameraLinks:
         window blends it with the prior's by ``w = n / (n + prior_count)``, never narrower
         than the data's window, never below the hard bound. A pair with no prior window
         takes the data's, its softness scaled by ``1 + prior_count / n``. One camera with
-        itself is never learned (fragments are the tracker's business).
+        itself is never learned (fragments are the tracker's business), nor are labelled
+        links and links read from a file (:attr:`Link.fixed`).
 
         Args:
             s, a, b: ``(P,)`` scenario and camera codes of ``table`` (default: the table
@@ -784,8 +789,8 @@ class CameraLinks:
                 continue
             scen, src, dst = ca[0], ca[1], cb[1]
             prior = merged.get(scen, {}).get((src, dst))
-            if prior is not None and prior.source >= SOURCE_LABELLED:
-                continue  # labelled and hand-written links are not relearned
+            if prior is not None and (prior.fixed or prior.source >= SOURCE_LABELLED):
+                continue  # labelled links and links of a file are not relearned
             g, wp = gap[lo_row:hi_row], w[lo_row:hi_row]
             if prior is not None:
                 keep = g >= prior.min_gap_s
@@ -904,4 +909,5 @@ def _link_of(ts: list[Transition]) -> Link:
     exit_zone, entry_zone = zones.pop() if len(zones) == 1 else ("", "")
     if len(ts) > 1:
         log.debug("topology %s->%s: %d transitions taken as one window [%.1f, %.1f] s", ts[0].src, ts[0].dst, len(ts), lo, hi)
-    return Link(lo, hi, spread, hard, bool(overlap), _SOURCE_CODE[ts[0].source], sum(t.count for t in ts), math.nan, exit_zone, entry_zone)
+    return Link(lo, hi, spread, hard, bool(overlap), _SOURCE_CODE[ts[0].source], sum(t.count for t in ts), math.nan, exit_zone, entry_zone,
+                fixed=True)

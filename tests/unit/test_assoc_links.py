@@ -421,3 +421,16 @@ def test_no_tracklets_uses_the_footprints(road_300m) -> None:
     prior = CameraLinks.from_geometry(cams, empty)
     none = prior.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), table=road_300m[1])
     assert none.links == prior.links
+
+
+def test_a_run_s_links_given_back_as_a_file_are_not_relearned(road_300m, tmp_path: Path) -> None:
+    cams, table = road_300m
+    n = 30
+    learned = CameraLinks.from_geometry(cams, table).learned(np.zeros(n), np.zeros(n), np.ones(n), np.linspace(17.0, 23.0, n))
+    path = write_topology(tmp_path / "links.yaml", learned.to_topology())
+    # the user keeps the file (perhaps edited) and gives it to the next run
+    given = CameraLinks.from_geometry(cams, table).overridden_by(CameraLinks.from_topology(load_topology(path), cams))
+    lk = given.link("S01", "c001", "c002")
+    assert lk.fixed and lk.source == SOURCE_LEARNED  # its recorded source, for information
+    again = given.learned(np.zeros(n), np.zeros(n), np.ones(n), np.full(n, 60.0))
+    assert again.link("S01", "c001", "c002") == lk
