@@ -310,13 +310,16 @@ def _load_coco(model: str, allow_download: bool) -> dict[str, torch.Tensor]:
     return load_checkpoint_file(path, "detector.weights")
 
 
-def resolve_weights_path(weights: str) -> Path:
-    """A checkpoint path as given, else relative to the repository; error if neither exists."""
+def resolve_weights_path(weights: str, key: str = "detector.weights") -> Path:
+    """A checkpoint path as given, else relative to the repository; error if neither exists.
+
+    ``key`` is the config key that names the file, for the error message.
+    """
     path = find_weights_file(weights)
     if path is None:
         where = Path(weights).expanduser()
         folders = [str(where.parent)] if where.is_absolute() else list(dict.fromkeys(map(str, (Path.cwd(), REPO_ROOT))))
-        raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {' and '.join(folders)})")
+        raise FileNotFoundError(f"{key}: checkpoint {weights!r} not found (looked in {' and '.join(folders)})")
     return path
 
 
