@@ -332,7 +332,7 @@ class ReidTrainer:
         # fine-tune a project checkpoint: its backbone and neck, a fresh classifier. The
         # crop size is the training config's (convolutions and pooling work at any size),
         # so a model can be fine-tuned at a larger crop than it was trained at.
-        model, merged = load_checkpoint(mcfg.weights, mcfg)
+        model, merged = load_checkpoint(mcfg.weights, mcfg, key="model.weights")
         size = {"crop_height": mcfg.crop_height, "crop_width": mcfg.crop_width}
         if (merged.crop_height, merged.crop_width) != (mcfg.crop_height, mcfg.crop_width):
             log.info(

@@ -148,3 +148,15 @@ def test_the_detector_training_config_names_its_own_key(tmp_path):
     (tmp_path / "start.pt").write_bytes(b"")
     with pytest.raises(ValueError, match=r"start.pt: cannot load this checkpoint: it is empty or cut short.*set init_weights"):
         _initial_model(cfg)
+
+
+def test_the_reid_training_config_names_its_own_key(tmp_path):
+    # configs/reid/*.yaml choose the starting checkpoint with model.weights, not reid.weights
+    from types import SimpleNamespace
+
+    from mct.reid.config import ReidTrainConfig
+    from mct.reid.train import ReidTrainer
+
+    cfg = ReidTrainConfig.model_validate({"model": {"arch": "compact", "weights": str(tmp_path / "start.pt")}})
+    with pytest.raises(FileNotFoundError, match=r"^model.weights: re-ID checkpoint .*start.pt not found; set model.weights"):
+        ReidTrainer._init_model(SimpleNamespace(cfg=cfg), 5)
