@@ -33,8 +33,9 @@ leaves what it measured):
    configured, and again in fp32) and on the CPU: IDF1 of each, and how many submission
    rows differ from the CPU run's.
 5. ``training``: ``mct train-detector`` for a few steps on the device (train split of the
-   same world, a few seconds long), then the re-ID training step (network, losses,
-   optimiser) on the device with autocast.
+   same world, a few seconds long); ``mct train-reid`` for one short epoch on the device
+   with autocast (where the tree's ``ReidTrainConfig`` has ``amp``); then re-ID training
+   steps written here (the project's network and losses, autocast, optimiser) on the device.
 
 ``--budget-s`` (default 400) bounds the whole script: a part that would start after the
 budget is skipped and recorded as such. Writes ``<out>/results.json`` and ``<out>/bench_gpu.log``.
@@ -442,6 +443,23 @@ def section_training(device: torch.device, quick: bool, budget: Budget, skipped:
         if metrics.is_file():
             r["metrics"] = json.loads(metrics.read_text())
         out["train_detector"] = r
+    from mct.reid.config import ReidTrainConfig
+
+    if "amp" not in ReidTrainConfig.model_fields:
+        out["train_reid"] = {"skipped": "mct train-reid has no device/amp option in this tree"}
+    elif (data / "train").is_dir() and budget.allows(40, "train-reid", skipped):
+        folder = work / "train_reid"
+        r = run_logged(mct_cmd("-q", "train-reid", "configs/reid/demo.yaml", "--out", str(folder), "--no-resume",
+                               "--set", f"data_root={data}", "--set", f"crops.cache_dir={work}/reid_cache",
+                               "--set", "epochs=1", "--set", f"batches_per_epoch={2 if quick else 10}",
+                               "--set", "num_identities=4",  # a short train split holds few vehicles
+                               "--set", f"model.device={device.type}", "--set", "amp=true"),
+                       out_dir / "train_reid.log", budget.left())
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            m = json.loads(metrics.read_text())
+            r["metrics"] = {k: m.get(k) for k in ("epochs", "steps", "seconds_this_run", "val")}
+        out["train_reid"] = r
     if budget.allows(20, "re-ID training steps", skipped):
         out["reid_steps"] = reid_training_steps(device, quick)
     return out
@@ -492,7 +510,8 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=400.0, help="time budget of the whole script, seconds")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--demo-seconds", type=float, default=15.0, help="length of the generated demo split, seconds")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (data, runs); default <out>/../bench_gpu_work")
+    parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the generated train split, seconds")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (data, runs); default /tmp/bench_gpu_work")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path("/tmp") / "bench_gpu_work"
@@ -538,7 +557,7 @@ def main() -> int:
             elif name == "demo_run":
                 data = section_demo_run(device, args.quick, budget, result["skipped"], work, args.out, args.demo_seconds)
             else:
-                data = section_training(device, args.quick, budget, result["skipped"], work, args.out, args.demo_seconds)
+                data = section_training(device, args.quick, budget, result["skipped"], work, args.out, args.train_seconds)
         except Exception as exc:  # noqa: BLE001 - one section's failure must not stop the others
             log.error("section %s failed: %s", name, exc)
             data = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
