@@ -268,6 +268,8 @@ class _View:
     footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (P, 2) metres
     area: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) m^2 per footprint sample
     cell: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) metres per pixel there
+    entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
+    exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     # every ROI sample in front of the camera, of which the footprint is the near part
     all_footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     all_area: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -280,8 +282,6 @@ class _View:
             lo, hi = self.footprint.min(axis=0), self.footprint.max(axis=0)
             self._bounds = ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
         return self._bounds
-    entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
-    exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 class _Frame:
@@ -409,6 +409,8 @@ def _make_view(camera: Camera, frame: _Frame, units: Units, table_points: np.nda
     else:
         w = np.array([1.0])
     front = float(np.sign(w[0])) or 1.0
+    if np.isfinite(w[0]) and w[0] != 0.0:
+        inverse = inverse / abs(float(w[0]))  # a homography's scale is arbitrary: w = 1 at the reference pixel
     degrees = GroundMotion(units=units).scale(camera) != 1.0
     view = _View(camera, inverse, front, degrees)
     if camera.frame_size is not None:

@@ -187,6 +187,10 @@ def test_perspective_cameras_in_metres_and_in_degrees_agree() -> None:
                                           np.tile([[320.0, 350.0]], (12, 1)), np.tile([[320.0, 200.0]], (12, 1)))
         links = CameraLinks.from_geometry(cams, table)
         found.append(links.link("S01", "c001", "c002"))
+    # a homography is defined up to scale: one stored times 1e15 is the same camera
+    scaled = [Camera(scenario="S01", camera_id=c, fps=10.0, frame_size=(W, H), homography=perspective_homography(x) * 1e15)
+            for c, x in (("c001", 0.0), ("c002", 300.0))]
+    assert CameraLinks.from_geometry(scaled, table).link("S01", "c001", "c002").distance_m == pytest.approx(found[1].distance_m, rel=1e-6)
     metres, degrees = found
     assert not metres.overlap
     assert degrees.distance_m == pytest.approx(metres.distance_m, rel=1e-3)
