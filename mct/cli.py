@@ -495,6 +495,7 @@ def fit_topology_cmd(
 def _links_from_run(run_dir: Path, out: str | None) -> None:
     """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its links."""
     from mct.associate.config import LinksConfig
+    from mct.associate.constraints import load_topology
     from mct.associate.links import SOURCE_NAMES
     from mct.associate.topology import links_from_assignment, write_topology
     from mct.data.aicity import dataset_from_config
@@ -517,7 +518,9 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     if not tracklets:
         fail(f"{run_dir}/cameras: no camera has tracklets.npz")
     links_cfg = getattr(cfg.association, "links", None) or LinksConfig()
-    links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg)
+    topology_path = getattr(cfg.association, "topology", "")
+    topology = load_topology(topology_path) if topology_path else None  # the run's file wins where it has links
+    links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg, topology)
     path = write_topology(out or run_dir / "association" / "links.yaml", links.to_topology())
     counts: dict[str, int] = {}
     for ls in links.links.values():
