@@ -551,7 +551,8 @@ class CameraLinks:
         cfg: the physical bounds used.
         camera_keys: the camera codes of the table the links were built on (``(scenario,
             camera_id)`` per code; empty when not built on a table), for :meth:`learned`.
-        unknown: ``(scenario, camera_id)`` of cameras with no calibration.
+        unknown: ``(scenario, camera_id)`` of cameras with no prior link (no calibration, or
+            neither a frame size nor a tracklet to place on the ground).
         footprints, entries, exits: ``{(scenario, camera_id): (P, 2) float64}`` ground
             points, metres (prior links only).
         base: the links before any learning (prior, overridden by file and labelled
@@ -596,7 +597,8 @@ class CameraLinks:
         cfg = cfg or LinksConfig()
         frames: dict[str, _Frame] = {}
         views: dict[tuple[str, str], _View] = {}
-        unknown: list[tuple[str, str]] = []
+        unknown: list[tuple[str, str]] = []  # no calibration
+        unplaced: list[tuple[str, str]] = []  # calibration, but nothing to place on the ground
         code = {key: i for i, key in enumerate(table.camera_keys)} if table is not None else {}
         if table is not None:  # rows of each camera code, without a pass over the table per camera
             by_camera = np.argsort(table.camera, kind="stable")
@@ -626,8 +628,9 @@ class CameraLinks:
                 view.footprint = np.concatenate([view.entry, view.exit])
                 view.area = np.zeros(len(view.footprint))
             if not len(view.footprint):
-                log.warning("camera %s/%s: no frame size and no tracklet on the ground: no camera links", *cam.key)
-                unknown.append(cam.key)
+                log.warning("camera %s/%s: no frame size and no tracklet on the ground: no camera links; "
+                            "appearance and a wide time window only there", *cam.key)
+                unplaced.append(cam.key)
                 continue
             views[cam.key] = view
         if unknown:
@@ -656,7 +659,7 @@ class CameraLinks:
             links=links,
             cfg=cfg,
             camera_keys=tuple(table.camera_keys) if table is not None else (),
-            unknown=tuple(unknown),
+            unknown=tuple(unknown + unplaced),
             footprints={k: v.footprint for k, v in views.items()},
             entries={k: v.entry for k, v in views.items()},
             exits={k: v.exit for k, v in views.items()},
