@@ -665,6 +665,23 @@ class CameraLinks:
             exits={k: v.exit for k, v in views.items()},
         )
 
+    @classmethod
+    def for_run(
+        cls,
+        cameras: Sequence[Camera],
+        table: TrackletTable,
+        cfg: LinksConfig | None = None,
+        topology: TopologyFile | None = None,
+        units: Units = "auto",
+    ) -> "CameraLinks":
+        """The links a run starts from: the prior from geometry, overridden by ``topology``
+        (a file or labelled links) for every pair it has a link for. Raises as
+        :meth:`from_geometry` and :meth:`from_topology`."""
+        links = cls.from_geometry(cameras, table, cfg, units)
+        if topology is not None:
+            links = links.overridden_by(cls.from_topology(topology, cameras, cfg))
+        return links
+
     # ------------------------------------------------------------------ file / labelled
     @classmethod
     def from_topology(cls, topology: TopologyFile, cameras: Sequence[Camera], cfg: LinksConfig | None = None) -> "CameraLinks":

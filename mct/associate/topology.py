@@ -180,9 +180,7 @@ def links_from_assignment(
     found = (assignment.global_id(*table.camera_keys[c], t) for c, t in zip(table.camera.tolist(), table.track_id.tolist()))
     gid = np.array([-1 if g is None else g for g in found], np.int64)
     s, a, b, gap = match_gaps(table, gid)
-    links = CameraLinks.from_geometry(cameras, table, cfg)
-    if topology is not None:
-        links = links.overridden_by(CameraLinks.from_topology(topology, cameras, cfg))
+    links = CameraLinks.for_run(cameras, table, cfg, topology)
     log.info("links from the run: %d cross-camera matches in %d global ids", len(gap), len(np.unique(gid[gid >= 0])))
     return links.learned(s, a, b, gap, table=table)
 

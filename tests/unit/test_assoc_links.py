@@ -303,6 +303,7 @@ def test_a_topology_file_wins_over_the_prior_per_pair(road_300m) -> None:
     topo = TopologyFile(scenarios={"*": ScenarioTopology(
         transitions=[Transition(src="c001", dst="c002", min_gap_s=18.0, max_gap_s=25.0)], unlisted="allow")})
     links = prior.overridden_by(CameraLinks.from_topology(topo, cams))
+    assert links.links == CameraLinks.for_run(cams, table, topology=topo).links  # the same in one call
     lk = links.link("S01", "c001", "c002")
     assert (lk.lo_s, lk.hi_s, lk.source) == (18.0, 25.0, SOURCE_FILE)
     # pairs the file does not list keep their prior (unlisted: allow)
