@@ -471,6 +471,8 @@ def fit_topology_cmd(
     if (root is None) == (run_dir is None):
         fail("fit-topology: give exactly one of --data and --from-run")
     if run_dir is not None:
+        if scenarios or as_scenario is not None:
+            fail("fit-topology: --scenario and --as-scenario go with --data (a run's links cover its own scenarios)")
         _links_from_run(Path(run_dir), out)
         return
     if out is None:
