@@ -199,8 +199,9 @@ class LinkArrays:
         """``(P,) float64`` log-likelihood ratio of the gap, same vehicle vs different vehicles.
 
         Same vehicle: the window ``[lo, hi]`` with Gaussian edges of width ``spread_s``
-        (a uniform density convolved with a Gaussian), renormalised to the horizon
-        ``[-H, H]``, mixed with :data:`OUTLIER_RATE` of the different-vehicles density.
+        (a uniform density convolved with a Gaussian) mixed with :data:`OUTLIER_RATE` of
+        the different-vehicles density, conditioned on the gap lying within ``[-H, H]``
+        as the different-vehicles density is.
         Different vehicles: uniform over ``[-H, H]``. ``-inf`` where
         ``gap < min_gap_s``; 0 where not known.
 
@@ -218,10 +219,17 @@ class LinkArrays:
         lo, hi, sd = self.lo[s[k], a[k], b[k]], self.hi[s[k], a[k], b[k]], self.spread_s[s[k], a[k], b[k]]
         horizon = np.maximum(self.horizon_s[s[k]], 1e-9)
         g = gap[k]
-        density = _window_density(g, lo, hi, sd) / np.maximum(_window_mass(-horizon, horizon, lo, hi, sd), 1e-12)
         uniform = 1.0 / (2.0 * horizon)
+        # same vehicle: the window mixed with outliers, conditioned on the gap lying within
+        # the horizon, as the different-vehicles density is (both tracklets were seen): a
+        # window reaching beyond a short recording is not evidence against its true pairs,
+        # and the threshold on the summed evidence does not depend on the recording's length.
+        # Outliers first, so that a window wholly beyond the horizon says nothing rather
+        # than blowing up its Gaussian tail.
+        same = (1.0 - OUTLIER_RATE) * _window_density(g, lo, hi, sd) + OUTLIER_RATE * uniform
+        mass = (1.0 - OUTLIER_RATE) * _window_mass(-horizon, horizon, lo, hi, sd) + OUTLIER_RATE
         with np.errstate(divide="ignore"):
-            lr = np.log((1.0 - OUTLIER_RATE) * density + OUTLIER_RATE * uniform) - np.log(uniform)
+            lr = np.log(same / mass) - np.log(uniform)
         lr[g < self.min_gap_s[s[k], a[k], b[k]]] = -np.inf
         out[k] = lr
         return out
@@ -253,7 +261,7 @@ def _window_mass(t0: np.ndarray, t1: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     lower = _phi_integral((t1 - hi) / sd) - _phi_integral((t0 - hi) / sd)
     mass = sd * (upper - lower) / w
     point = ndtr((t1 - lo) / sd) - ndtr((t0 - lo) / sd)
-    return np.where(wide, mass, point)
+    return np.clip(np.where(wide, mass, point), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- ground geometry

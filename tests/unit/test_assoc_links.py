@@ -439,3 +439,27 @@ def test_a_run_s_links_given_back_as_a_file_are_not_relearned(road_300m, tmp_pat
     assert lk.fixed and lk.source == SOURCE_LEARNED  # its recorded source, for information
     again = given.learned(np.zeros(n), np.zeros(n), np.ones(n), np.full(n, 60.0))
     assert again.link("S01", "c001", "c002") == lk
+
+
+def test_travel_time_evidence_against_the_horizon(road_300m) -> None:
+    cams, table = road_300m
+    far = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=100.0, max_gap_s=200.0, spread_s=5.0)], unlisted="allow")})
+    links = CameraLinks.for_run(cams, table, topology=far)
+    # a 40 s recording: every gap it can hold lies before the window; the pairs it holds
+    # are outliers if one vehicle at all, so the gap says nothing (not an inflated tail)
+    arrays = links.compile(table, horizon_s=np.array([40.0]))
+    assert lr(arrays, table, "c001", "c002", [10.0, 39.0]) == pytest.approx([0.0, 0.0], abs=0.01)
+    # a 400 s recording: inside the window, 0.99 / 100 s + 0.01 / 800 s against 1 / 800 s
+    arrays = links.compile(table, horizon_s=np.array([400.0]))
+    inside, before = lr(arrays, table, "c001", "c002", [150.0, 10.0])
+    assert inside == pytest.approx(math.log(0.99 / 100.0 * 800.0 + 0.01), abs=1e-3)
+    assert before == pytest.approx(math.log(OUTLIER_RATE), abs=1e-3)
+    # a window of 160 s in a 40 s recording: given that both tracklets were seen, the trip
+    # took 0-40 s, about 1 / 40 s against 1 / 80 s for different vehicles (log 2 = 0.69,
+    # a little less for the outliers); a negative gap is outside the window
+    wide = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=0.0, max_gap_s=160.0, spread_s=1.0)], unlisted="allow")})
+    arrays = CameraLinks.for_run(cams, table, topology=wide).compile(table, horizon_s=np.array([40.0]))
+    inside, before = lr(arrays, table, "c001", "c002", [20.0, -20.0])
+    assert inside == pytest.approx(0.67, abs=0.01) and before < -3.0
