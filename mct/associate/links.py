@@ -697,9 +697,10 @@ class CameraLinks:
 
         A scenario's own entry applies, else the ``"*"`` entry. Several transitions of one
         camera pair (different zones) become one window covering all of them. Pairs not
-        listed: ``unlisted: forbid`` makes them links with no direct gap allowed
-        (``min_gap_s = +inf``); ``allow`` with ``max_unlisted_gap_s > 0`` a window
-        ``[-max, max]``; ``allow`` alone leaves them to the other sources.
+        listed, of cameras the file names: ``unlisted: forbid`` makes them links with no
+        direct gap allowed (``min_gap_s = +inf``); ``allow`` with ``max_unlisted_gap_s > 0``
+        a window ``[-max, max]``; ``allow`` alone leaves them to the other sources. A
+        camera the file never names is left to the other sources (with a warning).
 
         Raises:
             ValueError: a transition or zone names a camera that is not among ``cameras``
@@ -741,14 +742,23 @@ class CameraLinks:
                 if src not in ids or dst not in ids:
                     continue  # '*' entries for cameras this scenario lacks
                 out[(src, dst)] = _link_of(ts)
+            # the unlisted rule covers the cameras the file speaks of; a camera it never
+            # names keeps the links of the other sources (a file written for some cameras
+            # must not cut the others off)
+            named = {t.src for t in scen.transitions} | {t.dst for t in scen.transitions} | set(scen.cameras)
+            covered = [c for c in ids if c in named]
+            silent = sorted(set(ids) - named)
+            if silent and (scen.unlisted == "forbid" or scen.max_unlisted_gap_s > 0):
+                log.warning("topology of %s says nothing of camera(s) %s: their links come from geometry and the run",
+                            s_name, ", ".join(silent))
             if scen.unlisted == "forbid":
-                for src in ids:
-                    for dst in ids:
+                for src in covered:
+                    for dst in covered:
                         out.setdefault((src, dst), Link(0.0, 0.0, MIN_SPREAD_S, math.inf, False, SOURCE_FILE, fixed=True))
             elif scen.max_unlisted_gap_s > 0:
                 g = scen.max_unlisted_gap_s
-                for src in ids:
-                    for dst in ids:
+                for src in covered:
+                    for dst in covered:
                         out.setdefault((src, dst), Link(-g, g, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * 2 * g), -math.inf, False, SOURCE_FILE,
                                                         fixed=True))
         return cls(links=links, cfg=cfg)

@@ -463,3 +463,18 @@ def test_travel_time_evidence_against_the_horizon(road_300m) -> None:
     arrays = CameraLinks.for_run(cams, table, topology=wide).compile(table, horizon_s=np.array([40.0]))
     inside, before = lr(arrays, table, "c001", "c002", [20.0, -20.0])
     assert inside == pytest.approx(0.67, abs=0.01) and before < -3.0
+
+
+def test_a_file_about_some_cameras_does_not_cut_off_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    # three cameras on the road; the file (unlisted: forbid) speaks of c001 and c002 only
+    cams = [down_camera("c001", 0.0), down_camera("c002", 364.0), down_camera("c003", 728.0)]
+    table = road_table(cams)
+    topo = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=18.0, max_gap_s=25.0)])})
+    with caplog.at_level(logging.WARNING, logger="mct.associate.links"):
+        links = CameraLinks.for_run(cams, table, topology=topo)
+    assert "says nothing of camera(s) c003" in caplog.text
+    assert links.link("S01", "c002", "c001").forbidden  # named, not listed: forbidden
+    # c003 keeps its prior links with both
+    assert links.link("S01", "c002", "c003").source == SOURCE_PRIOR
+    assert links.link("S01", "c003", "c001").source == SOURCE_PRIOR
