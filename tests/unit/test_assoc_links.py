@@ -478,3 +478,15 @@ def test_a_file_about_some_cameras_does_not_cut_off_the_others(caplog: pytest.Lo
     # c003 keeps its prior links with both
     assert links.link("S01", "c002", "c003").source == SOURCE_PRIOR
     assert links.link("S01", "c003", "c001").source == SOURCE_PRIOR
+
+
+def test_a_topology_file_with_an_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    from mct.config import ConfigError
+
+    path = tmp_path / "topo.yaml"
+    path.write_text("scenarios:\n  S01:\n    transitions:\n    - {src: c001, dst: c002, min_gap_s: 1, max_gap_s: 5, speed: 3}\n")
+    with pytest.raises(ConfigError, match=r"topo.yaml: scenarios.S01.transitions.0.speed: unknown key"):
+        load_topology(path)
+    path.write_text("scenarios:\n  S01:\n    transitions:\n    - {src: c001, dst: c002, min_gap_s: 1, max_gap_s: 5, source: guessed}\n")
+    with pytest.raises(ConfigError, match=r"scenarios.S01.transitions.0.source"):
+        load_topology(path)
