@@ -155,7 +155,8 @@ class Link:
 class LinkArrays:
     """Camera links compiled for one TrackletTable, indexed ``[scenario code, src camera code,
     dst camera code]`` with the table's codes. Gaps are ``start_s(dst tracklet) -
-    end_s(src tracklet)``, seconds (negative = seen at once).
+    end_s(src tracklet)``, seconds (negative = seen at once), the src tracklet being the
+    one that starts first (as labelled and learned windows are fitted; ties: either).
 
     Attributes:
         lo, hi: ``(S, C, C) float64`` the plausible gap window (``nan`` where not known).
