@@ -523,11 +523,24 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     topology_path = getattr(cfg.association, "topology", "")
     topology = load_topology(topology_path) if topology_path else None  # the run's file wins where it has links
     links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg, topology)
+    from rich import box
+    from rich.table import Table
+
     path = write_topology(out or run_dir / "association" / "links.yaml", links.to_topology())
     counts: dict[str, int] = {}
-    for ls in links.links.values():
-        for lk in ls.values():
+    table = Table(title="camera links (gap = start in dst - end in src, seconds)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("scenario", "src", "dst", "window", "hard", "overlap", "source", "n"):
+        table.add_column(name, justify="left" if name in ("scenario", "src", "dst", "source") else "right", no_wrap=True)
+    for scen, ls in sorted(links.links.items()):
+        for (src, dst), lk in sorted(ls.items()):
             counts[SOURCE_NAMES[lk.source]] = counts.get(SOURCE_NAMES[lk.source], 0) + 1
+            if src == dst:
+                continue
+            window = "no direct link" if lk.forbidden else f"[{lk.lo_s:.1f}, {lk.hi_s:.1f}]"
+            hard = f"{lk.min_gap_s:.1f}" if abs(lk.min_gap_s) != float("inf") else "-"
+            table.add_row(scen, src, dst, window, hard, "yes" if lk.overlap else "", SOURCE_NAMES[lk.source], str(lk.count or ""))
+    console.print(table)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     console.print(f"wrote {path}: {len(links.links)} scenario(s), links: {summary}", highlight=False)
 

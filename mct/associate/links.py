@@ -849,7 +849,9 @@ class CameraLinks:
                 lo = min(k * lo_d + (1 - k) * prior.lo_s, lo_d)
                 hi = max(k * hi_d + (1 - k) * prior.hi_s, hi_d)
                 spread = k * spread_d + (1 - k) * prior.spread_s
-                hard, overlap = prior.min_gap_s, prior.overlap or bool(lo_d < 0)
+                # overlap is the footprints' word: a few negative gaps (clock offsets, a
+                # wrong match) do not make two views share ground
+                hard, overlap = prior.min_gap_s, prior.overlap
                 lo = max(lo, hard)
             merged.setdefault(scen, {})[(src, dst)] = Link(
                 float(lo), float(hi), float(spread), hard, overlap, SOURCE_LEARNED, int(round(n)),
