@@ -7,8 +7,9 @@ once). Links come from four sources, weakest first:
 
 1. **prior** (:meth:`CameraLinks.from_geometry`, no labels): each camera's calibration
    (``calibration.txt``: ground -> image homography, metres or GPS degrees) puts its ROI on
-   the ground (the *footprint*) and the first and last box bottom centres of its tracklets
-   there (the *entry* and *exit regions*). From A's exit region to B's entry region there is
+   the ground (the *footprint*: the ROI pixels in front of the camera no coarser than
+   2 m per pixel, or as far as its tracklets are seen) and the first and last box bottom
+   centres of its tracklets there (the *entry* and *exit regions*). From A's exit region to B's entry region there is
    a ground distance: the nearest ``d_near`` (a low quantile of each exit point's nearest
    entry point) and the farthest ``d_far`` (a high quantile of all exit-entry distances).
    With the speed range of :class:`LinksConfig` the window is
