@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--self-train", type=int, default=0, metavar="PASSES",
                     help="with --run: also learn links from the run's own confident appearance matches (no labels)")
     ap.add_argument("--min-margin", type=float, default=0.1, help="--self-train: cosine margin over the second best")
+    ap.add_argument("--topology", default=None, help="with --run: also score this topology file's links (e.g. fitted on train)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dataset = load_dataset(args.data, args.split)
@@ -190,13 +191,51 @@ def main() -> None:
             prior = CameraLinks.from_geometry(dataset.cameras, run_table)
             print(f"== self-training on the appearance of {args.run} (no labels)")
             sets["self-trained"] = self_train(prior, run_table, args.self_train, args.min_margin, run_truth(args.run, run_table))
+    if args.run and args.topology:
+        from mct.associate.constraints import load_topology
+
+        sets["file"] = CameraLinks.for_run(dataset.cameras, _run_table(args.run), topology=load_topology(args.topology))
     out = {}
     for name, links in sets.items():
         print(f"== {name} links" + (f" (entry/exit regions and matches of {args.run})" if args.run else " (entry/exit regions of the gt tracks)"))
         out[name] = report(links, visits, table)
+    if args.run:
+        run_table = _run_table(args.run)
+        truth = run_truth(args.run, run_table)
+        print(f"== travel-time evidence on the cross-camera tracklet pairs of {args.run} (gt ids by IoU)")
+        for name, links in sets.items():
+            out[name]["pairs"] = separation(links, run_table, truth)
+            sep = out[name]["pairs"]
+            print(f"{name:>13}: AUC {sep['auc']:.3f}; mean log-LR same {sep['mean_same']:+.2f}, different {sep['mean_different']:+.2f}; "
+                  f"same ruled out {sep['same_ruled_out']} of {sep['same']}, different ruled out {sep['different_ruled_out']} of {sep['different']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+
+
+def separation(links: CameraLinks, table: TrackletTable, truth: np.ndarray) -> dict:
+    """How well ``gap_log_lr`` tells same-vehicle from different-vehicle pairs among every
+    pair of rows of two cameras of one scenario whose gt ids are both known: the AUC (the
+    chance that a same pair scores above a different one, ties half), mean log-LR (ruled-out
+    pairs left out of the means) and how many of each are ruled out."""
+    arrays = links.compile(table)
+    i, j = np.triu_indices(len(table), 1)
+    keep = (table.camera[i] != table.camera[j]) & (table.scenario[i] == table.scenario[j]) & (truth[i] >= 0) & (truth[j] >= 0)
+    i, j = i[keep], j[keep]
+    first = table.start_s[i] <= table.start_s[j]
+    a, b = np.where(first, i, j), np.where(first, j, i)
+    lr = arrays.gap_log_lr(table.scenario[a], table.camera[a], table.camera[b], table.start_s[b] - table.end_s[a])
+    same = truth[a] == truth[b]
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.where(np.isfinite(lr), lr, -1e9))
+    n_s, n_d = int(same.sum()), int((~same).sum())
+    auc = (ranks[same].sum() - n_s * (n_s + 1) / 2) / max(n_s * n_d, 1)
+    fin = np.isfinite(lr)
+    return {"auc": float(auc), "same": n_s, "different": n_d,
+            "mean_same": float(lr[same & fin].mean()) if (same & fin).any() else float("nan"),
+            "mean_different": float(lr[~same & fin].mean()) if (~same & fin).any() else float("nan"),
+            "same_ruled_out": int(np.sum(same & ~fin)), "different_ruled_out": int(np.sum(~same & ~fin))}
 
 
 def report(links: CameraLinks, visits: list, table: TrackletTable) -> dict:

@@ -543,6 +543,25 @@ def _fragment_link(cfg: LinksConfig, source: int = SOURCE_PRIOR) -> Link:
     return Link(0.0, cfg.fragment_gap_s, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * cfg.fragment_gap_s), -math.inf, False, source)
 
 
+def _endpoint_excess(width: float, bound: float, n: float, qs: Sequence[float]) -> tuple[float, ...]:
+    """Quantiles ``qs`` of how far a uniform distribution's end lies beyond the farthest of
+    ``n`` draws spanning ``width`` seconds, with a flat prior over ``[0, bound]``: the
+    likelihood of an end ``e`` beyond is ``(width + e)^-n``, so the posterior CDF is
+    ``(1 - (1 + e/w)^(1-n)) / (1 - (1 + bound/w)^(1-n))`` (log-uniform for n = 1)."""
+    if bound <= 0:
+        return tuple(0.0 for _ in qs)
+    w = max(width, MIN_SPREAD_S)
+    out = []
+    for q in qs:
+        if abs(n - 1.0) < 1e-9:
+            e = w * math.exp(q * math.log1p(bound / w)) - w
+        else:
+            r = math.exp((1.0 - n) * math.log1p(bound / w))  # (1 + bound/w)^(1-n)
+            e = w * (1.0 - q * (1.0 - r)) ** (1.0 / (1.0 - n)) - w
+        out.append(min(max(e, 0.0), bound))
+    return tuple(out)
+
+
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     order = np.argsort(values, kind="stable")
     v, w = values[order], weights[order]
@@ -793,11 +812,17 @@ class CameraLinks:
         pass's windows; pairs with too few matches keep their base link.
 
         Per directed camera pair with at least :data:`MIN_LEARN_COUNT` (weighted) matches
-        above its hard bound: the data's window is the :data:`LEARN_QUANTILES` of the gaps
-        and its edge softness ``width / (n + 1)`` (the spacing of n draws); the learned
-        window blends it with the prior's by ``w = n / (n + prior_count)``, never narrower
-        than the data's window, never below the hard bound. A pair with no prior window
-        takes the data's, its softness scaled by ``1 + prior_count / n``. One camera with
+        above its hard bound: the data's window is the :data:`LEARN_QUANTILES` of the gaps.
+        Each of its edges may lie further out, up to the prior window's edge: the gaps are
+        taken as draws of a uniform over the true window, whose end beyond the data's has
+        the posterior ``(width + e)^-n`` over ``[0, room to the prior's edge]`` (a flat
+        prior there; :func:`_endpoint_excess`), with ``n`` discounted to
+        ``n^2 / (n + prior_count)`` against wrong matches. The learned edge is the
+        posterior median, the softness the median-to-90% distance (at least the spacing
+        ``width / (n + 1)`` of n draws): many matches give a tight window, few a wide and
+        soft one; never narrower than the data's window, never beyond the prior's nor
+        below the hard bound. A pair with no prior window takes the data's, its softness
+        scaled by ``1 + prior_count / n``. One camera with
         itself is never learned (fragments are the tracker's business), nor are labelled
         links and links read from a file (:attr:`Link.fixed`).
 
@@ -846,13 +871,19 @@ class CameraLinks:
                 lo, hi, spread = lo_d, hi_d, spread_d * (1.0 + n0 / n)
                 hard, overlap = -math.inf, bool(lo_d < 0)
             else:
-                k = n / (n + n0)
-                lo = min(k * lo_d + (1 - k) * prior.lo_s, lo_d)
-                hi = max(k * hi_d + (1 - k) * prior.hi_s, hi_d)
-                spread = k * spread_d + (1 - k) * prior.spread_s
+                # each edge: the posterior of a uniform's endpoint beyond the data's, flat
+                # over the prior window (see _endpoint_excess), on n discounted by the
+                # prior's pseudo-count; its median is the edge, its spread the softness
+                n_eff = n * n / (n + n0)
+                width = hi_d - lo_d
+                hard, overlap = prior.min_gap_s, prior.overlap
+                up50, up90 = _endpoint_excess(width, prior.hi_s - hi_d, n_eff, (0.5, 0.9))
+                down_to = max(prior.lo_s, hard)
+                dn50, dn90 = _endpoint_excess(width, lo_d - down_to, n_eff, (0.5, 0.9))
+                lo, hi = lo_d - dn50, hi_d + up50
+                spread = max(spread_d, 0.5 * ((up90 - up50) + (dn90 - dn50)))
                 # overlap is the footprints' word: a few negative gaps (clock offsets, a
                 # wrong match) do not make two views share ground
-                hard, overlap = prior.min_gap_s, prior.overlap
                 lo = max(lo, hard)
             merged.setdefault(scen, {})[(src, dst)] = Link(
                 float(lo), float(hi), float(spread), hard, overlap, SOURCE_LEARNED, int(round(n)),

@@ -490,3 +490,20 @@ def test_a_topology_file_with_an_unknown_key_names_file_and_key(tmp_path: Path) 
     path.write_text("scenarios:\n  S01:\n    transitions:\n    - {src: c001, dst: c002, min_gap_s: 1, max_gap_s: 5, source: guessed}\n")
     with pytest.raises(ConfigError, match=r"scenarios.S01.transitions.0.source"):
         load_topology(path)
+
+
+def test_how_far_a_window_reaches_beyond_its_matches() -> None:
+    from mct.associate.links import _endpoint_excess
+
+    # 2 draws over 10 s, room of 100 s: the end may well be far (median 10 s: 1/(1+e/10) = 1/2)
+    few = _endpoint_excess(10.0, 100.0, 2.0, (0.5, 0.9))
+    assert few[0] == pytest.approx(10.0 * (1 / (1 - 0.5 * (1 - 1 / 11.0)) - 1), rel=1e-6)
+    assert few[1] > few[0] > 5.0
+    # 50 draws: the end is close to the farthest draw (median 10 (2^(1/49) - 1) = 0.14 s)
+    many = _endpoint_excess(10.0, 100.0, 50.0, (0.5, 0.9))
+    assert many[0] == pytest.approx(10.0 * (2 ** (1 / 49) - 1), rel=1e-3)
+    assert many[1] < 1.0
+    # no room beyond the data: nothing; one draw: log-uniform over the room, within it
+    assert _endpoint_excess(10.0, 0.0, 5.0, (0.5,)) == (0.0,)
+    one = _endpoint_excess(10.0, 100.0, 1.0, (0.5, 1.0))
+    assert one[0] == pytest.approx(10.0 * (math.sqrt(11.0) - 1)) and one[1] == pytest.approx(100.0)
