@@ -231,14 +231,20 @@ def _cut_crops(tracklets: list, picks: list[np.ndarray], videos: dict[tuple[str,
     for i, t in enumerate(tracklets):
         by_cam.setdefault((t.scenario, t.camera_id), []).append(i)
     for cam, members in tqdm(sorted(by_cam.items()), desc="adapt crops", unit="camera", disable=not progress):
-        wanted = sorted({int(tracklets[i].frames[j]) for i in members for j in picks[i]})
-        frames = read_frames(videos[cam], wanted)
+        # (frame, tracklet, slot) of every wanted box, cut frame by frame in one call each
+        jobs: dict[int, list[tuple[int, int, int]]] = {}
         for i in members:
-            t = tracklets[i]
             for n, j in enumerate(picks[i]):
-                with torch.inference_mode():
-                    crop = crop_boxes(frame_to_tensor(frames[int(t.frames[j])]), t.xyxy[j : j + 1].astype(np.float64), *size)
-                out[i][n] = crop.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+                jobs.setdefault(int(tracklets[i].frames[j]), []).append((i, n, int(j)))
+        frames = read_frames(videos[cam], sorted(jobs))
+        for f, boxes in jobs.items():
+            xyxy = np.stack([tracklets[i].xyxy[j] for i, _, j in boxes]).astype(np.float64)
+            with torch.inference_mode():
+                crops = crop_boxes(frame_to_tensor(frames[f]), xyxy, *size)
+            crops_u8 = crops.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            for (i, n, _), crop in zip(boxes, crops_u8):
+                out[i][n] = crop
+            del frames[f]  # keep memory to the frames not cut yet
     return out
 
 
