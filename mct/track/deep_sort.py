@@ -397,7 +397,10 @@ class DeepSortTracker:
         low_dets = np.flatnonzero(usable & ~high)
         unmatched = np.flatnonzero(high)
         matches: list[tuple[int, int]] = []
-        confirmed = np.flatnonzero(self._confirmed)
+        # a track past its buffer (more frames since its last match than max_age) takes part
+        # in no stage and is deleted this frame, as in the cascade (whose levels end at max_age)
+        expired = np.flatnonzero(self._confirmed & (self._tsu > self.max_age)).tolist()
+        confirmed = np.flatnonzero(self._confirmed & (self._tsu <= self.max_age))
         unmatched_conf: list[int] = confirmed.tolist()
         # stage 1: confirmed tracks against the high detections (cascade or one assignment)
         if len(confirmed) and len(unmatched):
@@ -443,7 +446,7 @@ class DeepSortTracker:
             pending = [t for t in pending if t not in taken]
             unmatched = np.asarray(rest, dtype=np.int64)
         unmatched = unmatched[scores[unmatched] >= cfg.min_new_track_score]
-        return matches, sorted(pending) + dead_tentative, sorted(int(d) for d in unmatched)
+        return matches, sorted(pending + expired) + dead_tentative, sorted(int(d) for d in unmatched)
 
     # ------------------------------------------------------------------ options' state
     def _observe(self, rows: np.ndarray, meas: np.ndarray) -> None:
