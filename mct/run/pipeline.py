@@ -53,7 +53,10 @@ class RunSummary:
 
     name: str
     run_dir: str
-    status: str = "ok"  # ok | failed | interrupted
+    #: ``running`` until the run ends; then ok | failed | interrupted
+    status: str = "running"
+    #: what stopped the run, when it stopped on an error outside the cameras' own
+    error: str | None = None
     seconds: float = 0.0
     cameras: list[CameraResult] = field(default_factory=list)
     association: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +84,7 @@ class RunSummary:
             "name": self.name,
             "run_dir": self.run_dir,
             "status": self.status,
+            "error": self.error,
             "seconds": round(self.seconds, 3),
             "frames": int(sum(c.frames for c in self.cameras)),
             "failed": {c.key: c.error for c in self.failed_cameras},
@@ -248,12 +252,14 @@ def run_single(
     folder = rf.RunFolder(run_dir, cache_root)
     summary = RunSummary(cfg.name, str(folder.root))
     t0 = time.perf_counter()
+    # the inputs are read before the folder is touched: a run that cannot start leaves the
+    # previous run's config, manifest and summary as they were
+    cameras, gt_path, roi_dir, load_failures = stages.load_dataset(cfg.dataset)
+    if not cameras and not load_failures:
+        raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
     folder.prepare(dump_config(cfg), cfg.seed, argv)
     bars: RunProgress | None = None
     try:
-        cameras, gt_path, roi_dir, load_failures = stages.load_dataset(cfg.dataset)
-        if not cameras and not load_failures:
-            raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
         log.info("run %s: %d camera(s), executor %s, output %s", cfg.name, len(cameras) + len(load_failures),
                  cfg.run.executor, folder.root)
         jobs = [CameraJob(cam, cfg, str(folder.root), str(folder.cache_root), force, stages) for cam in cameras]
@@ -281,6 +287,11 @@ def run_single(
         summary.status = "failed" if failed else "ok"
     except KeyboardInterrupt:
         summary.status = "interrupted"
+        raise
+    except BaseException as exc:
+        # an unexpected error after the folder was prepared: the run did not finish
+        summary.status = "failed"
+        summary.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         if bars is not None:
