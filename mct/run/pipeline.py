@@ -26,6 +26,7 @@ import numpy as np
 import mct
 from mct.run import run_folder as rf
 from mct.run.camera_job import CameraJob, CameraResult, job_is_cached, run_camera_job
+from mct.run.preflight import RunInputs, preflight
 from mct.run.progress import RunProgress
 from mct.run.stages import PipelineStages
 from mct.types import Camera, GlobalAssignment, Tracklet
@@ -243,8 +244,14 @@ def run_single(
     stages: PipelineStages | None = None,
     progress: bool = True,
     argv: Sequence[str] | None = None,
+    inputs: RunInputs | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline once (no sweep) into ``run_dir``; returns the summary."""
+    """Run the whole pipeline once (no sweep) into ``run_dir``; returns the summary.
+
+    ``inputs``: what :func:`mct.run.preflight.preflight` returned for this run (checked
+    here when not given). Raises :class:`~mct.run.preflight.PreflightError` before anything
+    is written when the run cannot start.
+    """
     from mct.config import dump_config
 
     stages = stages if stages is not None else PipelineStages()
@@ -252,11 +259,12 @@ def run_single(
     folder = rf.RunFolder(run_dir, cache_root)
     summary = RunSummary(cfg.name, str(folder.root))
     t0 = time.perf_counter()
-    # the inputs are read before the folder is touched: a run that cannot start leaves the
-    # previous run's config, manifest and summary as they were
-    cameras, gt_path, roi_dir, load_failures = stages.load_dataset(cfg.dataset)
-    if not cameras and not load_failures:
-        raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
+    # the inputs are checked before the folder is touched: a run that cannot start leaves
+    # the previous run's config, manifest and summary as they were
+    if inputs is None:
+        inputs = preflight(cfg, folder.root, stages, force=force, cache_root=cache_root)
+    cameras, gt_path, roi_dir = list(inputs.cameras), inputs.ground_truth, inputs.roi_dir
+    load_failures = inputs.load_failures
     folder.prepare(dump_config(cfg), cfg.seed, argv)
     bars: RunProgress | None = None
     try:

@@ -24,7 +24,21 @@ from mct.types import Camera, Detections, Tracklet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stages", "Detector", "Embedder", "Tracker", "TrackletBuilder"]
+__all__ = ["Stages", "PipelineStages", "Detector", "Embedder", "Tracker", "TrackletBuilder", "weights_file"]
+
+
+def weights_file(kind: str, weights: str) -> Path | None:
+    """The checkpoint file a ``detector.weights`` (``kind="detector"``) or ``reid.weights``
+    (``kind="reid"``) setting names, found as that stage finds it; ``None`` when the setting
+    names no file (``none``, ``coco``, ``imagenet``) or the file does not exist."""
+    if weights.strip().lower() in ("", "none", "coco", "imagenet"):
+        return None
+    if kind == "detector":
+        from mct.detect.config import find_weights_file  # the detector's own lookup (cwd, then the repository)
+
+        return find_weights_file(weights)
+    path = Path(weights).expanduser()
+    return path if path.is_file() else None
 
 
 class Detector(Protocol):
@@ -112,6 +126,35 @@ class Stages:
         from mct.track.tracklets import TrackletBuilder as RealBuilder
 
         return _BuilderAdapter(RealBuilder(cfg, camera))
+
+    def load_weights(self, kind: str, what: str, cfg: Any) -> None:
+        """Load a checkpoint as its stage will, raising on one that does not load: ``kind``
+        ``detector`` or ``reid`` (``what``: the file), or ``coco`` (``what``: the detector
+        model; found in torch's cache, which may be filled when downloads are allowed)."""
+        if kind == "detector":
+            from mct.detect.maskrcnn import read_checkpoint
+
+            read_checkpoint(what)
+        elif kind == "reid":
+            from mct.reid.model import load_checkpoint
+
+            load_checkpoint(what, cfg.reid)
+        elif kind == "coco":
+            from mct.detect.maskrcnn import coco_weights_file, read_checkpoint
+
+            path = coco_weights_file(what)
+            if path.is_file():
+                read_checkpoint(path)
+            elif not cfg.detector.allow_download:
+                raise FileNotFoundError(f"COCO weights of {what}: {path} not found and detector.allow_download is false")
+        else:
+            raise ValueError(f"unknown weights kind {kind!r}")
+
+    def check_topology(self, path: Path) -> None:
+        """Read a topology file (or folder) as association will; raises on a bad one."""
+        from mct.associate.constraints import load_topology
+
+        load_topology(path)
 
     def save_tracklets(self, path: Path, tracklets: Sequence[Tracklet]) -> None:
         from mct.track.tracklets import save_tracklets

@@ -31,6 +31,7 @@ import yaml
 
 from mct.run import run_folder as rf
 from mct.run.pipeline import RunSummary, default_run_dir, run_single
+from mct.run.preflight import PreflightError, RunInputs, preflight
 from mct.run.stages import PipelineStages
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,26 @@ def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _preflight_variants(variants: Sequence[Variant], folder: rf.RunFolder, stages: PipelineStages,
+                        force: bool) -> dict[str, RunInputs]:
+    """:func:`preflight` of every variant (one error listing the problems of all of them)."""
+    inputs: dict[str, RunInputs] = {}
+    problems: list[str] = []
+    seen: dict[str, list[str]] = {}  # the same problem in several variants is listed once
+    for variant in variants:
+        try:
+            inputs[variant.name] = preflight(variant.config, folder.root / "variants" / variant.name, stages,
+                                             force=force, cache_root=folder.cache_root)
+        except PreflightError as exc:
+            for problem in exc.problems:
+                seen.setdefault(problem, []).append(variant.name)
+    for problem, names in seen.items():
+        problems.append(problem if len(names) == len(variants) else f"{problem} (variant {', '.join(names)})")
+    if problems:
+        raise PreflightError(variants[0].config.name.split("/")[0], problems)
+    return inputs
+
+
 def run_sweep(
     cfg: Any,
     out_dir: str | Path | None = None,
@@ -177,6 +198,8 @@ def run_sweep(
     variants = expand_sweep(cfg)  # validate every variant before running any
     root = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
     folder = rf.RunFolder(root)
+    stages = stages if stages is not None else PipelineStages()
+    inputs = _preflight_variants(variants, folder, stages, force)  # check every variant before writing anything
     if force and folder.cache_root.is_dir():
         # every variant recomputes, but a stage shared by variants only once
         log.info("--force: removing the sweep cache %s", folder.cache_root)
@@ -189,7 +212,7 @@ def run_sweep(
         for i, variant in enumerate(variants, start=1):
             log.info("sweep variant %d/%d: %s", i, len(variants), variant.name)
             run = run_single(variant.config, folder.root / "variants" / variant.name, cache_root=folder.cache_root,
-                             force=False, stages=stages, progress=progress, argv=argv)
+                             force=False, stages=stages, progress=progress, argv=argv, inputs=inputs[variant.name])
             summary.variants.append((variant, run))
     finally:
         summary.seconds = time.perf_counter() - t0

@@ -78,3 +78,54 @@ def test_an_error_after_the_start_is_recorded_as_failed_never_ok(tmp_path, monke
         run_pipeline(fake_config(layout), tmp_path / "run", stages=FakeStages(), progress=False)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "the executor broke" in summary["error"]
+
+
+def test_every_problem_is_listed_in_one_error_before_anything_is_written(tmp_path):
+    from mct.run.preflight import PreflightError
+
+    corrupt = tmp_path / "reid.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")  # found, but it does not load
+    blocker = tmp_path / "a_file"
+    blocker.write_text("the run folder would have to be inside this file")
+    cfg = fake_config(tmp_path / "nonexistent_root", "detector.source=maskrcnn", f"detector.weights={tmp_path}/no_det.pt",
+                      f"reid.weights={corrupt}", f"association.topology={tmp_path}/no_topology.yaml")
+    with pytest.raises(PreflightError) as info:
+        run_pipeline(cfg, blocker / "run", stages=FakeStages(), progress=False)
+    problems = info.value.problems
+    assert [p.split(":")[0] for p in problems] == ["dataset.root", "detector.weights", "reid.weights",
+                                                   "association.topology", "run folder"], problems
+    assert "--set dataset.root=PATH" in problems[0]
+    assert "no_det.pt not found" in problems[1] and "--set detector.weights=PATH" in problems[1]
+    assert "not a readable torch checkpoint" in problems[2] and "--set reid.weights=PATH" in problems[2]
+    assert "no_topology.yaml" in problems[3] and "--set association.topology=PATH" in problems[3]
+    assert "is a file, not a folder" in problems[4]
+    assert "5 problems" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "reid.pt"]
+
+
+def test_a_wrong_split_lists_the_splits_there(tmp_path):
+    from mct.run.preflight import PreflightError
+
+    layout = make_layout(tmp_path / "data", cameras=("c001",), num_frames=3)
+    with pytest.raises(PreflightError, match=r"dataset.split: .*/valdation: no such folder; splits in .*: validation"):
+        run_pipeline(fake_config(layout, "dataset.split=valdation"), tmp_path / "run", stages=FakeStages(), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_checks_every_variant_before_running_any(tmp_path):
+    from mct.config import load_config
+    from mct.run.preflight import PreflightError
+
+    layout = make_layout(tmp_path / "data", cameras=("c001",), num_frames=3)
+    cfg_path = tmp_path / "sweep.yaml"
+    cfg_path.write_text(f"""
+name: sweep
+dataset: {{root: {layout}, split: validation}}
+reid: {{weights: none}}
+sweep:
+  variants:
+    no_topology: {{association.topology: {tmp_path}/missing_topology.yaml}}
+""")
+    with pytest.raises(PreflightError, match=r"missing_topology.yaml.*\(variant no_topology\)"):
+        run_pipeline(load_config(cfg_path), tmp_path / "sw", stages=FakeStages(), progress=False)
+    assert not (tmp_path / "sw").exists()  # the base variant did not run either
