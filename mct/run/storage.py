@@ -24,7 +24,7 @@ from mct.atomic import atomic_path, tmp_name
 from mct.detect.cache import detection_arrays, read_detection_arrays, write_detection_arrays
 from mct.types import Detections
 
-__all__ = ["DetectionsBuffer", "StoredDetections", "save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
+__all__ = ["DetectionsBuffer", "StoredDetections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
 
 
 class DetectionsBuffer:
@@ -48,13 +48,6 @@ class DetectionsBuffer:
 
     def save(self, path: str | Path) -> None:
         write_detection_arrays(path, self.arrays())
-
-
-def save_detections(path: str | Path, detections: Sequence[Detections]) -> None:
-    """Write per-frame detections (frames in processing order) atomically to ``path``."""
-    buf = DetectionsBuffer()
-    buf.extend(detections)
-    buf.save(path)
 
 
 class StoredDetections:
@@ -82,11 +75,6 @@ class StoredDetections:
 
     def index_of_frame(self) -> dict[int, int]:
         return {int(f): i for i, f in enumerate(self.frames)}
-
-
-def load_detections(path: str | Path) -> list[Detections]:
-    """Read ``detections.npz`` back into one :class:`Detections` per frame."""
-    return list(StoredDetections(path))
 
 
 class EmbeddingWriter:

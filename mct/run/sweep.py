@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from mct.config import Config, ConfigError, dump_config, set_dotted, validate
 from mct.run import run_folder as rf
 from mct.run.pipeline import RunSummary, default_run_dir, run_single
 from mct.run.preflight import PreflightError, RunInputs, preflight
@@ -43,7 +44,7 @@ __all__ = ["Variant", "SweepSummary", "expand_sweep", "run_sweep", "comparison_r
 class Variant:
     name: str
     overrides: dict[str, Any]
-    config: Any  # mct.config.Config
+    config: Config
 
 
 @dataclass
@@ -63,8 +64,6 @@ class SweepSummary:
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
-    from mct.config import ConfigError, set_dotted
-
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"{source}: empty key in {key!r}")
     set_dotted(tree, key, copy.deepcopy(value), where=f"{source}: {key}")
@@ -78,13 +77,11 @@ def _value_text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def expand_sweep(cfg: Any) -> list[Variant]:
+def expand_sweep(cfg: Config) -> list[Variant]:
     """The variants of ``cfg.sweep``, each a validated config with ``sweep`` removed.
 
     Errors (an unknown key, a wrong value type) name the variant and the dotted key.
     """
-    from mct.config import ConfigError, validate
-
     sweep = cfg.sweep
     base = cfg.model_dump(mode="json")
     base["sweep"] = None
@@ -184,7 +181,7 @@ def _preflight_variants(variants: Sequence[Variant], folder: rf.RunFolder, stage
 
 
 def run_sweep(
-    cfg: Any,
+    cfg: Config,
     out_dir: str | Path | None = None,
     *,
     force: bool = False,
@@ -193,8 +190,6 @@ def run_sweep(
     argv: Sequence[str] | None = None,
 ) -> SweepSummary:
     """Run every variant of ``cfg.sweep`` into ``<out_dir>/variants/<variant>``; shared cache."""
-    from mct.config import dump_config
-
     variants = expand_sweep(cfg)  # validate every variant before running any
     root = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
     folder = rf.RunFolder(root)

@@ -200,7 +200,7 @@ def fake_config(root: Path, *overrides: str) -> Any:
 def main(argv: Sequence[str]) -> int:
     """``python -m tests.e2e.fakes RUN_DIR ROOT BLOCK_FILE [KEY=VALUE ...]``: a fake pipeline
     run whose cameras after c001 wait until BLOCK_FILE exists."""
-    from mct.run.pipeline import run_pipeline
+    from mct.run.runner import run_pipeline
 
     run_dir, root, block_file = argv[0], argv[1], argv[2]
     cfg = fake_config(Path(root), *argv[3:])

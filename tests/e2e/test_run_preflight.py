@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mct.run.pipeline import run_pipeline
+from mct.run.runner import run_pipeline
 from tests.e2e.fakes import FakeStages, fake_config, make_layout
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mct.run.camera_job import CameraJob, camera_fingerprints, run_camera_job
-from mct.run.storage import load_detections
+from mct.run.storage import StoredDetections
 from tests.e2e.fakes import FakeStages, fake_config, make_layout
 
 
@@ -58,7 +58,7 @@ def test_first_run_computes_rerun_reuses_and_config_change_redoes_only_tracking(
     cam_dir = tmp_path / "cameras" / "S01_c001"
     assert {p.name for p in cam_dir.iterdir()} >= {"detections.npz", "embeddings.npy", "tracklets.pkl", "tracks.txt",
                                                   "status.json"}
-    dets = load_detections(cam_dir / "detections.npz")
+    dets = list(StoredDetections(cam_dir / "detections.npz"))
     assert [d.frame for d in dets] == list(range(1, 13)) and all(len(d) == 2 for d in dets)
     assert np.load(cam_dir / "embeddings.npy").shape == (24, 4)
     # tracks.txt: MOT format, one line per (frame, track), frames 1-based
@@ -100,7 +100,7 @@ def test_motion_only_tracking_still_embeds_for_association_and_shares_the_embedd
 def test_max_frames_limits_the_frames_read(layout, tmp_path):
     r = run_camera_job(_job(layout, tmp_path, "dataset.max_frames=7"))
     assert r.frames == 7
-    dets = load_detections(tmp_path / "cameras" / "S01_c001" / "detections.npz")
+    dets = list(StoredDetections(tmp_path / "cameras" / "S01_c001" / "detections.npz"))
     assert [d.frame for d in dets] == list(range(1, 8))
 
 

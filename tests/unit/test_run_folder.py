@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mct.run import run_folder as rf
-from mct.run.storage import EmbeddingReader, EmbeddingWriter, load_detections, save_detections
+from mct.detect.cache import save_detections
+from mct.run.storage import EmbeddingReader, EmbeddingWriter, StoredDetections
 from mct.types import Detections
 
 
@@ -75,13 +76,13 @@ def test_detections_round_trip_keeps_empty_frames(tmp_path):
     ]
     path = tmp_path / "detections.npz"
     save_detections(path, dets)
-    back = load_detections(path)
+    back = list(StoredDetections(path))  # what the track stage reads
     assert [d.frame for d in back] == [1, 2, 5]
     assert [len(d) for d in back] == [2, 0, 1]
     np.testing.assert_array_equal(back[0].xyxy, dets[0].xyxy)
     np.testing.assert_array_equal(back[0].class_ids, [2, 7])
     save_detections(path, [])
-    assert load_detections(path) == []
+    assert list(StoredDetections(path)) == []
 
 
 def test_embeddings_stream_to_disk_and_read_back_by_rows(tmp_path):
