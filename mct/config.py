@@ -73,6 +73,9 @@ class RunConfig(StrictModel):
     ray: RayConfig = Field(default_factory=RayConfig)
     #: frames decoded and processed together; bounds the memory a camera job holds.
     batch_frames: int = Field(default=8, ge=1)
+    #: detections and embeddings are saved every this many frames (rounded up to whole
+    #: batches), so a killed camera job resumes from its last saved chunk, not from frame 1.
+    chunk_frames: int = Field(default=256, ge=1)
     #: torch/OpenCV threads inside one camera job (jobs run in parallel already).
     threads_per_job: int = Field(default=1, ge=1)
     #: how local worker processes start; ``spawn`` is safe with torch and threads.

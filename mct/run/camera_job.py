@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -37,7 +38,15 @@ from mct.config import Config
 from mct.run import run_folder as rf
 from mct.run.protocol import StageSpec, run_stage, run_stages
 from mct.run.stages import Stages, weights_file
-from mct.run.storage import DetectionsBuffer, EmbeddingReader, EmbeddingWriter, StoredDetections, iter_detections
+from mct.run.storage import (
+    DetectionsBuffer,
+    EmbeddingReader,
+    EmbeddingWriter,
+    StoredDetections,
+    concat_detection_files,
+    concat_embedding_files,
+    iter_detections,
+)
 from mct.types import Camera, Detections
 
 log = logging.getLogger(__name__)
@@ -296,6 +305,59 @@ def _run_stages(job: CameraJob, result: CameraResult, progress: ProgressFn | Non
     result.frames = int(result.stages["detect"].get("frames", 0))
 
 
+def _chunk_frames(cfg: Config) -> int:
+    """Frames per saved chunk: ``run.chunk_frames`` rounded up to whole batches, so a resumed
+    job feeds its models exactly the batches an uninterrupted one does (same bytes)."""
+    batch = cfg.run.batch_frames
+    return -(-cfg.run.chunk_frames // batch) * batch
+
+
+class _Chunks:
+    """The finished chunks of the due detect/embed stages of one camera.
+
+    Chunk ``k`` holds positions ``[k * size, (k + 1) * size)`` of the frames in processing
+    order: ``parts/chunk<size>/<k>.npz`` (detect) and ``<k>.npy`` (embed) in each stage's
+    folder, each written atomically. ``end.json`` records how many frames there were once
+    the pass reached the end of the video.
+    """
+
+    SUFFIX = {"detect": ".npz", "embed": ".npy"}
+
+    def __init__(self, due: Sequence[StageSpec], size: int, key: str) -> None:
+        self.size, self.key = size, key
+        self.dirs = {s.name: s.parts_dir / f"chunk{size}" for s in due}
+        for spec in due:
+            if spec.parts_dir.is_dir():
+                for other in spec.parts_dir.iterdir():
+                    if other != self.dirs[spec.name]:  # saved with another chunk size: not reusable
+                        log.info("%s: dropping the %s chunks of %s (run.chunk_frames changed)", key, spec.name, other.name)
+                        shutil.rmtree(other, ignore_errors=True)
+            self.dirs[spec.name].mkdir(parents=True, exist_ok=True)
+
+    def path(self, stage: str, k: int) -> Path:
+        return self.dirs[stage] / f"{k:06d}{self.SUFFIX[stage]}"
+
+    def finished(self) -> int:
+        """How many chunks from the first on every due stage has saved."""
+        k = 0
+        while all(self.path(stage, k).is_file() for stage in self.dirs):
+            k += 1
+        return k
+
+    def end(self) -> int | None:
+        """The number of frames, when a pass already reached the end of the video."""
+        stage = next(iter(self.dirs))
+        path = self.dirs[stage] / "end.json"
+        return int(rf.read_json(path)["frames"]) if path.is_file() else None
+
+    def mark_end(self, frames: int) -> None:
+        for folder in self.dirs.values():
+            rf.write_json_atomic(folder / "end.json", {"frames": frames})
+
+    def paths(self, stage: str, frames: int) -> list[Path]:
+        return [self.path(stage, k) for k in range(-(-frames // self.size))]
+
+
 def _detect_and_embed(
     job: CameraJob,
     result: CameraResult,
@@ -305,33 +367,46 @@ def _detect_and_embed(
     progress: ProgressFn | None,
 ) -> dict[str, dict[str, Any]]:
     """The compute of detect and/or embed: one pass over the video (when frames are needed)
-    for whichever is due; returns their ``done.json`` infos."""
+    for whichever is due, saved chunk by chunk (``run.chunk_frames``) and resumed from the
+    last saved chunk; returns their ``done.json`` infos."""
     cfg, cam, stages = job.config, job.camera, job.stages
     need_detect = any(s.name == "detect" for s in due)
     need_embed = any(s.name == "embed" for s in due)
+    chunks = _Chunks(due, _chunk_frames(cfg), job.key)
+    first_chunk = chunks.finished()
+    end = chunks.end()
+    complete = end is not None and first_chunk * chunks.size >= end  # only the assembly is left
+    start = first_chunk * chunks.size  # frames already saved (positions in processing order)
+    if start:
+        log.info("%s: resuming %s after frame %d (%d saved chunk(s) of %d frames)", job.key,
+                 " + ".join(s.name for s in due), start, first_chunk, chunks.size)
     prepare()
     timer = _Timer()
-    t0 = time.perf_counter()
-    detector = stages.detector(cfg.detector, cam) if need_detect else None
-    timer.add("detect_setup", t0)
     cached = None if need_detect else StoredDetections(specs["detect"].path(DETECTIONS_FILE))
     cached_index = None if cached is None else cached.index_of_frame()
-    embedder = None
-    if need_embed:
+    detector = embedder = None
+    if not complete:
         t0 = time.perf_counter()
-        embedder = stages.embedder(cfg.reid, cfg.seed)
-        timer.add("embed_setup", t0)
-    stages.prepare_worker(cfg.seed, cfg.run.threads_per_job)  # models may have reset threads
+        detector = stages.detector(cfg.detector, cam) if need_detect else None
+        timer.add("detect_setup", t0)
+        if need_embed:
+            t0 = time.perf_counter()
+            embedder = stages.embedder(cfg.reid, cfg.seed)
+            timer.add("embed_setup", t0)
+        stages.prepare_worker(cfg.seed, cfg.run.threads_per_job)  # models may have reset threads
 
     total, stop = _frame_range(job)
-    needs_frames = need_embed or bool(detector is not None and detector.needs_frames)
-    if needs_frames:
+    needs_frames = not complete and (need_embed or bool(detector is not None and detector.needs_frames))
+    frame_iter: Iterator[tuple[int, np.ndarray | None]]
+    if complete:
+        frame_iter = iter(())
+    elif needs_frames:
         if cam.video_path is None:
             where = cam.root / "vdo.avi" if cam.root is not None else "the camera folder"
             raise FileNotFoundError(f"{where}: video not found, and this run needs frames "
                                     f"(detector {cfg.detector.source}, re-ID {'on' if need_embed else 'off'})")
-        frame_iter: Iterator[tuple[int, np.ndarray | None]] = _timed_iter(
-            stages.iter_frames(Path(cam.video_path), 1, stop), timer, "decode")
+        # frames are consecutive from 1, so position p is frame p + 1
+        frame_iter = _timed_iter(stages.iter_frames(Path(cam.video_path), start + 1, stop), timer, "decode")
     else:
         if cached is not None:
             numbers = cached.frames.tolist()
@@ -343,14 +418,27 @@ def _detect_and_embed(
                 if cfg.dataset.max_frames:
                     total = min(total, cfg.dataset.max_frames)
             numbers = list(range(1, total + 1))
-        frame_iter = ((n, None) for n in numbers)
+        frame_iter = ((n, None) for n in numbers[start:])
 
-    infos: dict[str, dict[str, Any]] = {}
-    all_dets = DetectionsBuffer()
-    writer = EmbeddingWriter(specs["embed"].path(EMBEDDINGS_FILE)) if need_embed else None
-    done = 0
+    dets = DetectionsBuffer()
+    writer: EmbeddingWriter | None = None
+    chunk, in_chunk = first_chunk, 0
+    done = end if complete and end is not None else start
+
+    def save_chunk() -> None:
+        nonlocal dets, writer, chunk, in_chunk
+        if need_detect:
+            dets.save(chunks.path("detect", chunk))  # atomic
+            dets = DetectionsBuffer()
+        if writer is not None and embedder is not None:
+            writer.close(dim_if_empty=int(embedder.dim))  # atomic
+            writer = None
+        chunk, in_chunk = chunk + 1, 0
+
     try:
         for batch in _batches(frame_iter, cfg.run.batch_frames):
+            if need_embed and writer is None:
+                writer = EmbeddingWriter(chunks.path("embed", chunk))
             numbers_b = [n for n, _ in batch]
             frames_b = [f for _, f in batch] if needs_frames else None
             if detector is not None:
@@ -359,7 +447,7 @@ def _detect_and_embed(
                 timer.add("detect", t0)
                 if len(dets_b) != len(numbers_b):
                     raise ValueError(f"{job.key}: detector returned {len(dets_b)} results for {len(numbers_b)} frames")
-                all_dets.extend(dets_b)  # only computed detections are written (cached ones are on disk)
+                dets.extend(dets_b)  # only computed detections are written (cached ones are on disk)
             else:
                 if cached is None or cached_index is None:  # pragma: no cover - set whenever detector is None
                     raise RuntimeError("internal: no detector and no cached detections")
@@ -373,35 +461,44 @@ def _detect_and_embed(
                         raise ValueError(f"{job.key}: frame {d.frame}: {len(e)} embeddings for {len(d)} boxes")
                 writer.append(np.concatenate(embs) if embs else np.zeros((0, embedder.dim), np.float32))
             done += len(batch)
+            in_chunk += len(batch)
             del batch, frames_b
+            if in_chunk >= chunks.size:
+                save_chunk()
             stages.release_heap()
             if progress is not None:
                 progress(job.key, done, total, "detect" if need_detect else "embed")
+        if in_chunk:
+            save_chunk()
         if done == 0:
             raise ValueError(f"{job.key}: no frames to process (video empty or max_frames excludes all)")
         if cached is not None and done < len(cached):
             # embeddings must align with the cached detections row for row
             raise ValueError(f"{cam.video_path}: decoding ended after {done} frames, but the cached detections "
                              f"cover {len(cached)} frames (up to frame {int(cached.frames[-1])}); rerun with --force")
-        decode_s = timer.seconds.get("decode", 0.0)
-        if need_detect:
-            # the detector's frames/s counts decoding only when the detector reads frames
-            seconds = timer.seconds.get("detect", 0.0) + timer.seconds.get("detect_setup", 0.0)
-            if detector is not None and detector.needs_frames and not need_embed:
-                seconds += decode_s
-            all_dets.save(specs["detect"].path(DETECTIONS_FILE))  # atomic: written under a temporary name
-            infos["detect"] = {"seconds": seconds, "frames": done, "detections": all_dets.boxes, "camera": job.key}
-        if writer is not None and embedder is not None:
-            writer.close(dim_if_empty=int(embedder.dim))  # atomic too
-            writer = None
-            seconds = timer.seconds.get("embed", 0.0) + timer.seconds.get("embed_setup", 0.0) + decode_s
-            infos["embed"] = {"seconds": seconds, "frames": done, "camera": job.key}
-        if needs_frames:
-            result.timings["decode_seconds"] = round(decode_s, 4)
-            result.timings["decode_fps"] = round(done / decode_s, 2) if decode_s > 0 else None
+        if not complete:
+            chunks.mark_end(done)
     finally:
         if writer is not None:
             writer.abort()
+
+    infos: dict[str, dict[str, Any]] = {}
+    resumed = {"resumed_after_frames": start} if start else {}
+    decode_s = timer.seconds.get("decode", 0.0)
+    if need_detect:
+        # the detector's frames/s counts decoding only when the detector reads frames
+        seconds = timer.seconds.get("detect", 0.0) + timer.seconds.get("detect_setup", 0.0)
+        if detector is not None and detector.needs_frames and not need_embed:
+            seconds += decode_s
+        boxes = concat_detection_files(chunks.paths("detect", done), specs["detect"].path(DETECTIONS_FILE))
+        infos["detect"] = {"seconds": seconds, "frames": done, "detections": boxes, "camera": job.key, **resumed}
+    if need_embed:
+        concat_embedding_files(chunks.paths("embed", done), specs["embed"].path(EMBEDDINGS_FILE))
+        seconds = timer.seconds.get("embed", 0.0) + timer.seconds.get("embed_setup", 0.0) + decode_s
+        infos["embed"] = {"seconds": seconds, "frames": done, "camera": job.key, **resumed}
+    if needs_frames:
+        result.timings["decode_seconds"] = round(decode_s, 4)
+        result.timings["decode_fps"] = round((done - start) / decode_s, 2) if decode_s > 0 else None
     return infos
 
 

@@ -132,7 +132,7 @@ def test_run_killed_mid_way_resumes_to_the_same_result(layout, tmp_path, sig):
     proc = _spawn_fake_run(run, layout, tmp_path / "never", "run.workers=1")
     try:
         _wait_for(lambda: (run / "cameras" / "S01_c001" / "tracks.txt").exists()
-                  and any((run / "cache" / "embed" / "S01_c002").glob(f"*/*{rf.TMP_MARK}*")), timeout=120)
+                  and any((run / "cache" / "embed" / "S01_c002").rglob(f"*{rf.TMP_MARK}*")), timeout=120)
         os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C does
         proc.wait(timeout=60)
     finally:
@@ -206,7 +206,7 @@ def test_workers_die_with_their_parent_and_the_rerun_finishes_clean(layout, tmp_
     # two workers: c001 finishes, c002 (and then c003) wait in their detect stage
     proc = _spawn_fake_run(run, layout, tmp_path / "never")
     try:
-        _wait_for(lambda: any((run / "cache" / "embed" / "S01_c002").glob(f"*/*{rf.TMP_MARK}*")), timeout=120)
+        _wait_for(lambda: any((run / "cache" / "embed" / "S01_c002").rglob(f"*{rf.TMP_MARK}*")), timeout=120)
         workers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
                    if "resource_tracker" not in " ".join(p.cmdline())]
         assert workers, "no worker process found"
@@ -261,3 +261,34 @@ def test_a_rerun_waits_for_the_camera_lock_and_never_deletes_a_live_workers_file
     holder.join()
     assert results and results[0].status == "ok", results
     assert not live_file.exists()  # the worker is gone: now its leftovers are removed
+
+
+def test_a_camera_killed_mid_video_resumes_from_its_last_chunk_with_the_same_bytes(tmp_path):
+    # one camera of 30 frames, batches of 2 frames, chunks of 4: chunk k = frames 4k+1 .. 4k+4
+    data = make_layout(tmp_path / "data", cameras=("c001",), num_frames=30)
+    settings = ("run.workers=1", "run.batch_frames=2", "run.chunk_frames=4")
+    reference = tmp_path / "reference"
+    assert run_pipeline(fake_config(data, *settings), reference, stages=FakeStages(), progress=False).ok
+
+    run = tmp_path / "run"
+    # the detector stops at frame 13 (the 4th chunk): chunks 1-3 (frames 1-12) are saved
+    proc = _spawn_fake_run(run, data, tmp_path / "never", "block_at=13", *settings)
+    parts = run / "cache" / "detect" / "S01_c001"
+    try:
+        _wait_for(lambda: len(list(parts.glob("*/parts/chunk4/*.npz"))) == 3, timeout=120)
+        time.sleep(0.3)  # frames 13-14 are in the detector now
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9, mid-video
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (run / "cameras" / "S01_c001" / "detections.npz").exists()
+
+    resumed = run_pipeline(fake_config(data, *settings), run, stages=FakeStages(), progress=False)
+    assert resumed.ok
+    detect = resumed.cameras[0].stages["detect"]
+    assert detect["status"] == "computed" and detect["resumed_after_frames"] == 12 and detect["frames"] == 30
+    assert resumed.cameras[0].stages["embed"]["resumed_after_frames"] == 12
+    assert _outputs(run) == _outputs(reference)  # byte for byte
+    assert not list(parts.glob("*/parts"))  # the chunks go once the stage is done
+    assert _no_temp_files(run)

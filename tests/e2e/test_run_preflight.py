@@ -96,7 +96,8 @@ def test_every_problem_is_listed_in_one_error_before_anything_is_written(tmp_pat
                                                    "association.topology", "run folder"], problems
     assert "--set dataset.root=PATH" in problems[0]
     assert "no_det.pt not found" in problems[1] and "--set detector.weights=PATH" in problems[1]
-    assert "not a readable torch checkpoint" in problems[2] and "--set reid.weights=PATH" in problems[2]
+    # loaded, not only found: the loader's own complaint about the file
+    assert "reid.pt: " in problems[2] and "load" in problems[2] and "--set reid.weights=PATH" in problems[2]
     assert "no_topology.yaml" in problems[3] and "--set association.topology=PATH" in problems[3]
     assert "is a file, not a folder" in problems[4]
     assert "5 problems" in str(info.value)

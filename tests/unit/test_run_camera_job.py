@@ -251,3 +251,80 @@ def test_release_heap_trims_unless_turned_off(fake_libc, monkeypatch):
     monkeypatch.setenv("MCT_MALLOC_TRIM", "0")
     Stages().release_heap()
     assert fake_libc.calls == [("malloc_trim", 0)]
+
+
+class _KilledAt(FakeStages):
+    """The detector dies (as a kill would stop it) when it reaches ``frame``."""
+
+    def __init__(self, frame: int) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def detector(self, cfg, camera):
+        inner = super().detector(cfg, camera)
+        stop_at = self.frame
+
+        class Dying:
+            needs_frames = True
+
+            def detect(self, numbers, frames):
+                if max(numbers) >= stop_at:
+                    raise KeyboardInterrupt("killed")
+                return inner.detect(numbers, frames)
+
+        return Dying()
+
+
+class _Counting(FakeStages):
+    """Records which frames the detector is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[int] = []
+
+    def detector(self, cfg, camera):
+        inner, seen = super().detector(cfg, camera), self.frames
+
+        class Counting:
+            needs_frames = True
+
+            def detect(self, numbers, frames):
+                seen.extend(numbers)
+                return inner.detect(numbers, frames)
+
+        return Counting()
+
+
+def _files(run_dir):
+    cam = run_dir / "cameras" / "S01_c001"
+    return {name: (cam / name).read_bytes() for name in ("detections.npz", "embeddings.npy", "tracks.txt")}
+
+
+def test_a_job_stopped_mid_video_resumes_from_its_last_saved_chunk(layout, tmp_path):
+    # 12 frames, batches of 2; chunk_frames 3 is rounded up to whole batches: chunks of 4
+    settings = ("run.batch_frames=2", "run.chunk_frames=3")
+    fresh = run_camera_job(_job(layout, tmp_path / "fresh", *settings))
+    assert fresh.status == "ok", fresh.error
+    job = _job(layout, tmp_path / "run", *settings)
+    # frames 1-8 done (chunks 1 and 2 saved), then the job dies in the batch of frames 9-10
+    with pytest.raises(KeyboardInterrupt):
+        run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, _KilledAt(9)))
+    counting = _Counting()
+    r = run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, counting))
+    assert r.status == "ok", r.error
+    assert counting.frames == [9, 10, 11, 12]  # only the frames after the last saved chunk
+    assert r.stages["detect"]["resumed_after_frames"] == 8 and r.frames == 12
+    assert _files(tmp_path / "run") == _files(tmp_path / "fresh")  # the same bytes
+
+
+def test_chunks_of_another_size_are_dropped_not_mixed(layout, tmp_path):
+    job = _job(layout, tmp_path / "run", "run.batch_frames=2", "run.chunk_frames=4")
+    with pytest.raises(KeyboardInterrupt):
+        run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, _KilledAt(9)))
+    # the rerun saves chunks of 6 frames: the 4-frame chunks cannot be reused
+    rerun = _job(layout, tmp_path / "run", "run.batch_frames=2", "run.chunk_frames=6")
+    counting = _Counting()
+    r = run_camera_job(CameraJob(rerun.camera, rerun.config, rerun.run_root, rerun.cache_root, False, counting))
+    assert r.status == "ok" and counting.frames == list(range(1, 13))
+    fresh = run_camera_job(_job(layout, tmp_path / "fresh", "run.batch_frames=2"))
+    assert fresh.status == "ok" and _files(tmp_path / "run") == _files(tmp_path / "fresh")
