@@ -3,6 +3,8 @@ short ``mct run`` on the GPU against the same run on the CPU, and training steps
 
     python benchmarks/bench_gpu.py --out /tmp/gpu                      # on a GPU machine
     python benchmarks/bench_gpu.py --out /tmp/gpu --quick --device cpu  # dry run, tiny sizes
+    python benchmarks/bench_gpu.py                  # make bench: benchmarks/results/gpu.json, or
+                                                    # skipped (exit 0) where there is no GPU
 
 Sections (each in its own ``try``: a failure is recorded with its traceback and the next
 section runs; ``results.json`` is rewritten after every section, so a run cut short still
@@ -33,8 +35,9 @@ leaves what it measured):
    configured, and again in fp32) and on the CPU: IDF1 of each, and how many submission
    rows differ from the CPU run's.
 5. ``training``: ``mct train-detector`` for a few steps on the device (train split of the
-   same world, a few seconds long), then the re-ID training step (network, losses,
-   optimiser) on the device with autocast.
+   same world, a few seconds long); ``mct train-reid`` for one short epoch on the device
+   with autocast (where the tree's ``ReidTrainConfig`` has ``amp``); then re-ID training
+   steps written here (the project's network and losses, autocast, optimiser) on the device.
 
 ``--budget-s`` (default 400) bounds the whole script: a part that would start after the
 budget is skipped and recorded as such. Writes ``<out>/results.json`` and ``<out>/bench_gpu.log``.
@@ -442,6 +445,23 @@ def section_training(device: torch.device, quick: bool, budget: Budget, skipped:
         if metrics.is_file():
             r["metrics"] = json.loads(metrics.read_text())
         out["train_detector"] = r
+    from mct.reid.config import ReidTrainConfig
+
+    if "amp" not in ReidTrainConfig.model_fields:
+        out["train_reid"] = {"skipped": "mct train-reid has no device/amp option in this tree"}
+    elif (data / "train").is_dir() and budget.allows(40, "train-reid", skipped):
+        folder = work / "train_reid"
+        r = run_logged(mct_cmd("-q", "train-reid", "configs/reid/demo.yaml", "--out", str(folder), "--no-resume",
+                               "--set", f"data_root={data}", "--set", f"crops.cache_dir={work}/reid_cache",
+                               "--set", "epochs=1", "--set", f"batches_per_epoch={2 if quick else 10}",
+                               "--set", "num_identities=4",  # a short train split holds few vehicles
+                               "--set", f"model.device={device.type}", "--set", "amp=true"),
+                       out_dir / "train_reid.log", budget.left())
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            m = json.loads(metrics.read_text())
+            r["metrics"] = {k: m.get(k) for k in ("epochs", "steps", "seconds_this_run", "val")}
+        out["train_reid"] = r
     if budget.allows(20, "re-ID training steps", skipped):
         out["reid_steps"] = reid_training_steps(device, quick)
     return out
@@ -482,18 +502,65 @@ def reid_training_steps(device: torch.device, quick: bool) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- main
 SECTIONS = ("soft_nms", "detector", "embedder", "demo_run", "training")
+RESULTS = ROOT / "benchmarks" / "results" / "gpu.json"
+
+
+def summarise(result: dict[str, Any]) -> None:
+    """Flat ``results`` rows and ``targets`` (the layout ``scripts/bench.py`` tabulates)."""
+    sec = result["sections"]
+    rows: list[dict[str, Any]] = []
+    targets: dict[str, dict[str, Any]] = {}
+    nms = sec.get("soft_nms", {})
+    if "agreement" in nms:
+        a = nms["agreement"]
+        targets["soft_nms_device_equals_cpu_kernel"] = {"value": f"{a['calls'] - a['mismatches']}/{a['calls']}",
+                                                        "target": "all", "ok": a["mismatches"] == 0}
+    for r in nms.get("timing", []):
+        rows.append({"what": f"soft_nms N={r['n']} {r['layout']}", "nms_ms": r["nms_ms"], "gaussian_ms": r["gaussian_ms"],
+                     "linear_ms": r["linear_ms"], "hard_ms": r["hard_ms"], "worst_soft_x_nms": r["worst_soft_x_nms"]})
+        targets[f"soft_nms_x_nms_{r['layout']}_n{r['n']}"] = {"value": r["worst_soft_x_nms"],
+                                                               "target": f"<= {SOFT_NMS_X_NMS}", "ok": r["ok"]}
+    for r in sec.get("detector", {}).get("rows", []):
+        rows.append({"what": f"detector batch {r['batch']} {r['precision']}", **{k: v for k, v in r.items()
+                                                                               if k not in ("batch", "precision", "ok")}})
+        if "soft_nms_overhead" in r:
+            targets[f"detector_soft_nms_overhead_b{r['batch']}_{r['precision'].split()[0]}"] = {
+                "value": r["soft_nms_overhead"], "target": f"<= {SOFT_NMS_DETECTOR_OVERHEAD}", "ok": r["ok"]}
+    emb = sec.get("embedder", {})
+    for r in emb.get("rows", []):
+        rows.append({"what": f"embedder batch {r['batch']} {r['precision']}", "embeddings_per_s": r["embeddings_per_s"],
+                     "network_only_per_s": r["network_only_per_s"]})
+    if "cosine_fp16_vs_fp32" in emb:
+        c = emb["cosine_fp16_vs_fp32"]
+        targets["embedder_fp16_min_cosine"] = {"value": c["min"], "target": f">= {MIN_COSINE}", "ok": c["ok"]}
+    for name, r in sec.get("demo_run", {}).get("runs", {}).items():
+        rows.append({"what": f"demo run {name}", "idf1": r.get("idf1"), "seconds": r.get("seconds"), "rc": r.get("rc"),
+                     "rows": r.get("rows"), "rows_differing_from_cpu": r.get("rows_differing_from_cpu")})
+    result["results"] = rows
+    result["targets"] = targets
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder for results.json and the logs")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"folder for results.json and the logs (default: a scratch folder, the JSON to {RESULTS})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a CPU dry run)")
-    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="auto: cuda; without a GPU the benchmark is skipped (exit 0) unless --out is given")
     parser.add_argument("--budget-s", type=float, default=400.0, help="time budget of the whole script, seconds")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--demo-seconds", type=float, default=15.0, help="length of the generated demo split, seconds")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (data, runs); default <out>/../bench_gpu_work")
+    parser.add_argument("--train-seconds", type=float, default=8.0, help="length of the generated train split, seconds")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (data, runs); default /tmp/bench_gpu_work")
     args = parser.parse_args()
+    if args.device == "auto":
+        if not torch.cuda.is_available() and args.out is None:  # `make bench` on a machine without a GPU
+            print(f"bench_gpu: no CUDA device; skipped ({RESULTS} keeps the last GPU measurement)")
+            return 0
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    default_out = args.out is None
+    if default_out:
+        args.out = Path("/tmp") / "bench_gpu_out"
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path("/tmp") / "bench_gpu_work"
     work.mkdir(parents=True, exist_ok=True)
@@ -538,7 +605,7 @@ def main() -> int:
             elif name == "demo_run":
                 data = section_demo_run(device, args.quick, budget, result["skipped"], work, args.out, args.demo_seconds)
             else:
-                data = section_training(device, args.quick, budget, result["skipped"], work, args.out, args.demo_seconds)
+                data = section_training(device, args.quick, budget, result["skipped"], work, args.out, args.train_seconds)
         except Exception as exc:  # noqa: BLE001 - one section's failure must not stop the others
             log.error("section %s failed: %s", name, exc)
             data = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
@@ -546,10 +613,14 @@ def main() -> int:
         result["sections"][name] = data
         if device.type == "cuda":
             torch.cuda.empty_cache()
+        summarise(result)
         write_json(path, result)
     result["seconds"] = round(args.budget_s - budget.left(), 1)
+    summarise(result)
     write_json(path, result)
-    log.info("wrote %s (%.0f s)", path, result["seconds"])
+    if default_out and not args.quick:
+        write_json(RESULTS, result)
+    log.info("wrote %s (%.0f s)", RESULTS if default_out and not args.quick else path, result["seconds"])
     return 0
 
 

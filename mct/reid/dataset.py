@@ -32,7 +32,9 @@ from mct.reid.crops import crop_boxes, frame_to_tensor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set"]
+__all__ = [
+    "CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set", "concat_crop_sets",
+]
 
 #: bump when the way crops are selected or cut changes (invalidates old caches).
 _CACHE_VERSION = 1
@@ -247,3 +249,16 @@ def build_crop_set(
         out.save(cache)
         log.info("cached %d re-ID crops (%d identities, %d cameras) in %s", len(out), out.num_identities, out.num_cameras, cache)
     return out
+
+
+def concat_crop_sets(sets: Sequence[CropSet]) -> CropSet:
+    """One :class:`CropSet` of several (e.g. one per scenario, cut in parallel); tracks are
+    renumbered over the whole (an (identity, camera) pair in two sets is one track)."""
+    if not sets:
+        raise ValueError("concat_crop_sets: no crop set given")
+    cams = np.concatenate([c.cams for c in sets])
+    ids = np.concatenate([c.ids for c in sets])
+    _, tracks = np.unique(np.char.add(np.char.add(cams.astype(str), "#"), ids.astype(str)), return_inverse=True)
+    return CropSet(
+        np.concatenate([c.images for c in sets]), ids, cams, np.concatenate([c.frames for c in sets]), tracks.astype(np.int64)
+    )

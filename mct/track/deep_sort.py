@@ -24,7 +24,13 @@ per-track version used as the oracle in the tests and the baseline in the benchm
 
 Options beyond the reference (``TrackerConfig``): ``mode: motion_only`` (no embeddings;
 the cascade uses the gated ``1 - IoU`` of the predicted box), ``motion_weight`` (the
-paper's combined cost ``lambda d_mahalanobis + (1 - lambda) d_cosine``), ``max_age_s``.
+paper's combined cost ``lambda d_mahalanobis + (1 - lambda) d_cosine``), ``max_age_s``;
+and the ideas of later trackers (BYTE's low-score stage, OC-SORT's re-update, direction
+cost and recovery, EMA features, NSA, one assignment without the cascade, the fused cost,
+the xywh state), each a switch, run by :meth:`DeepSortTracker._associate_options` when any
+association option is on, so that the faithful path stays the reference's code
+(``docs/tracking.md``). ``mode: mct`` is a preset of them (``TRACKER_PRESETS``).
+:func:`reference_output` gives the reference application's output convention.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from mct.track.matching import (
 )
 from mct.types import Detections, xyah_to_xyxy, xyxy_to_xyah
 
-__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "skipped_frames"]
+__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "reference_output", "skipped_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +137,10 @@ class DeepSortTracker:
         self._last_frame: int | None = None
         self._galleries = GalleryPool(1 if cfg.ema_alpha is not None else cfg.nn_budget)
         self._hist_len = cfg.oc_direction_span + 1
+        # what the options need remembered per observation (skipped otherwise: it costs per frame)
+        self._keep_obs = cfg.oc_reupdate or cfg.oc_recovery
+        self._keep_hist = cfg.oc_direction_weight > 0
+        self._options = cfg.uses_options
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 3, 4))  # compact covariance, see BatchKalman
         self._ids = np.zeros(0, dtype=np.int64)
@@ -231,7 +241,7 @@ class DeepSortTracker:
         meas = self._measure(dets) if n_dets else np.zeros((0, 4))
 
         # 2. + 3. associate
-        if cfg.uses_options:
+        if self._options:
             matches, unmatched_tracks, unmatched_dets = self._associate_options(dets, meas, features)
         else:
             matches, unmatched_tracks, unmatched_dets = self._associate(dets, meas, features)
@@ -393,7 +403,10 @@ class DeepSortTracker:
         low_dets = np.flatnonzero(usable & ~high)
         unmatched = np.flatnonzero(high)
         matches: list[tuple[int, int]] = []
-        confirmed = np.flatnonzero(self._confirmed)
+        # a track past its buffer (more frames since its last match than max_age) takes part
+        # in no stage and is deleted this frame, as in the cascade (whose levels end at max_age)
+        expired = np.flatnonzero(self._confirmed & (self._tsu > self.max_age)).tolist()
+        confirmed = np.flatnonzero(self._confirmed & (self._tsu <= self.max_age))
         unmatched_conf: list[int] = confirmed.tolist()
         # stage 1: confirmed tracks against the high detections (cascade or one assignment)
         if len(confirmed) and len(unmatched):
@@ -439,17 +452,19 @@ class DeepSortTracker:
             pending = [t for t in pending if t not in taken]
             unmatched = np.asarray(rest, dtype=np.int64)
         unmatched = unmatched[scores[unmatched] >= cfg.min_new_track_score]
-        return matches, sorted(pending) + dead_tentative, sorted(int(d) for d in unmatched)
+        return matches, sorted(pending + expired) + dead_tentative, sorted(int(d) for d in unmatched)
 
     # ------------------------------------------------------------------ options' state
     def _observe(self, rows: np.ndarray, meas: np.ndarray) -> None:
-        """Remember the filter after this observation, the observation, and its centre (OCM)."""
-        self._obs_mean[rows] = self._mean[rows]
-        self._obs_cov[rows] = self._cov[rows]
-        self._obs_meas[rows] = meas
-        self._hist[rows, :-1] = self._hist[rows, 1:]
-        self._hist[rows, -1] = meas[:, :2]
-        self._hist_n[rows] = np.minimum(self._hist_n[rows] + 1, self._hist_len)
+        """Remember the filter after this observation and the observation (ORU, OCR), and its centre (OCM)."""
+        if self._keep_obs:
+            self._obs_mean[rows] = self._mean[rows]
+            self._obs_cov[rows] = self._cov[rows]
+            self._obs_meas[rows] = meas
+        if self._keep_hist:
+            self._hist[rows, :-1] = self._hist[rows, 1:]
+            self._hist[rows, -1] = meas[:, :2]
+            self._hist_n[rows] = np.minimum(self._hist_n[rows] + 1, self._hist_len)
 
     def _reupdate(self, rows: np.ndarray, meas: np.ndarray) -> None:
         """ORU: tracks re-found after ``k >= 1`` coasted frames are rewound to their last
@@ -470,12 +485,13 @@ class DeepSortTracker:
     def _add_features(self, rows: np.ndarray, features: np.ndarray) -> None:
         slots = self._slots[rows]
         have = slots >= 0
-        if self.cfg.ema_alpha is None:
-            self._galleries.add(slots[have], features[have])
-        else:
-            self._galleries.blend(slots[have], features[have], self.cfg.ema_alpha)
         if not have.all():  # tracks born on frames without embeddings get a gallery now
             self._slots[rows[~have]] = self._galleries.allocate(features[~have])
+            slots, features = slots[have], features[have]
+        if self.cfg.ema_alpha is None:
+            self._galleries.add(slots, features)
+        else:
+            self._galleries.blend(slots, features, self.cfg.ema_alpha)
 
     # ------------------------------------------------------------------ bookkeeping
     def _add(self, meas: np.ndarray, features: np.ndarray | None) -> None:

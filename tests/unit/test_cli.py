@@ -125,10 +125,10 @@ def _config_models():
     from mct.config import Config
     from mct.data.synth.config import SynthConfig
     from mct.detect.config import DetectorTrainConfig
-    from mct.reid.config import ReidTrainConfig
+    from mct.reid.config import ReidAdaptConfig, ReidTrainConfig
 
     return {"config": Config, "run": Config, "synth": SynthConfig, "train-detector": DetectorTrainConfig,
-            "train-reid": ReidTrainConfig}
+            "train-reid": ReidTrainConfig, "adapt": ReidAdaptConfig}
 
 
 def _has_key(model, dotted: str) -> bool:

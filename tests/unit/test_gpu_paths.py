@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,39 @@ def test_soft_nms_keeps_the_dtype_and_device_of_its_input():
     keep32, _ = soft_nms(xyxy.float(), scores.float(), method="gaussian")
     keep16, kept16 = soft_nms(xyxy, scores, method="gaussian")
     assert keep16.tolist() == keep32.tolist() and kept16.dtype == torch.float16
+
+
+def test_detector_boxes_under_autocast_are_decoded_in_float32():
+    # the detector runs its RoI heads under autocast on CUDA (fp16). Here: CPU autocast in
+    # bfloat16 (spacing 2-4 px at 300-600 px). The box regression comes out of the head in
+    # low precision, but the boxes must be decoded in float32: every box of the autocast
+    # pass lies within half a pixel of a box of the float32 pass (the heads see the same
+    # features and proposals; only the head's arithmetic differs)
+    from mct.detect.config import DetectorConfig
+    from mct.detect.maskrcnn import MaskRCNNDetector
+
+    torch.manual_seed(0)
+    det = MaskRCNNDetector(DetectorConfig(source="maskrcnn", model="small", weights="none", device="cpu",
+                                          min_score=0.05))
+    with torch.no_grad():  # every proposal is a car (label 3): random weights score no class
+        cls = det.model.roi_heads.box_predictor.cls_score
+        cls.weight[:3] = 0.0
+        cls.weight[4:] = 0.0
+        cls.bias.zero_()
+        cls.bias[3] = 4.0
+    frame = torch.from_numpy(np.random.default_rng(0).random((3, 360, 640), dtype=np.float32))
+    model = det.model
+    with torch.inference_mode():
+        batch, _ = model.transform([frame])
+        features = model.backbone(batch.tensors)
+        proposals, _ = model.rpn(batch, features)
+        ref = det._roi_heads(features, proposals, batch.image_sizes)[0]["boxes"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            amp = det._roi_heads(features, proposals, batch.image_sizes)[0]["boxes"]
+    assert amp.dtype == torch.float32 and len(ref) >= 10 and len(amp) >= 10
+    assert float(ref.max()) > 300  # coordinates where bfloat16 rounds to 2-4 px
+    nearest = (amp[:, None, :] - ref[None, :, :]).abs().amax(2).amin(1)
+    assert float(nearest.max()) < 0.5
 
 
 # ---------------------------------------------------------------------------- Ray GPUs

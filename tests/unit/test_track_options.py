@@ -261,3 +261,25 @@ def test_mct_mode_golden_on_eth_sunnyday() -> None:
 
 
 GOLDEN_SUNNYDAY = (77.12, 59.9, 7)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"min_score": 1e-9}, {"matching_cascade": False}, {"oc_recovery": True}, {"matching_cascade": False, "oc_recovery": True}],
+    ids=["cascade", "one_assignment", "recovery", "one_assignment_recovery"],
+)
+def test_a_track_refound_on_the_frame_it_expires_keeps_its_id_and_not_one_frame_later(options) -> None:
+    # max_age 5. A standing car seen in frames 1-4 (confirmed at frame 3), hidden from frame 5.
+    # Case A: seen again at frame 9, five frames after its last match (the last frame its
+    # buffer allows): it is track 1 again. Case B: seen again at frame 10, six frames after:
+    # the track has expired, whatever the association stages, and a new track starts.
+    def run(back: int) -> list[dict[int, int]]:
+        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", max_age=5, n_init=1, **options), 10)
+        out = []
+        for f in range(1, back + 1):
+            boxes = [_box(300, 300)] if f <= 4 or f == back else []
+            out.append(_ids(tracker.update(_frame(f, boxes))))
+        return out
+
+    assert run(9)[-1] == {0: 1}
+    assert run(10)[-1] == {}  # a new, tentative track (n_init 1 still waits for a second hit)
