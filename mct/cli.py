@@ -147,7 +147,7 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
     or stage failed, 130 when interrupted.
     """
     from mct.config import load_config
-    from mct.run.pipeline import run_pipeline
+    from mct.run.runner import run_pipeline
 
     import signal
 

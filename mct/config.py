@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -31,7 +31,6 @@ from mct.data.config import DatasetConfig
 from mct.detect.config import DetectorConfig
 from mct.evaluate.config import EvaluationConfig
 from mct.reid.config import EmbedderConfig
-from mct.run.config import RunConfig
 from mct.schema import StrictModel
 from mct.track.config import TrackerConfig, TrackletConfig
 
@@ -51,6 +50,36 @@ M = TypeVar("M", bound=BaseModel)
 
 #: The folder of the shipped configs; ``extends`` may also name a file relative to it.
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+# ---------------------------------------------------------------------------- run settings
+# Defined here, not in mct.run: the run package reads the whole Config, so the config must
+# not import the run package (no cycle between them).
+class RayConfig(StrictModel):
+    #: ``None``: start a local Ray instance; ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
+    address: str | None = None
+    #: GPUs each camera job asks Ray for (a Ray resource; fractions share a GPU).
+    num_gpus_per_camera: float = Field(default=0.0, ge=0.0)
+    num_cpus_per_camera: float = Field(default=1.0, gt=0.0)
+
+
+class RunConfig(StrictModel):
+    """Scheduling and run-folder options; none of them changes a result, so none is fingerprinted."""
+
+    output_dir: str = "runs"
+    executor: Literal["local", "ray"] = "local"
+    #: camera jobs running at the same time (local processes; also ``num_cpus`` of a local Ray).
+    workers: int = Field(default=2, ge=1)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    #: frames decoded and processed together; bounds the memory a camera job holds.
+    batch_frames: int = Field(default=8, ge=1)
+    #: detections and embeddings are saved every this many frames (rounded up to whole
+    #: batches), so a killed camera job resumes from its last saved chunk, not from frame 1.
+    chunk_frames: int = Field(default=256, ge=1)
+    #: torch/OpenCV threads inside one camera job (jobs run in parallel already).
+    threads_per_job: int = Field(default=1, ge=1)
+    #: how local worker processes start; ``spawn`` is safe with torch and threads.
+    start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
 
 
 class ConfigError(ValueError):

@@ -1,7 +1,5 @@
-"""Per-camera detection cache in the run folder, so tracking experiments skip detection.
-
-File: ``<run folder>/detections/<scenario>_<camera>.npz`` (see :func:`cache_path`), one
-``numpy.savez`` archive of the detections of all processed frames, concatenated:
+"""The detections file format: one ``numpy.savez`` archive of the detections of all
+processed frames of a camera, concatenated:
 
 * ``frames (F,) int64``: every processed frame, in processing order (empty ones too);
 * ``counts (F,) int64``: detections per frame; rows of frame ``k`` are
@@ -13,42 +11,32 @@ File: ``<run folder>/detections/<scenario>_<camera>.npz`` (see :func:`cache_path
 
 ``mct run`` (``mct.run.storage``) writes and reads its ``detections.npz`` through
 :func:`write_detection_arrays` / :func:`read_detection_arrays`: one format, one writer. The file is written to a
-temporary name in the same folder and renamed, so a crash never leaves half a file. A
-cache whose ``meta.detector`` differs from the current config is stale and not used.
+temporary name in the same folder and renamed, so a crash never leaves half a file.
+:func:`save_detections` / :func:`load_detections` convert from and to per-frame
+:class:`~mct.types.Detections` (with masks).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from mct.atomic import atomic_path
-from mct.detect.config import DetectorConfig
-from mct.types import Camera, Detections
-
-log = logging.getLogger(__name__)
+from mct.types import Detections
 
 __all__ = [
-    "cache_path",
     "save_detections",
     "load_detections",
     "detection_arrays",
     "write_detection_arrays",
     "read_detection_arrays",
-    "DetectionCache",
     "CACHE_FORMAT",
 ]
 
 CACHE_FORMAT = 1
-
-
-def cache_path(run_dir: str | Path, camera: Camera) -> Path:
-    """``<run_dir>/detections/<scenario>_<camera_id>.npz``."""
-    return Path(run_dir) / "detections" / f"{camera.scenario}_{camera.camera_id}.npz"
 
 
 _KEYS = ("frames", "counts", "xyxy", "scores", "class_ids")
@@ -128,28 +116,3 @@ def load_detections(path: str | Path) -> tuple[list[Detections], dict[str, Any]]
         )
         start += n
     return out, meta
-
-
-class DetectionCache:
-    """The cache of one camera under one detector config.
-
-    ``load()`` gives the cached detections when the file exists and was written with an
-    equal config (else ``None``); ``save(dets)`` writes them.
-    """
-
-    def __init__(self, run_dir: str | Path, camera: Camera, cfg: DetectorConfig) -> None:
-        self.path = cache_path(run_dir, camera)
-        self.camera = camera
-        self.meta = {"camera": list(camera.key), "detector": cfg.model_dump(mode="json")}
-
-    def load(self) -> list[Detections] | None:
-        if not self.path.is_file():
-            return None
-        dets, meta = load_detections(self.path)
-        if meta.get("camera") != self.meta["camera"] or meta.get("detector") != self.meta["detector"]:
-            log.info("%s: written with another detector config; not used", self.path)
-            return None
-        return dets
-
-    def save(self, detections: Sequence[Detections]) -> Path:
-        return save_detections(self.path, detections, self.meta)

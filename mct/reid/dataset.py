@@ -33,8 +33,7 @@ from mct.reid.crops import crop_boxes, frame_to_tensor
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set", "load_crop_set",
-    "concat_crop_sets",
+    "CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set", "concat_crop_sets",
 ]
 
 #: bump when the way crops are selected or cut changes (invalidates old caches).
@@ -250,14 +249,6 @@ def build_crop_set(
         out.save(cache)
         log.info("cached %d re-ID crops (%d identities, %d cameras) in %s", len(out), out.num_identities, out.num_cameras, cache)
     return out
-
-
-def load_crop_set(path: str | Path) -> CropSet:
-    """A :class:`CropSet` saved with :meth:`CropSet.save`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: crop set not found")
-    return CropSet.load(path)
 
 
 def concat_crop_sets(sets: Sequence[CropSet]) -> CropSet:

@@ -7,14 +7,23 @@ records and results come back over one multiprocessing queue.
 
 Ctrl-C: every worker gets SIGINT (same process group) or SIGTERM from us; both raise
 ``KeyboardInterrupt`` in the worker, whose atomic writers remove their temporary files.
+
+Workers die with their parent: ``kill -9`` of ``mct run`` leaves no worker computing on
+its own. On Linux each worker asks the kernel for SIGTERM when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``); everywhere, a worker also checks between batches of frames
+that its parent is still the one it started with, and stops if not.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -54,21 +63,59 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _worker_main(job: CameraJob, q: Any, log_level: int) -> None:
-    """Entry point of a worker process: run one camera job, report over ``q``."""
+#: ``prctl`` option: the signal this process gets when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM when the parent dies (Linux); exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            log.debug("prctl unavailable; relying on the liveness check between batches")
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        raise KeyboardInterrupt("the parent process is gone")
+
+
+class _ParentWatch:
+    """Between batches: is the parent still the process that started this worker?"""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+
+    def alive(self) -> bool:
+        return os.getppid() == self.parent
+
+
+def _worker_main(job: CameraJob, q: Any, log_level: int, parent_pid: int | None = None) -> None:
+    """Entry point of a worker process: run one camera job, report over ``q``.
+
+    ``parent_pid``: the pid of the process that started this one (``None`` when the start
+    method puts another process in between, e.g. forkserver).
+    """
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    watch = _ParentWatch()
     root = logging.getLogger()
     root.handlers = [_QueueLogHandler(q)]
     root.setLevel(log_level)
 
     def progress(key: str, done: int, total: int | None, stage: str) -> None:
+        if not watch.alive():
+            raise KeyboardInterrupt("the parent process is gone")
         q.put(("progress", key, done, total, stage))
 
     try:
+        _die_with_parent(parent_pid if parent_pid is not None else watch.parent)
         result = run_camera_job(job, progress)
         q.put(("result", job.key, result.to_dict()))
     except KeyboardInterrupt:
-        q.put(("interrupted", job.key, None))
+        if watch.alive():
+            q.put(("interrupted", job.key, None))
+        else:  # nobody reads the queue any more: do not wait for it at exit
+            q.cancel_join_thread()
 
 
 def _failed(job: CameraJob, message: str) -> CameraResult:
@@ -128,7 +175,9 @@ def run_local(
         while pending or running:
             while pending and len(running) < workers:
                 job = pending.pop(0)
-                proc = ctx.Process(target=_worker_main, args=(job, q, level), name=f"mct-{job.key}", daemon=False)
+                parent = os.getpid() if start_method in ("spawn", "fork") else None
+                proc = ctx.Process(target=_worker_main, args=(job, q, level, parent), name=f"mct-{job.key}",
+                                   daemon=False)
                 proc.start()
                 running[job.key] = (proc, job)
                 log.debug("started camera %s in process %s", job.key, proc.pid)

@@ -1,9 +1,10 @@
-"""``mct run``: camera jobs, then association, the submission file and evaluation.
+"""``mct run`` of one config: camera jobs, then association, the submission file and evaluation.
 
-:func:`run_pipeline` resolves the dataset, runs one camera job per camera through the
+:func:`run_single` checks the inputs (:mod:`mct.run.preflight`), runs one camera job per camera through the
 configured executor (local processes or Ray), associates all tracklets across cameras,
-writes the submission file and scores it when evaluation ground truth exists. A config
-with a ``sweep`` runs each variant (:mod:`mct.run.sweep`).
+writes the submission file and scores it when evaluation ground truth exists. Every stage
+follows one protocol (:mod:`mct.run.protocol`). A config with a ``sweep`` runs each variant
+through it (:mod:`mct.run.sweep`); :func:`mct.run.runner.run_pipeline` picks which.
 
 Faults stay local: a camera that fails (missing or corrupt video, a crash, a dead worker)
 is reported in ``summary.json`` with its message; the other cameras finish and keep their
@@ -24,9 +25,12 @@ from typing import Any, Sequence
 import numpy as np
 
 import mct
+from mct.config import Config, RunConfig, dump_config
 from mct.run import run_folder as rf
-from mct.run.camera_job import CameraJob, CameraResult, job_is_cached, run_camera_job
+from mct.run.camera_job import CAMERA_STAGES, CameraJob, CameraResult, job_is_cached, run_camera_job
+from mct.run.preflight import RunInputs, preflight
 from mct.run.progress import RunProgress
+from mct.run.protocol import StageSpec, run_stage
 from mct.run.stages import PipelineStages
 from mct.types import Camera, GlobalAssignment, Tracklet
 
@@ -34,7 +38,6 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "RunSummary",
-    "run_pipeline",
     "run_single",
     "run_camera_jobs",
     "save_assignment",
@@ -53,7 +56,10 @@ class RunSummary:
 
     name: str
     run_dir: str
-    status: str = "ok"  # ok | failed | interrupted
+    #: ``running`` until the run ends; then ok | failed | interrupted
+    status: str = "running"
+    #: what stopped the run, when it stopped on an error outside the cameras' own
+    error: str | None = None
     seconds: float = 0.0
     cameras: list[CameraResult] = field(default_factory=list)
     association: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +87,7 @@ class RunSummary:
             "name": self.name,
             "run_dir": self.run_dir,
             "status": self.status,
+            "error": self.error,
             "seconds": round(self.seconds, 3),
             "frames": int(sum(c.frames for c in self.cameras)),
             "failed": {c.key: c.error for c in self.failed_cameras},
@@ -91,12 +98,12 @@ class RunSummary:
         }
 
 
-def default_run_dir(cfg: Any) -> Path:
+def default_run_dir(cfg: Config) -> Path:
     return Path(cfg.run.output_dir) / cfg.name
 
 
 # ---------------------------------------------------------------------------- camera jobs
-def run_camera_jobs(jobs: Sequence[CameraJob], run_cfg: Any, progress: RunProgress | None = None) -> list[CameraResult]:
+def run_camera_jobs(jobs: Sequence[CameraJob], run_cfg: RunConfig, progress: RunProgress | None = None) -> list[CameraResult]:
     """Run camera jobs on the configured executor."""
     on_progress = progress.on_progress if progress is not None else None
     on_result = progress.on_result if progress is not None else None
@@ -157,7 +164,7 @@ def load_assignment(path: str | Path) -> GlobalAssignment:
 
 
 def _associate(
-    cfg: Any, folder: rf.RunFolder, cameras: Sequence[Camera], results: Sequence[CameraResult],
+    cfg: Config, folder: rf.RunFolder, cameras: Sequence[Camera], results: Sequence[CameraResult],
     stages: PipelineStages, force: bool,
 ) -> dict[str, Any]:
     ok = [r for r in results if r.status == "ok"]
@@ -168,36 +175,35 @@ def _associate(
     track_fps = sorted((r.key, r.stages["track"]["fingerprint"]) for r in ok)
     fp = rf.fingerprint("association", mct.__version__, track_fps, cfg.association.model_dump(mode="json"),
                         rf.files_signature(getattr(cfg.association, "topology", "")))
-    adir = folder.stage_dir("association", "all", fp)
-    recomputed = any(r.stages["track"]["status"] == "computed" for r in ok)
-    t0 = time.perf_counter()
-    if force or recomputed or not rf.stage_is_done(adir, fp):
-        rf.remove_temp_files(adir)
+    spec = StageSpec("association", "all", fp, folder.stage_dir("association", "all", fp),
+                     (ASSIGNMENT_FILE, SUBMISSION_FILE))
+
+    def compute(spec: StageSpec) -> dict[str, Any]:
+        t0 = time.perf_counter()
         tracklets: list[Tracklet] = []
         for r in ok:
             tracklets.extend(stages.load_tracklets(Path(r.stages["track"]["dir"]) / stages.tracklets_name))
         log.info("associating %d tracklets of %d cameras", len(tracklets), len(cams))
         assignment = stages.associate(tracklets, cams, cfg.association)
-        save_assignment(adir / ASSIGNMENT_FILE, assignment)
-        with rf.atomic_path(adir / SUBMISSION_FILE) as tmp:
+        save_assignment(spec.path(ASSIGNMENT_FILE), assignment)  # atomic
+        with spec.atomic(SUBMISSION_FILE) as tmp:
             n_rows = stages.write_submission(tmp, tracklets, assignment)
-        seconds = time.perf_counter() - t0
-        info = {"seconds": round(seconds, 4), "tracklets": len(tracklets), "global_ids": int(len(np.unique(assignment.global_ids))),
-                "rows": int(n_rows), "cameras": sorted(ok_keys)}
-        rf.mark_stage_done(adir, fp, [ASSIGNMENT_FILE, SUBMISSION_FILE], info)
-        status = "computed"
-    else:
-        info = {k: v for k, v in rf.read_json(adir / "done.json").items() if k in ("seconds", "tracklets", "global_ids", "rows", "cameras")}
-        status = "cached"
+        return {"seconds": round(time.perf_counter() - t0, 4), "tracklets": len(tracklets),
+                "global_ids": int(len(np.unique(assignment.global_ids))), "rows": int(n_rows), "cameras": sorted(ok_keys)}
+
+    recomputed = any(r.stages["track"]["status"] == "computed" for r in ok)
+    outcome = run_stage(spec, compute, force=force, inputs_changed=recomputed)
+    info = {k: v for k, v in outcome.record.items() if k in ("seconds", "tracklets", "global_ids", "rows", "cameras")}
     folder.association_dir.mkdir(parents=True, exist_ok=True)
     for name in (ASSIGNMENT_FILE, SUBMISSION_FILE):
-        rf.link_atomic(adir / name, folder.association_dir / name)
-    rf.link_atomic(adir / SUBMISSION_FILE, folder.root / SUBMISSION_FILE)
-    return {"status": status, "fingerprint": fp, "dir": str(adir), "submission": str(folder.root / SUBMISSION_FILE), **info}
+        rf.link_atomic(spec.path(name), folder.association_dir / name)
+    rf.link_atomic(spec.path(SUBMISSION_FILE), folder.root / SUBMISSION_FILE)
+    return {"status": outcome.status, "fingerprint": fp, "dir": str(spec.dir), "submission": str(folder.root / SUBMISSION_FILE),
+            **info}
 
 
 def _evaluate(
-    cfg: Any, folder: rf.RunFolder, association: dict[str, Any], gt_path: Path | None, roi_dir: Path | None,
+    cfg: Config, folder: rf.RunFolder, association: dict[str, Any], gt_path: Path | None, roi_dir: Path | None,
     stages: PipelineStages, force: bool,
 ) -> dict[str, Any]:
     if not cfg.evaluation.enabled:
@@ -209,29 +215,43 @@ def _evaluate(
     st = Path(gt_path).stat()
     fp = rf.fingerprint("eval", association["fingerprint"], cfg.evaluation.model_dump(mode="json"),
                         [str(gt_path), st.st_size, st.st_mtime_ns])
-    edir = folder.stage_dir("eval", "all", fp)
-    t0 = time.perf_counter()
-    if force or association["status"] == "computed" or not rf.stage_is_done(edir, fp):
-        rf.remove_temp_files(edir)
+    spec = StageSpec("eval", "all", fp, folder.stage_dir("eval", "all", fp), (METRICS_FILE,))
+
+    def compute(spec: StageSpec) -> dict[str, Any]:
+        t0 = time.perf_counter()
         metrics = stages.evaluate(Path(gt_path), Path(association["dir"]) / SUBMISSION_FILE, roi_dir, cfg.evaluation)
-        rf.write_json_atomic(edir / METRICS_FILE, metrics)
-        seconds = time.perf_counter() - t0
-        rf.mark_stage_done(edir, fp, [METRICS_FILE], {"seconds": round(seconds, 4), "ground_truth": str(gt_path)})
-        status = "computed"
-    else:
-        metrics = rf.read_json(edir / METRICS_FILE)
-        seconds = float(rf.read_json(edir / "done.json").get("seconds", 0.0))
-        status = "cached"
-    rf.link_atomic(edir / METRICS_FILE, folder.eval_dir / METRICS_FILE)
+        rf.write_json_atomic(spec.path(METRICS_FILE), metrics)
+        return {"seconds": round(time.perf_counter() - t0, 4), "ground_truth": str(gt_path)}
+
+    outcome = run_stage(spec, compute, force=force, inputs_changed=association["status"] == "computed")
+    metrics = rf.read_json(spec.path(METRICS_FILE))
+    rf.link_atomic(spec.path(METRICS_FILE), folder.eval_dir / METRICS_FILE)
     # the headline numbers (IDF1, IDP, IDR, MOTA, ...); the full report stays in metrics.json
     headline = metrics.get("metrics") if isinstance(metrics.get("metrics"), dict) else metrics
-    return {"status": status, "fingerprint": fp, "seconds": round(seconds, 4), "ground_truth": str(gt_path),
-            "report": str(folder.eval_dir / METRICS_FILE), "metrics": headline}
+    return {"status": outcome.status, "fingerprint": fp, "seconds": round(float(outcome.record.get("seconds", 0.0)), 4),
+            "ground_truth": str(gt_path), "report": str(folder.eval_dir / METRICS_FILE), "metrics": headline}
+
+
+def _remove_temp_files_after_interrupt(folder: rf.RunFolder) -> None:
+    """Ctrl-C: remove the temporary files of this run, but only of cameras whose lock is
+    free (a worker that has not stopped yet keeps its files; the next run removes them)."""
+    rf.remove_temp_files(folder.root, skip=rf.CAMERA_OWNED)
+    for stage in ("association", "eval"):
+        rf.remove_temp_files(folder.cache_root / stage)
+    for lock in sorted((folder.cache_root / "locks").glob("*.lock")):
+        key = lock.stem
+        try:
+            with rf.exclusive_lock(lock, timeout_s=0.0):
+                for stage in CAMERA_STAGES:
+                    rf.remove_temp_files(folder.cache_root / stage / key)
+                rf.remove_temp_files(folder.root / "cameras" / key)
+        except rf.LockedError as exc:
+            log.warning("left the temporary files of camera %s: %s", key, exc)
 
 
 # ---------------------------------------------------------------------------- one run
 def run_single(
-    cfg: Any,
+    cfg: Config,
     run_dir: str | Path | None = None,
     *,
     cache_root: str | Path | None = None,
@@ -239,21 +259,28 @@ def run_single(
     stages: PipelineStages | None = None,
     progress: bool = True,
     argv: Sequence[str] | None = None,
+    inputs: RunInputs | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline once (no sweep) into ``run_dir``; returns the summary."""
-    from mct.config import dump_config
+    """Run the whole pipeline once (no sweep) into ``run_dir``; returns the summary.
 
+    ``inputs``: what :func:`mct.run.preflight.preflight` returned for this run (checked
+    here when not given). Raises :class:`~mct.run.preflight.PreflightError` before anything
+    is written when the run cannot start.
+    """
     stages = stages if stages is not None else PipelineStages()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     folder = rf.RunFolder(run_dir, cache_root)
     summary = RunSummary(cfg.name, str(folder.root))
     t0 = time.perf_counter()
+    # the inputs are checked before the folder is touched: a run that cannot start leaves
+    # the previous run's config, manifest and summary as they were
+    if inputs is None:
+        inputs = preflight(cfg, folder.root, stages, force=force, cache_root=cache_root)
+    cameras, gt_path, roi_dir = list(inputs.cameras), inputs.ground_truth, inputs.roi_dir
+    load_failures = inputs.load_failures
     folder.prepare(dump_config(cfg), cfg.seed, argv)
     bars: RunProgress | None = None
     try:
-        cameras, gt_path, roi_dir, load_failures = stages.load_dataset(cfg.dataset)
-        if not cameras and not load_failures:
-            raise ValueError(f"{cfg.dataset.root}/{cfg.dataset.split}: no cameras selected")
         log.info("run %s: %d camera(s), executor %s, output %s", cfg.name, len(cameras) + len(load_failures),
                  cfg.run.executor, folder.root)
         jobs = [CameraJob(cam, cfg, str(folder.root), str(folder.cache_root), force, stages) for cam in cameras]
@@ -282,30 +309,16 @@ def run_single(
     except KeyboardInterrupt:
         summary.status = "interrupted"
         raise
+    except BaseException as exc:
+        # an unexpected error after the folder was prepared: the run did not finish
+        summary.status = "failed"
+        summary.error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         if bars is not None:
             bars.close()
         summary.seconds = time.perf_counter() - t0
         if summary.status == "interrupted":
-            rf.remove_temp_files(folder.root)
-            rf.remove_temp_files(folder.cache_root)
+            _remove_temp_files_after_interrupt(folder)
         rf.write_json_atomic(folder.summary_path, summary.to_dict())
     return summary
-
-
-def run_pipeline(
-    cfg: Any,
-    out_dir: str | Path | None = None,
-    *,
-    force: bool = False,
-    stages: PipelineStages | None = None,
-    progress: bool = True,
-    argv: Sequence[str] | None = None,
-) -> Any:
-    """Run ``cfg``: a :class:`RunSummary`, or a :class:`mct.run.sweep.SweepSummary` when the
-    config declares a sweep. ``out_dir`` replaces ``run.output_dir/<name>``."""
-    if cfg.sweep is not None and (cfg.sweep.grid or cfg.sweep.variants):
-        from mct.run.sweep import run_sweep
-
-        return run_sweep(cfg, out_dir, force=force, stages=stages, progress=progress, argv=argv)
-    return run_single(cfg, out_dir, force=force, stages=stages, progress=progress, argv=argv)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import ray
 from ray.util.queue import Empty, Queue
 
+from mct.config import RunConfig
 from mct.run.camera_job import CameraJob, CameraResult, run_camera_job
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _init(address: str | None, workers: int) -> bool:
 
 def run_ray(
     jobs: Sequence[CameraJob],
-    run_cfg: Any,
+    run_cfg: RunConfig,
     on_progress: Callable[[str, int, "int | None", str], None] | None = None,
     on_result: Callable[[CameraResult], None] | None = None,
 ) -> list[CameraResult]:

@@ -22,14 +22,16 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import yaml
 
+from mct.config import Config, validate
 from mct.run import run_folder as rf
 from mct.run.stages import PipelineStages
-from mct.types import Camera, Tracklet
+from mct.run.pipeline import ASSIGNMENT_FILE, load_assignment
+from mct.types import Camera, GlobalAssignment, Tracklet
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +147,7 @@ def open_video_writer(path: Path, fps: float, width: int, height: int, name: str
     return _Mp4vWriter(path, fps, width, height)
 
 
-def load_run_config(run_dir: Path) -> Any:
-    from mct.config import Config, validate
-
+def load_run_config(run_dir: Path) -> Config:
     path = run_dir / "config.yaml"
     if not path.is_file():
         if (run_dir / "variants").is_dir():
@@ -162,8 +162,7 @@ def _find_tracklets_file(cam_dir: Path) -> Path | None:
     return files[0] if files else None
 
 
-def _global_ids(run_dir: Path) -> Any:
-    from mct.run.pipeline import ASSIGNMENT_FILE, load_assignment
+def _global_ids(run_dir: Path) -> GlobalAssignment | None:
 
     path = run_dir / "association" / ASSIGNMENT_FILE
     if not path.is_file():
@@ -172,7 +171,7 @@ def _global_ids(run_dir: Path) -> Any:
     return load_assignment(path)
 
 
-def _label(assignment: Any, t: Tracklet) -> tuple[int, str]:
+def _label(assignment: GlobalAssignment | None, t: Tracklet) -> tuple[int, str]:
     if assignment is None:
         return t.track_id, f"L{t.track_id}"
     gid = assignment.global_id(t.scenario, t.camera_id, t.track_id)

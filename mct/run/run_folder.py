@@ -29,8 +29,9 @@ import platform
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from mct.atomic import TMP_MARK, atomic_path
 
@@ -44,6 +45,8 @@ __all__ = [
     "read_json",
     "link_atomic",
     "remove_temp_files",
+    "LockedError",
+    "exclusive_lock",
     "fingerprint",
     "stage_is_done",
     "mark_stage_done",
@@ -99,13 +102,16 @@ def link_atomic(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def remove_temp_files(root: str | Path) -> int:
-    """Delete every temporary file under ``root`` (left by a killed process); returns the count."""
+def remove_temp_files(root: str | Path, skip: Sequence[str] = ()) -> int:
+    """Delete every temporary file under ``root`` (left by a killed process), except below
+    folders named in ``skip`` (those a camera job owns under its lock); returns the count."""
     root = Path(root)
     if not root.is_dir():
         return 0
     n = 0
     for p in root.rglob(f"*{TMP_MARK}*"):
+        if skip and any(part in skip for part in p.relative_to(root).parts[:-1]):
+            continue
         if p.is_file():
             with contextlib.suppress(OSError):
                 p.unlink()
@@ -113,6 +119,63 @@ def remove_temp_files(root: str | Path) -> int:
     if n:
         log.info("removed %d unfinished temporary file(s) under %s", n, root)
     return n
+
+
+# ---------------------------------------------------------------------------- locks
+class LockedError(RuntimeError):
+    """Another live process holds the lock (``holder``: its pid, when it wrote one)."""
+
+    def __init__(self, message: str, holder: int | None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+def _holder(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, timeout_s: float = 60.0, what: str = "") -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if needed) for the block.
+
+    The kernel releases the lock when its holder dies, however it dies, so a lock is never
+    stale. While another process holds it we wait (a killed run's worker still stopping),
+    up to ``timeout_s`` seconds, then raise :class:`LockedError` naming the holder's pid.
+    The holder's pid is written into the file. No-op where ``fcntl`` does not exist.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(fd)
+                if time.monotonic() >= deadline:
+                    raise LockedError(f"{what or path} is in use by process {holder} (another mct run on this "
+                                      f"folder?); waited {timeout_s:.0f} s for {path}", holder) from None
+                if not waited:
+                    log.info("waiting for process %s to finish with %s", holder, what or path)
+                    waited = True
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # ---------------------------------------------------------------------------- fingerprints
@@ -153,10 +216,12 @@ def stage_is_done(stage_dir: str | Path, fp: str) -> bool:
     return all((Path(stage_dir) / name).is_file() for name in record.get("outputs", ()))
 
 
-def mark_stage_done(stage_dir: str | Path, fp: str, outputs: Sequence[str], info: Mapping[str, Any]) -> None:
-    """Record a finished stage (written last, so its presence means every output is whole)."""
+def mark_stage_done(stage_dir: str | Path, fp: str, outputs: Sequence[str], info: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a finished stage (written last, so its presence means every output is whole);
+    returns the record."""
     record = {"fingerprint": fp, "outputs": list(outputs), "finished": _now(), **dict(info)}
     write_json_atomic(Path(stage_dir) / "done.json", record)
+    return record
 
 
 def _now() -> str:
@@ -164,6 +229,9 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------------------- the folder
+#: folders whose files belong to camera jobs and stages (cleaned by them, under their lock)
+CAMERA_OWNED = ("cameras", "cache")
+
 def camera_dirname(scenario: str, camera_id: str) -> str:
     return f"{scenario}_{camera_id}"
 
@@ -212,17 +280,24 @@ class RunFolder:
     def camera_dir(self, scenario: str, camera_id: str) -> Path:
         return self.root / "cameras" / camera_dirname(scenario, camera_id)
 
+    def lock_path(self, key: str) -> Path:
+        """The lock a camera job holds while it works on camera ``key`` (in the cache, which
+        sweep variants share)."""
+        return self.cache_root / "locks" / f"{key}.lock"
+
     def stage_dir(self, stage: str, key: str, fp: str) -> Path:
         """Content-addressed output folder of one stage of one camera (or ``key="all"``)."""
         return self.cache_root / stage / key / fp
 
     # writing
     def prepare(self, config_yaml: str, seed: int, argv: Sequence[str] | None = None) -> None:
-        """Create the folder, remove leftovers of a killed run, write config and manifest."""
+        """Create the folder, remove leftovers of a killed run, write config and manifest.
+
+        Temporary files of cameras and stages are left alone here: a camera job removes
+        its own under its lock, so a rerun never deletes the files of a worker still alive.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        remove_temp_files(self.root)
-        if self.cache_root != self.root / "cache":
-            remove_temp_files(self.cache_root)
+        remove_temp_files(self.root, skip=CAMERA_OWNED)
         write_text_atomic(self.config_path, config_yaml)
         manifest = {
             "started": _now(),

@@ -20,11 +20,30 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from mct.types import Camera, Detections, Tracklet
+from mct.associate.config import AssociationConfig
+from mct.config import Config
+from mct.data.config import DatasetConfig
+from mct.detect.config import DetectorConfig, find_weights_file
+from mct.evaluate.config import EvaluationConfig
+from mct.reid.config import EmbedderConfig
+from mct.track.config import TrackerConfig, TrackletConfig
+from mct.types import Camera, Detections, GlobalAssignment, Tracklet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stages", "Detector", "Embedder", "Tracker", "TrackletBuilder"]
+__all__ = ["Stages", "PipelineStages", "Detector", "Embedder", "Tracker", "TrackletBuilder", "weights_file"]
+
+
+def weights_file(kind: str, weights: str) -> Path | None:
+    """The checkpoint file a ``detector.weights`` (``kind="detector"``) or ``reid.weights``
+    (``kind="reid"``) setting names, found as that stage finds it; ``None`` when the setting
+    names no file (``none``, ``coco``, ``imagenet``) or the file does not exist."""
+    if weights.strip().lower() in ("", "none", "coco", "imagenet"):
+        return None
+    if kind == "detector":
+        return find_weights_file(weights)  # the detector's own lookup (cwd, then the repository)
+    path = Path(weights).expanduser()
+    return path if path.is_file() else None
 
 
 class Detector(Protocol):
@@ -90,12 +109,12 @@ class Stages:
         return video_info(path).num_frames
 
     # --------------------------------------------------------------- stages
-    def detector(self, cfg: Any, camera: Camera) -> Detector:
+    def detector(self, cfg: DetectorConfig, camera: Camera) -> Detector:
         from mct.detect import DETECTORS
 
         return DETECTORS[cfg.source](cfg, camera)
 
-    def embedder(self, cfg: Any, seed: int) -> Embedder:
+    def embedder(self, cfg: EmbedderConfig, seed: int) -> Embedder:
         from mct.reid.embedder import Embedder as RealEmbedder
 
         import torch  # the embedder imports it anyway; seeds its random init
@@ -103,15 +122,38 @@ class Stages:
         torch.manual_seed(seed)
         return RealEmbedder(cfg)
 
-    def tracker(self, cfg: Any, camera: Camera) -> Tracker:
+    def tracker(self, cfg: TrackerConfig, camera: Camera) -> Tracker:
         from mct.track.deep_sort import DeepSortTracker
 
         return DeepSortTracker(cfg, camera.fps)
 
-    def tracklet_builder(self, cfg: Any, camera: Camera) -> TrackletBuilder:
+    def tracklet_builder(self, cfg: TrackletConfig, camera: Camera) -> TrackletBuilder:
         from mct.track.tracklets import TrackletBuilder as RealBuilder
 
         return _BuilderAdapter(RealBuilder(cfg, camera))
+
+    def load_weights(self, kind: str, what: str, cfg: Config) -> None:
+        """Load a checkpoint as its stage will, raising on one that does not load: ``kind``
+        ``detector`` or ``reid`` (``what``: the file), or ``coco`` (``what``: the detector
+        model; found in torch's cache, which may be filled when downloads are allowed)."""
+        if kind == "detector":
+            from mct.detect.maskrcnn import read_checkpoint
+
+            read_checkpoint(what)
+        elif kind == "reid":
+            from mct.reid.model import load_checkpoint
+
+            load_checkpoint(what, cfg.reid)
+        elif kind == "coco":
+            from mct.detect.maskrcnn import coco_weights_file, read_checkpoint
+
+            path = coco_weights_file(what)
+            if path.is_file():
+                read_checkpoint(path)
+            elif not cfg.detector.allow_download:
+                raise FileNotFoundError(f"COCO weights of {what}: {path} not found and detector.allow_download is false")
+        else:
+            raise ValueError(f"unknown weights kind {kind!r}")
 
     def save_tracklets(self, path: Path, tracklets: Sequence[Tracklet]) -> None:
         from mct.track.tracklets import save_tracklets
@@ -196,7 +238,7 @@ class PipelineStages(Stages):
     """Adds the stages that run once per run in the main process (dataset, association,
     evaluation) to the per-camera factories of :class:`Stages`."""
 
-    def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
+    def load_dataset(self, cfg: DatasetConfig) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
         """``(cameras, evaluation ground truth or None, split folder holding roi.jpg files,
         {camera key: error} of cameras that could not be loaded)``.
 
@@ -229,12 +271,18 @@ class PipelineStages(Stages):
         gt = ds.ground_truth_path() if ds is not None else None
         return cameras, gt, Path(cfg.root) / cfg.split, failures
 
-    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> Any:
+    def check_topology(self, path: Path) -> None:
+        """Read a topology file (or folder) as association will; raises on a bad one."""
+        from mct.associate.constraints import load_topology
+
+        load_topology(path)
+
+    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: AssociationConfig) -> GlobalAssignment:
         from mct.associate import associate
 
         return associate(tracklets, cameras, cfg)
 
-    def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: Any) -> int:
+    def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> int:
         """Write the AI City submission file of the tracklets that have a global id; returns rows."""
         from mct.associate import write_submission_rows
         from mct.data.submission import write_submission
@@ -243,14 +291,14 @@ class PipelineStages(Stages):
         write_submission(path, rows)
         return len(rows)
 
-    def evaluate(self, gt_path: Path, pred_path: Path, roi_dir: Path | None, cfg: Any) -> dict[str, Any]:
+    def evaluate(self, gt_path: Path, pred_path: Path, roi_dir: Path | None, cfg: EvaluationConfig) -> dict[str, Any]:
         from mct.evaluate import evaluate_mtmc
 
         result = evaluate_mtmc(gt_path, pred_path, roi_dir=roi_dir if cfg.use_roi else None, min_iou=cfg.iou_threshold)
         return _to_plain(result)
 
 
-def _camera_folders(cfg: Any) -> list[tuple[str, str]]:
+def _camera_folders(cfg: DatasetConfig) -> list[tuple[str, str]]:
     """``(scenario, camera_id)`` of the camera folders the dataset selection names."""
     import re
 

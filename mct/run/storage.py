@@ -24,7 +24,7 @@ from mct.atomic import atomic_path, tmp_name
 from mct.detect.cache import detection_arrays, read_detection_arrays, write_detection_arrays
 from mct.types import Detections
 
-__all__ = ["DetectionsBuffer", "StoredDetections", "save_detections", "load_detections", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
+__all__ = ["DetectionsBuffer", "StoredDetections", "concat_detection_files", "concat_embedding_files", "EmbeddingWriter", "EmbeddingReader", "iter_detections"]
 
 
 class DetectionsBuffer:
@@ -50,11 +50,37 @@ class DetectionsBuffer:
         write_detection_arrays(path, self.arrays())
 
 
-def save_detections(path: str | Path, detections: Sequence[Detections]) -> None:
-    """Write per-frame detections (frames in processing order) atomically to ``path``."""
-    buf = DetectionsBuffer()
-    buf.extend(detections)
-    buf.save(path)
+def concat_detection_files(parts: Sequence[Path], path: str | Path) -> int:
+    """Write the detections of ``parts`` (``detections.npz`` files, in order) as one file,
+    atomically; returns its number of boxes. The same bytes as writing them in one go."""
+    if not parts:
+        raise ValueError(f"{path}: no detection chunks to join")
+    arrays = [read_detection_arrays(p)[0] for p in parts]
+    joined = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+    write_detection_arrays(path, joined)
+    return int(len(joined["xyxy"]))
+
+
+def concat_embedding_files(parts: Sequence[Path], path: str | Path) -> None:
+    """Write the rows of ``parts`` (``(n_i, D) float32`` ``.npy`` files, in order) as one
+    ``(sum n_i, D)`` ``.npy`` file, atomically, streaming (never all rows in memory)."""
+    if not parts:
+        raise ValueError(f"{path}: no embedding chunks to join")
+    readers = [EmbeddingReader(p) for p in parts]
+    try:
+        dims = {r.dim for r in readers if r.rows} or {readers[0].dim}
+        if len(dims) != 1:
+            raise ValueError(f"{path}: embedding chunks of different dims {sorted(dims)}: {[str(p) for p in parts]}")
+        rows = sum(r.rows for r in readers)
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                      "shape": (rows, dims.pop())}
+            np.lib.format.write_array_header_1_0(out, header)
+            for r in readers:
+                r.copy_rows_to(out)
+    finally:
+        for r in readers:
+            r.close()
 
 
 class StoredDetections:
@@ -82,11 +108,6 @@ class StoredDetections:
 
     def index_of_frame(self) -> dict[int, int]:
         return {int(f): i for i, f in enumerate(self.frames)}
-
-
-def load_detections(path: str | Path) -> list[Detections]:
-    """Read ``detections.npz`` back into one :class:`Detections` per frame."""
-    return list(StoredDetections(path))
 
 
 class EmbeddingWriter:
@@ -177,6 +198,11 @@ class EmbeddingReader:
         self._fh.seek(self._offset + start * self.dim * 4)
         data = np.frombuffer(self._fh.read(n * self.dim * 4), dtype=np.float32)
         return data.reshape(n, self.dim).copy()
+
+    def copy_rows_to(self, out: IO[bytes]) -> None:
+        """Copy every row's bytes (no header) to ``out``, in blocks."""
+        self._fh.seek(self._offset)
+        shutil.copyfileobj(self._fh, out, length=1 << 20)
 
     def close(self) -> None:
         self._fh.close()

@@ -29,8 +29,10 @@ from typing import Any, Sequence
 
 import yaml
 
+from mct.config import Config, ConfigError, dump_config, set_dotted, validate
 from mct.run import run_folder as rf
 from mct.run.pipeline import RunSummary, default_run_dir, run_single
+from mct.run.preflight import PreflightError, RunInputs, preflight
 from mct.run.stages import PipelineStages
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ __all__ = ["Variant", "SweepSummary", "expand_sweep", "run_sweep", "comparison_r
 class Variant:
     name: str
     overrides: dict[str, Any]
-    config: Any  # mct.config.Config
+    config: Config
 
 
 @dataclass
@@ -62,8 +64,6 @@ class SweepSummary:
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
-    from mct.config import ConfigError, set_dotted
-
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"{source}: empty key in {key!r}")
     set_dotted(tree, key, copy.deepcopy(value), where=f"{source}: {key}")
@@ -77,13 +77,11 @@ def _value_text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def expand_sweep(cfg: Any) -> list[Variant]:
+def expand_sweep(cfg: Config) -> list[Variant]:
     """The variants of ``cfg.sweep``, each a validated config with ``sweep`` removed.
 
     Errors (an unknown key, a wrong value type) name the variant and the dotted key.
     """
-    from mct.config import ConfigError, validate
-
     sweep = cfg.sweep
     base = cfg.model_dump(mode="json")
     base["sweep"] = None
@@ -162,8 +160,28 @@ def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _preflight_variants(variants: Sequence[Variant], folder: rf.RunFolder, stages: PipelineStages,
+                        force: bool) -> dict[str, RunInputs]:
+    """:func:`preflight` of every variant (one error listing the problems of all of them)."""
+    inputs: dict[str, RunInputs] = {}
+    problems: list[str] = []
+    seen: dict[str, list[str]] = {}  # the same problem in several variants is listed once
+    for variant in variants:
+        try:
+            inputs[variant.name] = preflight(variant.config, folder.root / "variants" / variant.name, stages,
+                                             force=force, cache_root=folder.cache_root)
+        except PreflightError as exc:
+            for problem in exc.problems:
+                seen.setdefault(problem, []).append(variant.name)
+    for problem, names in seen.items():
+        problems.append(problem if len(names) == len(variants) else f"{problem} (variant {', '.join(names)})")
+    if problems:
+        raise PreflightError(variants[0].config.name.split("/")[0], problems)
+    return inputs
+
+
 def run_sweep(
-    cfg: Any,
+    cfg: Config,
     out_dir: str | Path | None = None,
     *,
     force: bool = False,
@@ -172,11 +190,11 @@ def run_sweep(
     argv: Sequence[str] | None = None,
 ) -> SweepSummary:
     """Run every variant of ``cfg.sweep`` into ``<out_dir>/variants/<variant>``; shared cache."""
-    from mct.config import dump_config
-
     variants = expand_sweep(cfg)  # validate every variant before running any
     root = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
     folder = rf.RunFolder(root)
+    stages = stages if stages is not None else PipelineStages()
+    inputs = _preflight_variants(variants, folder, stages, force)  # check every variant before writing anything
     if force and folder.cache_root.is_dir():
         # every variant recomputes, but a stage shared by variants only once
         log.info("--force: removing the sweep cache %s", folder.cache_root)
@@ -189,7 +207,7 @@ def run_sweep(
         for i, variant in enumerate(variants, start=1):
             log.info("sweep variant %d/%d: %s", i, len(variants), variant.name)
             run = run_single(variant.config, folder.root / "variants" / variant.name, cache_root=folder.cache_root,
-                             force=False, stages=stages, progress=progress, argv=argv)
+                             force=False, stages=stages, progress=progress, argv=argv, inputs=inputs[variant.name])
             summary.variants.append((variant, run))
     finally:
         summary.seconds = time.perf_counter() - t0

@@ -53,15 +53,25 @@ class FakeDetector:
 
     needs_frames = True
 
-    def __init__(self, cfg: Any, camera: Camera, delay_s: float = 0.0, block_file: str | None = None) -> None:
+    def __init__(self, cfg: Any, camera: Camera, delay_s: float = 0.0, block_file: str | None = None,
+                 block_at_frame: int | None = None) -> None:
         self.cfg, self.camera, self.delay_s, self.block_file = cfg, camera, delay_s, block_file
+        self.block_at_frame = block_at_frame
+
+    def _blocked(self, frame_numbers: Sequence[int]) -> bool:
+        if not self.block_file or Path(self.block_file).exists():
+            return False
+        if self.block_at_frame is not None:  # every camera, from this frame on
+            return max(frame_numbers) >= self.block_at_frame
+        return self.camera.camera_id != "c001"
 
     def detect(self, frame_numbers: Sequence[int], frames: Sequence[np.ndarray] | None) -> list[Detections]:
         if frames is None:
             raise ValueError("FakeDetector needs frames")
         out = []
-        # cameras after the first wait for block_file: a test can stop the run mid-way for sure
-        while self.block_file and self.camera.camera_id != "c001" and not Path(self.block_file).exists():
+        # cameras after the first (or every camera from block_at_frame on) wait for
+        # block_file: a test can stop the run mid-way for sure
+        while self._blocked(frame_numbers):
             time.sleep(0.02)
         for n, frame in zip(frame_numbers, frames):
             if self.delay_s:
@@ -137,10 +147,12 @@ class FakeStages(PipelineStages):
 
     tracklets_name = "tracklets.pkl"
 
-    def __init__(self, delay_s: float = 0.0, crash_camera: str | None = None, block_file: str | None = None) -> None:
+    def __init__(self, delay_s: float = 0.0, crash_camera: str | None = None, block_file: str | None = None,
+                 block_at_frame: int | None = None) -> None:
         self.delay_s = delay_s
         self.crash_camera = crash_camera
         self.block_file = block_file
+        self.block_at_frame = block_at_frame
 
     def load_dataset(self, cfg: Any) -> tuple[list[Camera], Path | None, Path | None, dict[str, str]]:
         split = Path(cfg.root) / cfg.split
@@ -156,7 +168,7 @@ class FakeStages(PipelineStages):
     def detector(self, cfg: Any, camera: Camera) -> FakeDetector:
         if camera.camera_id == self.crash_camera:
             os._exit(3)
-        return FakeDetector(cfg, camera, self.delay_s, self.block_file)
+        return FakeDetector(cfg, camera, self.delay_s, self.block_file, self.block_at_frame)
 
     def embedder(self, cfg: Any, seed: int) -> FakeEmbedder:
         return FakeEmbedder()
@@ -198,13 +210,17 @@ def fake_config(root: Path, *overrides: str) -> Any:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m tests.e2e.fakes RUN_DIR ROOT BLOCK_FILE [KEY=VALUE ...]``: a fake pipeline
-    run whose cameras after c001 wait until BLOCK_FILE exists."""
-    from mct.run.pipeline import run_pipeline
+    """``python -m tests.e2e.fakes RUN_DIR ROOT BLOCK_FILE [block_at=N] [KEY=VALUE ...]``: a
+    fake pipeline run whose cameras after c001 (with ``block_at=N``: every camera, from
+    frame N on) wait until BLOCK_FILE exists."""
+    from mct.run.runner import run_pipeline
 
     run_dir, root, block_file = argv[0], argv[1], argv[2]
-    cfg = fake_config(Path(root), *argv[3:])
-    summary = run_pipeline(cfg, run_dir, stages=FakeStages(block_file=block_file), progress=False)
+    rest = list(argv[3:])
+    block_at = next((int(a.split("=", 1)[1]) for a in rest if a.startswith("block_at=")), None)
+    cfg = fake_config(Path(root), *[a for a in rest if not a.startswith("block_at=")])
+    stages = FakeStages(block_file=block_file, block_at_frame=block_at)
+    summary = run_pipeline(cfg, run_dir, stages=stages, progress=False)
     return 0 if summary.ok else 1
 
 

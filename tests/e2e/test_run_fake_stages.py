@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mct.run import run_folder as rf
-from mct.run.pipeline import run_pipeline
+from mct.run.runner import run_pipeline
 from tests.e2e.fakes import FakeStages, fake_config, make_layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_run_killed_mid_way_resumes_to_the_same_result(layout, tmp_path, sig):
     proc = _spawn_fake_run(run, layout, tmp_path / "never", "run.workers=1")
     try:
         _wait_for(lambda: (run / "cameras" / "S01_c001" / "tracks.txt").exists()
-                  and any((run / "cache" / "embed" / "S01_c002").glob(f"*/*{rf.TMP_MARK}*")), timeout=120)
+                  and any((run / "cache" / "embed" / "S01_c002").rglob(f"*{rf.TMP_MARK}*")), timeout=120)
         os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C does
         proc.wait(timeout=60)
     finally:
@@ -186,3 +186,109 @@ sweep:
     # the sweep again: everything cached, same table numbers
     again = run_pipeline(load_config(cfg_path), tmp_path / "sw", stages=FakeStages(), progress=False)
     assert all(statuses(r) == {"cached"} for _, r in again.variants)
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # dead, not yet reaped
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_workers_die_with_their_parent_and_the_rerun_finishes_clean(layout, tmp_path):
+    import psutil
+
+    reference = tmp_path / "reference"
+    assert run_pipeline(fake_config(layout), reference, stages=FakeStages(), progress=False).ok
+    run = tmp_path / "run"
+    # two workers: c001 finishes, c002 (and then c003) wait in their detect stage
+    proc = _spawn_fake_run(run, layout, tmp_path / "never")
+    try:
+        _wait_for(lambda: any((run / "cache" / "embed" / "S01_c002").rglob(f"*{rf.TMP_MARK}*")), timeout=120)
+        workers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)
+                   if "resource_tracker" not in " ".join(p.cmdline())]
+        assert workers, "no worker process found"
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only, as `kill -9 PID` does
+        proc.wait(timeout=30)
+        _wait_for(lambda: all(_gone(pid) for pid in workers), timeout=5)  # within a few seconds
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in workers if "workers" in locals() else ():
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+    resumed = run_pipeline(fake_config(layout), run, stages=FakeStages(), progress=False)
+    assert resumed.ok
+    assert _outputs(run) == _outputs(reference)
+    assert _no_temp_files(run)
+    assert not list(run.glob("cameras/*/error.txt"))  # no stale error beside a finished camera
+
+
+def test_a_rerun_waits_for_the_camera_lock_and_never_deletes_a_live_workers_files(layout, tmp_path):
+    import threading
+
+    from mct.run.camera_job import CameraJob, camera_stage_specs, run_camera_job
+
+    cfg = fake_config(layout, "dataset.cameras=[c001]")
+    stages = FakeStages()
+    cam = stages.load_dataset(cfg.dataset)[0][0]
+    job = CameraJob(cam, cfg, str(tmp_path / "run"), str(tmp_path / "run" / "cache"), False, stages)
+    folder = rf.RunFolder(job.run_root, job.cache_root)
+    # a live worker of an earlier run: it holds the camera's lock and is writing a file
+    live_file = camera_stage_specs(job)["detect"].dir / f"detections{rf.TMP_MARK}123-abc.npz"
+    live_file.parent.mkdir(parents=True)
+    live_file.write_bytes(b"half written")
+    held, release = threading.Event(), threading.Event()
+
+    def live_worker() -> None:
+        with rf.exclusive_lock(folder.lock_path(job.key)):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=live_worker)
+    holder.start()
+    held.wait(10)
+    results = []
+    rerun = threading.Thread(target=lambda: results.append(run_camera_job(job)))
+    rerun.start()
+    time.sleep(1.0)
+    # the rerun waits: it has neither finished nor touched the live worker's file
+    assert rerun.is_alive() and live_file.read_bytes() == b"half written"
+    release.set()  # the worker ends; the rerun goes ahead
+    rerun.join(60)
+    holder.join()
+    assert results and results[0].status == "ok", results
+    assert not live_file.exists()  # the worker is gone: now its leftovers are removed
+
+
+def test_a_camera_killed_mid_video_resumes_from_its_last_chunk_with_the_same_bytes(tmp_path):
+    # one camera of 30 frames, batches of 2 frames, chunks of 4: chunk k = frames 4k+1 .. 4k+4
+    data = make_layout(tmp_path / "data", cameras=("c001",), num_frames=30)
+    settings = ("run.workers=1", "run.batch_frames=2", "run.chunk_frames=4")
+    reference = tmp_path / "reference"
+    assert run_pipeline(fake_config(data, *settings), reference, stages=FakeStages(), progress=False).ok
+
+    run = tmp_path / "run"
+    # the detector stops at frame 13 (the 4th chunk): chunks 1-3 (frames 1-12) are saved
+    proc = _spawn_fake_run(run, data, tmp_path / "never", "block_at=13", *settings)
+    parts = run / "cache" / "detect" / "S01_c001"
+    try:
+        _wait_for(lambda: len(list(parts.glob("*/parts/chunk4/*.npz"))) == 3, timeout=120)
+        time.sleep(0.3)  # frames 13-14 are in the detector now
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9, mid-video
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (run / "cameras" / "S01_c001" / "detections.npz").exists()
+
+    resumed = run_pipeline(fake_config(data, *settings), run, stages=FakeStages(), progress=False)
+    assert resumed.ok
+    detect = resumed.cameras[0].stages["detect"]
+    assert detect["status"] == "computed" and detect["resumed_after_frames"] == 12 and detect["frames"] == 30
+    assert resumed.cameras[0].stages["embed"]["resumed_after_frames"] == 12
+    assert _outputs(run) == _outputs(reference)  # byte for byte
+    assert not list(parts.glob("*/parts"))  # the chunks go once the stage is done
+    assert _no_temp_files(run)

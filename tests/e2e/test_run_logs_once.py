@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mct.run.pipeline import run_pipeline
+from mct.run.runner import run_pipeline
 from tests.e2e.fakes import FakeStages, fake_config, make_layout
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from mct.config import load_config
 from mct.run import run_folder as rf
-from mct.run.pipeline import run_pipeline
+from mct.run.runner import run_pipeline
 from tests.e2e.conftest import TINY_RUN
 
 RESULT_FILES = ("detections.npz", "embeddings.npy", "tracklets.npz", "tracks.txt", "assignment.csv", "submission.txt")

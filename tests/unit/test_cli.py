@@ -52,9 +52,9 @@ def _invoke_run(monkeypatch, summary, *args):
     """``mct run`` with the pipeline replaced by one that returns ``summary``."""
     import signal
 
-    import mct.run.pipeline as pipeline
+    import mct.run.runner as runner
 
-    monkeypatch.setattr(pipeline, "run_pipeline", lambda *a, **k: summary)
+    monkeypatch.setattr(runner, "run_pipeline", lambda *a, **k: summary)
     before = signal.getsignal(signal.SIGTERM)  # the command installs its own SIGTERM handler
     try:
         return CliRunner().invoke(main, ["-q", "run", str(REPO / "configs" / "demo.yaml"), *args])

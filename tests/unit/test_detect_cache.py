@@ -1,13 +1,12 @@
-"""The per-camera detection cache: round trip, stale configs, bad files."""
+"""The detections file: round trip, empty cameras, bad files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mct.detect.cache import DetectionCache, cache_path, load_detections, save_detections
-from mct.detect.config import DetectorConfig
-from mct.types import Camera, Detections
+from mct.detect.cache import load_detections, save_detections
+from mct.types import Detections
 
 
 def _dets(masks: bool) -> list[Detections]:
@@ -41,18 +40,6 @@ def test_round_trip(tmp_path, masks):
 def test_empty_camera(tmp_path):
     back, _ = load_detections(save_detections(tmp_path / "e.npz", []))
     assert back == []
-
-
-def test_cache_is_keyed_by_camera_and_config(tmp_path):
-    cam = Camera("S02", "c006")
-    cfg = DetectorConfig(source="file", min_score=0.3)
-    cache = DetectionCache(tmp_path, cam, cfg)
-    assert cache.path == cache_path(tmp_path, cam) == tmp_path / "detections" / "S02_c006.npz"
-    assert cache.load() is None
-    cache.save(_dets(False))
-    assert [d.frame for d in cache.load()] == [1, 2, 4]
-    # another min_score: the cache is stale
-    assert DetectionCache(tmp_path, cam, cfg.model_copy(update={"min_score": 0.5})).load() is None
 
 
 def test_bad_files_are_clear_errors(tmp_path):

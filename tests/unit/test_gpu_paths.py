@@ -128,7 +128,7 @@ def test_ray_gpu_request_that_no_gpu_can_meet_fails_at_once(layout, tmp_path):
     # Ray keeps a task that asks for more GPUs than the cluster has waiting for ever: the
     # run must stop at once with the key and the value instead
     pytest.importorskip("ray")
-    from mct.run.pipeline import run_pipeline
+    from mct.run.runner import run_pipeline
     from tests.e2e.fakes import FakeStages, fake_config
 
     cfg = fake_config(layout, "run.executor=ray", "run.ray.num_gpus_per_camera=1")
@@ -143,7 +143,7 @@ def test_ray_shares_one_gpu_between_camera_jobs(layout, tmp_path):
     # it, so two run at a time and the third waits: all three finish with the outputs of
     # the run without GPU requests
     ray = pytest.importorskip("ray")
-    from mct.run.pipeline import run_pipeline
+    from mct.run.runner import run_pipeline
     from tests.e2e.fakes import FakeStages, fake_config
 
     paths = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))  # workers import the fakes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mct.run.camera_job import CameraJob, camera_fingerprints, run_camera_job
-from mct.run.storage import load_detections
+from mct.run.storage import StoredDetections
 from tests.e2e.fakes import FakeStages, fake_config, make_layout
 
 
@@ -58,7 +58,7 @@ def test_first_run_computes_rerun_reuses_and_config_change_redoes_only_tracking(
     cam_dir = tmp_path / "cameras" / "S01_c001"
     assert {p.name for p in cam_dir.iterdir()} >= {"detections.npz", "embeddings.npy", "tracklets.pkl", "tracks.txt",
                                                   "status.json"}
-    dets = load_detections(cam_dir / "detections.npz")
+    dets = list(StoredDetections(cam_dir / "detections.npz"))
     assert [d.frame for d in dets] == list(range(1, 13)) and all(len(d) == 2 for d in dets)
     assert np.load(cam_dir / "embeddings.npy").shape == (24, 4)
     # tracks.txt: MOT format, one line per (frame, track), frames 1-based
@@ -100,7 +100,7 @@ def test_motion_only_tracking_still_embeds_for_association_and_shares_the_embedd
 def test_max_frames_limits_the_frames_read(layout, tmp_path):
     r = run_camera_job(_job(layout, tmp_path, "dataset.max_frames=7"))
     assert r.frames == 7
-    dets = load_detections(tmp_path / "cameras" / "S01_c001" / "detections.npz")
+    dets = list(StoredDetections(tmp_path / "cameras" / "S01_c001" / "detections.npz"))
     assert [d.frame for d in dets] == list(range(1, 8))
 
 
@@ -251,3 +251,80 @@ def test_release_heap_trims_unless_turned_off(fake_libc, monkeypatch):
     monkeypatch.setenv("MCT_MALLOC_TRIM", "0")
     Stages().release_heap()
     assert fake_libc.calls == [("malloc_trim", 0)]
+
+
+class _KilledAt(FakeStages):
+    """The detector dies (as a kill would stop it) when it reaches ``frame``."""
+
+    def __init__(self, frame: int) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def detector(self, cfg, camera):
+        inner = super().detector(cfg, camera)
+        stop_at = self.frame
+
+        class Dying:
+            needs_frames = True
+
+            def detect(self, numbers, frames):
+                if max(numbers) >= stop_at:
+                    raise KeyboardInterrupt("killed")
+                return inner.detect(numbers, frames)
+
+        return Dying()
+
+
+class _Counting(FakeStages):
+    """Records which frames the detector is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[int] = []
+
+    def detector(self, cfg, camera):
+        inner, seen = super().detector(cfg, camera), self.frames
+
+        class Counting:
+            needs_frames = True
+
+            def detect(self, numbers, frames):
+                seen.extend(numbers)
+                return inner.detect(numbers, frames)
+
+        return Counting()
+
+
+def _files(run_dir):
+    cam = run_dir / "cameras" / "S01_c001"
+    return {name: (cam / name).read_bytes() for name in ("detections.npz", "embeddings.npy", "tracks.txt")}
+
+
+def test_a_job_stopped_mid_video_resumes_from_its_last_saved_chunk(layout, tmp_path):
+    # 12 frames, batches of 2; chunk_frames 3 is rounded up to whole batches: chunks of 4
+    settings = ("run.batch_frames=2", "run.chunk_frames=3")
+    fresh = run_camera_job(_job(layout, tmp_path / "fresh", *settings))
+    assert fresh.status == "ok", fresh.error
+    job = _job(layout, tmp_path / "run", *settings)
+    # frames 1-8 done (chunks 1 and 2 saved), then the job dies in the batch of frames 9-10
+    with pytest.raises(KeyboardInterrupt):
+        run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, _KilledAt(9)))
+    counting = _Counting()
+    r = run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, counting))
+    assert r.status == "ok", r.error
+    assert counting.frames == [9, 10, 11, 12]  # only the frames after the last saved chunk
+    assert r.stages["detect"]["resumed_after_frames"] == 8 and r.frames == 12
+    assert _files(tmp_path / "run") == _files(tmp_path / "fresh")  # the same bytes
+
+
+def test_chunks_of_another_size_are_dropped_not_mixed(layout, tmp_path):
+    job = _job(layout, tmp_path / "run", "run.batch_frames=2", "run.chunk_frames=4")
+    with pytest.raises(KeyboardInterrupt):
+        run_camera_job(CameraJob(job.camera, job.config, job.run_root, job.cache_root, False, _KilledAt(9)))
+    # the rerun saves chunks of 6 frames: the 4-frame chunks cannot be reused
+    rerun = _job(layout, tmp_path / "run", "run.batch_frames=2", "run.chunk_frames=6")
+    counting = _Counting()
+    r = run_camera_job(CameraJob(rerun.camera, rerun.config, rerun.run_root, rerun.cache_root, False, counting))
+    assert r.status == "ok" and counting.frames == list(range(1, 13))
+    fresh = run_camera_job(_job(layout, tmp_path / "fresh", "run.batch_frames=2"))
+    assert fresh.status == "ok" and _files(tmp_path / "run") == _files(tmp_path / "fresh")

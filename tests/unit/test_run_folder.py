@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mct.run import run_folder as rf
-from mct.run.storage import EmbeddingReader, EmbeddingWriter, load_detections, save_detections
+from mct.detect.cache import save_detections
+from mct.run.storage import EmbeddingReader, EmbeddingWriter, StoredDetections
 from mct.types import Detections
 
 
@@ -75,13 +76,13 @@ def test_detections_round_trip_keeps_empty_frames(tmp_path):
     ]
     path = tmp_path / "detections.npz"
     save_detections(path, dets)
-    back = load_detections(path)
+    back = list(StoredDetections(path))  # what the track stage reads
     assert [d.frame for d in back] == [1, 2, 5]
     assert [len(d) for d in back] == [2, 0, 1]
     np.testing.assert_array_equal(back[0].xyxy, dets[0].xyxy)
     np.testing.assert_array_equal(back[0].class_ids, [2, 7])
     save_detections(path, [])
-    assert load_detections(path) == []
+    assert list(StoredDetections(path)) == []
 
 
 def test_embeddings_stream_to_disk_and_read_back_by_rows(tmp_path):
@@ -112,3 +113,33 @@ def test_embedding_writer_with_no_rows_and_abort(tmp_path):
         w.append(np.ones((1, 3), np.float32))
     w.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npy"]
+
+
+def test_joined_chunks_are_the_bytes_of_one_write(tmp_path):
+    from mct.run.storage import DetectionsBuffer, concat_detection_files, concat_embedding_files
+
+    rng = np.random.default_rng(1)
+    dets = [Detections(f, rng.uniform(0, 50, (n, 4)).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32))
+            for f, n in ((1, 2), (2, 0), (3, 1), (4, 3))]  # frame 2: no boxes
+    embs = [rng.normal(size=(len(d), 8)).astype(np.float32) for d in dets]
+    # in one go
+    whole = DetectionsBuffer()
+    whole.extend(dets)
+    whole.save(tmp_path / "whole.npz")
+    with EmbeddingWriter(tmp_path / "whole.npy") as w:
+        for e in embs:
+            w.append(e)
+    # in two chunks (frames 1-2, frames 3-4); the first chunk's second frame has no rows
+    for k, sl in enumerate((slice(0, 2), slice(2, 4))):
+        part = DetectionsBuffer()
+        part.extend(dets[sl])
+        part.save(tmp_path / f"{k}.npz")
+        with EmbeddingWriter(tmp_path / f"{k}.npy") as w:
+            for e in embs[sl]:
+                w.append(e)
+    assert concat_detection_files([tmp_path / "0.npz", tmp_path / "1.npz"], tmp_path / "joined.npz") == 6
+    concat_embedding_files([tmp_path / "0.npy", tmp_path / "1.npy"], tmp_path / "joined.npy")
+    assert (tmp_path / "joined.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    assert (tmp_path / "joined.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+    with pytest.raises(ValueError, match="no embedding chunks"):
+        concat_embedding_files([], tmp_path / "none.npy")
