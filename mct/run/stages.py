@@ -231,8 +231,9 @@ class PipelineStages(Stages):
 
     def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> Any:
         from mct.associate import associate
+        from mct.config import load_topology
 
-        return associate(tracklets, cameras, cfg)
+        return associate(tracklets, cameras, cfg, load_topology(cfg.topology) if cfg.topology else None)
 
     def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: Any) -> int:
         """Write the AI City submission file of the tracklets that have a global id; returns rows."""
