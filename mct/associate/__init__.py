@@ -50,6 +50,11 @@ class _StepClock:
 #: second-best pair of either tracklet into the other's camera.
 CONFIDENT_LOG_ODDS = 4.0
 CONFIDENT_MARGIN = 2.0
+#: cross-camera pairs whose space-time terms alone say at most this log-likelihood ratio
+#: (below) are known different vehicles for the appearance calibration, once there are
+#: MIN_CROSS_NEGATIVES of them.
+SPACE_TIME_NEGATIVE = 6.0
+MIN_CROSS_NEGATIVES = 50
 #: without a known link, the kNN search reaches this far in time (seconds).
 UNKNOWN_REACH_S = 600.0
 
@@ -177,6 +182,17 @@ def associate_table(
             direction = DirectionModel().fit(direction_cosines(table, ca, cb))
         if terms[3]:
             colocation = colocation.fit(distance[conf])
+        if terms[0] and terms[1:].any():
+            # known negatives across cameras: pairs the space-time evidence alone rules out
+            # (chosen without looking at appearance, unlike the confident matches), free of
+            # the one-camera view bias of the within-camera negatives
+            space_time = terms.copy()
+            space_time[0] = False
+            probe = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays, getattr(arrays, "horizon_s", UNKNOWN_REACH_S)),
+                              space_time, cfg.same_camera_max_overlap_s)
+            ruled_out = cross & (score_pairs(table, probe, a, b, distance) <= -SPACE_TIME_NEGATIVE)
+            if ruled_out.sum() >= MIN_CROSS_NEGATIVES:
+                appearance = AppearanceModel.fit_scene(cos[ruled_out], cos[cross])
         clock.stop("learn")
         info.update(confident=int(conf.sum()), kappa=round(direction.kappa, 3), colocation_sigma_m=round(colocation.sigma_m, 3),
                     seconds=round(time.perf_counter() - t0, 3))

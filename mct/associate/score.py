@@ -112,7 +112,7 @@ class AppearanceModel:
         lo, hi = -np.inf, np.inf
         a = 0.5 / self.neg_std**2 - 0.5 / self.pos_std**2  # coefficient of z^2 in the ratio
         if abs(a) > 1e-9:
-            vertex = (self.pos_mean / self.pos_std**2 - self.neg_mean / self.neg_std**2) / (2 * a)
+            vertex = (self.neg_mean / self.neg_std**2 - self.pos_mean / self.pos_std**2) / (2 * a)
             if a > 0:
                 lo = vertex  # opens upwards: below the vertex the ratio would rise again
             else:
