@@ -9,17 +9,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from mct import __version__
 
 log = logging.getLogger("mct")
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# emoji off: text such as "gt.txt:100:" (file:line:) must never turn into a picture
+console = Console(stderr=False, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
@@ -44,7 +48,8 @@ def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
 
 def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
     """Print an error the user can act on and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # the message is plain text (paths, file contents): escaped so that "[...]" in it prints as is
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise click.exceptions.Exit(code)
 
 
@@ -77,9 +82,15 @@ def main(ctx: click.Context, verbose: int, quiet: bool, log_file: str | None) ->
     ctx.meta["mct.quiet"] = quiet
 
 
-SET_OPTION = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set tracker.max_age=50."
-)
+def set_option(example: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The repeatable ``--set KEY=VALUE`` option; ``example`` is a real key of the command's
+    config (tests/unit/test_cli.py checks every help example against the config model)."""
+    return click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=f"Override a config value, e.g. --set {example}."
+    )
+
+
+SET_OPTION = set_option("tracker.max_age=50")
 
 
 # ---------------------------------------------------------------------------- config
@@ -99,7 +110,7 @@ def config_cmd(config: str | None, overrides: tuple[str, ...]) -> None:
 @main.command("synth")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (AI City layout).")
-@SET_OPTION
+@set_option("traffic.spawn_rate_per_s=0.5")
 @click.option("--splits", default="", metavar="NAMES", help="Comma-separated splits to generate (default: all in the config).")
 @click.option("--workers", default=min(2, os.cpu_count() or 1), show_default=True, help="Cameras rendered at once (processes).")
 def synth_cmd(config: str, out: str, overrides: tuple[str, ...], splits: str, workers: int) -> None:
@@ -153,10 +164,12 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
     except KeyboardInterrupt:
         err_console.print("interrupted: finished stages are kept; run the same command again to resume.", highlight=False)
         raise click.exceptions.Exit(130)
+    runs = [run for _, run in summary.variants] if hasattr(summary, "variants") else [summary]
+    figures = _write_eval_figures(runs)
     if hasattr(summary, "variants"):
         _print_sweep(summary)
     else:
-        _print_run(summary)
+        _print_run(summary, figures.get(summary.run_dir))
     if not summary.ok:
         raise click.exceptions.Exit(1)
 
@@ -170,15 +183,37 @@ def _fmt_stage(entry: dict | None) -> str:
     return f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
 
 
-def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
+def _write_eval_figures(runs: list) -> dict[str, Path]:  # type: ignore[type-arg]
+    """``eval/eval.png`` (per-camera IDF1/IDP/IDR bars) of each evaluated run; run_dir -> path.
+
+    A figure that cannot be drawn is a warning: the metrics are in ``eval/metrics.json``.
+    """
+    from mct.evaluate.report import write_run_figure
+
+    figures: dict[str, Path] = {}
+    for run in runs:
+        if run.evaluation.get("status") not in ("computed", "cached"):
+            continue
+        try:
+            png = write_run_figure(Path(run.run_dir) / "eval")
+        except (OSError, ValueError) as exc:
+            log.warning("%s/eval: no figure drawn: %s", run.run_dir, exc)
+            continue
+        if png is not None:
+            figures[run.run_dir] = png
+    return figures
+
+
+def _print_run(summary, figure: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
     table = Table(title=f"run {summary.name}", title_justify="left")
     for col in ("camera", "status", "frames", "tracks", "detect", "embed", "track"):
         table.add_column(col, no_wrap=True)
     for cam in summary.cameras:
-        table.add_row(cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
-                      _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")))
+        cells = (cam.key, cam.status, str(cam.frames), str(cam.num_tracklets), _fmt_stage(cam.stages.get("detect")),
+                 _fmt_stage(cam.stages.get("embed")), _fmt_stage(cam.stages.get("track")))
+        table.add_row(*(escape(c) for c in cells))
     console.print(table)
     for cam in summary.failed_cameras:
         console.print(f"FAILED {cam.key}: {cam.error}", highlight=False, markup=False)
@@ -194,7 +229,8 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
         shown = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float)) and k.lower() in
                  ("idf1", "idp", "idr", "mota", "motp", "num_switches")}
         console.print("evaluation: " + ", ".join(f"{k.upper()} {100 * v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in shown.items()), highlight=False, markup=False)
+                                                for k, v in shown.items())
+                      + (f"; per-camera figure {figure}" if figure is not None else ""), highlight=False, markup=False)
     else:
         console.print(f"evaluation: {ev.get('status')} ({ev.get('error') or ev.get('reason', '')})", highlight=False, markup=False)
     console.print(f"{summary.status}: {len(summary.failed_cameras)} of {len(summary.cameras)} camera(s) failed, "
@@ -202,9 +238,33 @@ def _print_run(summary) -> None:  # type: ignore[no-untyped-def]
 
 
 def _print_sweep(summary) -> None:  # type: ignore[no-untyped-def]
-    from mct.run.sweep import comparison_markdown, comparison_rows
+    """The comparison as a terminal table (comparison.md keeps the markdown form)."""
+    import yaml
+    from rich import box
+    from rich.table import Table
 
-    console.print(comparison_markdown(comparison_rows(summary)), highlight=False, markup=False)
+    from mct.run.sweep import comparison_rows
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    def value(v: object) -> str:
+        return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+    table = Table(title=f"sweep {summary.name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    # long variant names and overrides fold inside their cells; the numbers never wrap
+    table.add_column("variant", overflow="fold", min_width=8)
+    table.add_column("overrides", overflow="fold", min_width=12)
+    for col in ("IDF1", "IDP", "IDR", "s", "new/cached"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for r in comparison_rows(summary):
+        overrides = "\n".join(f"{k}={value(v)}" for k, v in r["overrides"].items()) or "(base)"
+        cells = (r["variant"], overrides, pct(r["idf1"]), pct(r["idp"]), pct(r["idr"]), f"{r['seconds']:.1f}",
+                 f"{r['camera_stages_computed']}/{r['camera_stages_cached']}", r["status"])
+        table.add_row(*(escape(c) for c in cells))
+    console.print(table)
     console.print(f"{summary.status}: {len(summary.variants)} variant(s) in {summary.seconds:.1f} s; "
                   f"comparison in {summary.run_dir}/comparison.md", highlight=False, markup=False)
 
@@ -218,14 +278,14 @@ def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
     for k, col in enumerate(rows[0] if rows else {}):
         table.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
     for row in rows:
-        table.add_row(*row.values())
+        table.add_row(*(escape(v) for v in row.values()))
     return table
 
 
 @main.command("eval")
-@click.option("--gt", "gt_path", type=click.Path(dir_okay=False), required=True,
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Evaluation ground truth (ground_truth_<split>.txt, or a .zip/.tar.gz with one file).")
-@click.option("--pred", "pred_path", type=click.Path(dir_okay=False), required=True,
+@click.option("--pred", "pred_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Submission: 'camera_id obj_id frame_id xmin ymin width height xworld yworld' per line.")
 @click.option("--roi-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with c0xx/roi.jpg (or a dataset / split folder holding them); without it no ROI filter.")
@@ -265,12 +325,12 @@ def eval_cmd(gt_path: str, pred_path: str, roi_dir: str | None, out_dir: str | N
     )
     if out_dir:
         paths = write_report(out_dir, result, single)
-        console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False)
+        console.print(f"wrote {paths['json']} and {paths['png']}", highlight=False, markup=False)
 
 
 @main.command("train-detector")
 @click.argument("config", type=click.Path(dir_okay=False))
-@SET_OPTION
+@set_option("max_iters=500")
 @click.option("--eval-only", is_flag=True, help="Only report box AP of the trained model on the validation split.")
 @click.option("--weights", default=None, help="With --eval-only: the checkpoint to evaluate (default: the config's output).")
 def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool, weights: str | None) -> None:
@@ -285,7 +345,7 @@ def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool,
     else:
         metrics = train_detector(cfg)
         ap = metrics["validation"]
-        console.print(f"trained {metrics['steps']} steps in {metrics['train_minutes']:.1f} min; model: {cfg.output}", highlight=False)
+        console.print(f"trained {metrics['steps']} steps in {metrics['train_minutes']:.1f} min; model: {cfg.output}", highlight=False, markup=False)
     console.print(
         f"box AP on {cfg.val_split} ({int(ap['frames'])} frames, {int(ap['gt_boxes'])} boxes): "
         f"AP {ap['AP']:.3f}  AP50 {ap['AP50']:.3f}  AP75 {ap['AP75']:.3f}  AR100 {ap['AR100']:.3f}  "
@@ -306,7 +366,7 @@ def train_detector_cmd(config: str, overrides: tuple[str, ...], eval_only: bool,
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder (overrides out_dir).")
 @click.option("--resume/--no-resume", default=None, help="Continue from OUT/last.pt (default: the config's resume).")
-@SET_OPTION
+@set_option("epochs=20")
 @click.pass_context
 def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: bool | None, overrides: tuple[str, ...]) -> None:
     """Train the ResNet re-ID model on identities from AI City style ground truth."""
@@ -317,7 +377,7 @@ def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: boo
     extra = [*overrides, *([f"out_dir={out}"] if out else []), *([f"resume={str(resume).lower()}"] if resume is not None else [])]
     cfg = load_config(config, extra, model=ReidTrainConfig)
     summary = train_reid(cfg, progress=not ctx.meta.get("mct.quiet"))
-    console.print(f"model: {summary['model']}  ({summary['epochs']} epochs, {summary['steps']} steps)")
+    console.print(f"model: {summary['model']}  ({summary['epochs']} epochs, {summary['steps']} steps)", markup=False)
     if "val" in summary:
         v = summary["val"]
         console.print(
@@ -351,6 +411,7 @@ def eval_reid_cmd(
         f"({metrics.num_valid_queries} queries, {metrics.num_gallery} gallery crops, "
         f"{crops.num_identities} identities, {crops.num_cameras} cameras)",
         highlight=False,
+        markup=False,
     )
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))

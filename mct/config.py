@@ -193,13 +193,32 @@ def _field_names(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     return []
 
 
+def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key of ``model`` and its sub-models (``name``, ``run.workers``, ...)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        sub = next((c for c in (ann, *getattr(ann, "__args__", ())) if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is not None:
+            keys.extend(_dotted_keys(sub, f"{prefix}{name}."))
+    return keys
+
+
 def _format_error(source: str, model: type[BaseModel], error: Mapping[str, Any]) -> str:
     loc = [str(p) for p in error["loc"]]
     key = ".".join(loc) or "<top>"
     if error["type"] == "extra_forbidden":
         names = _field_names(model, loc[:-1])
         close = difflib.get_close_matches(loc[-1], names, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else (f" (known keys: {', '.join(names)})" if names else "")
+        # a key put in the wrong section (run.name for the top-level name): point to where it lives
+        elsewhere = [k for k in _dotted_keys(model) if k.rsplit(".", 1)[-1] == loc[-1] and k != key]
+        if close:
+            hint = f" (did you mean {close[0]}?)"
+        elif elsewhere:
+            hint = f" (did you mean {min(elsewhere, key=lambda k: (k.count('.'), k))}?)"
+        else:
+            hint = f" (known keys: {', '.join(names)})" if names else ""
         return f"{source}: {key}: unknown key{hint}"
     value = error.get("input")
     msg = error["msg"]

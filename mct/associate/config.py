@@ -127,6 +127,36 @@ class AssociationConfig(StrictModel):
         return data
 
 
+# ---------------------------------------------------------------------------- camera links
+class LinksConfig(StrictModel):
+    """Physical bounds behind the camera links built from geometry (``association.links``;
+    see :mod:`mct.associate.links`, which re-exports this class).
+
+    A prior travel-time window from camera A to camera B is
+    ``[d_near / max_speed_mps, d_far / min_speed_mps + stop_time_s]`` where ``d_near`` and
+    ``d_far`` are ground distances (metres) from A's exit region to B's entry region.
+    """
+
+    #: slowest moving traffic, m/s (urban crawl; ~7 km/h).
+    min_speed_mps: float = Field(default=2.0, gt=0.0)
+    #: fastest plausible traffic, m/s (90 km/h). 1.5 times this is the hard bound: a gap
+    #: shorter than the nearest distance at that speed is impossible.
+    max_speed_mps: float = Field(default=25.0, gt=0.0)
+    #: time a vehicle may stand at signals between two cameras, s (about one signal cycle).
+    stop_time_s: float = Field(default=60.0, ge=0.0)
+    #: how many confident matches the prior window counts for when a link is learned from
+    #: the run (the shrinkage pseudo-count).
+    prior_count: float = Field(default=10.0, ge=0.0)
+    #: gap window of two fragments of one visit to one camera (src == dst), s.
+    fragment_gap_s: float = Field(default=10.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _speeds_ordered(self) -> "LinksConfig":
+        if self.max_speed_mps < self.min_speed_mps:
+            raise ValueError(f"max_speed_mps {self.max_speed_mps} < min_speed_mps {self.min_speed_mps}")
+        return self
+
+
 # ---------------------------------------------------------------------------- topology file
 class Transition(StrictModel):
     """A vehicle may go from camera ``src`` to camera ``dst``.
@@ -143,13 +173,26 @@ class Transition(StrictModel):
     exit_zone: str = ""
     #: zone of ``dst`` where the vehicle enters (bottom centre of its first box); "" = anywhere.
     entry_zone: str = ""
-    #: how many ground-truth transitions the window was fitted on (informational).
+    #: how many transitions (ground truth, or confident matches of a run) the window was
+    #: fitted on (informational).
     count: int = Field(default=0, ge=0)
+    #: softness of the window's edges, seconds (Gaussian); ``None``: 1 s or 10% of the width.
+    spread_s: float | None = Field(default=None, gt=0.0)
+    #: hard bound: a gap below this is impossible (faster than any vehicle); ``None``: none.
+    hard_min_gap_s: float | None = None
+    #: the two views overlap on the ground; ``None``: when ``min_gap_s < 0``.
+    overlap: bool | None = None
+    #: where the window came from: ``file`` (written by hand), ``labelled`` (``mct
+    #: fit-topology`` on ground truth), ``learned`` (a run's confident matches), ``prior``
+    #: (geometry). Informational: a topology file given to a run wins over its own links.
+    source: Literal["file", "labelled", "learned", "prior"] = "file"
 
     @model_validator(mode="after")
     def _window_ordered(self) -> "Transition":
         if self.max_gap_s < self.min_gap_s:
             raise ValueError(f"{self.src}->{self.dst}: max_gap_s {self.max_gap_s} < min_gap_s {self.min_gap_s}")
+        if self.hard_min_gap_s is not None and self.hard_min_gap_s > self.max_gap_s:
+            raise ValueError(f"{self.src}->{self.dst}: hard_min_gap_s {self.hard_min_gap_s} > max_gap_s {self.max_gap_s}")
         return self
 
 

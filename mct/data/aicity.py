@@ -350,8 +350,8 @@ def load_dataset(
         gt_file = Path(ground_truth) if Path(ground_truth).is_absolute() else root / ground_truth
     by_source = {src: sum(1 for v in fps_sources.values() if v == src) for src in set(fps_sources.values())}
     log.info(
-        "%s: %d cameras in %d scenarios (fps from %s)", split_dir, len(out), len({c.scenario for c in out}),
-        ", ".join(f"{src}: {n}" for src, n in sorted(by_source.items())),
+        "%s: %d cameras in %d scenarios (fps: %s)", split_dir, len(out), len({c.scenario for c in out}),
+        ", ".join(f"{src} for {n} camera{'s' if n != 1 else ''}" for src, n in sorted(by_source.items())),
     )
     return Dataset(root, split, out, calibrations, fps_sources, gt_file)
 

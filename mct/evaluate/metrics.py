@@ -120,6 +120,13 @@ class MotMetrics:
     mostly_tracked: int
     partially_tracked: int
     mostly_lost: int
+    #: HOTA (Luiten et al. 2021) and its parts, means over the 19 localisation thresholds
+    #: (``mct.evaluate.hota``, TrackEval's definition); ``nan`` where not computed (the
+    #: MTMC evaluation does not compute them).
+    hota: float = float("nan")
+    det_a: float = float("nan")
+    ass_a: float = float("nan")
+    loc_a: float = float("nan")
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: ``nan`` becomes ``None``."""

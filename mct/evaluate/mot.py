@@ -2,11 +2,12 @@
 
 Ground-truth rows whose 7th column is 0 (objects to ignore) are dropped first, as the
 MOTChallenge devkit does; then the metrics of :mod:`mct.evaluate.metrics` (py-motmetrics
-rules, IoU >= 0.5). Ids only need to be consistent within the camera here.
+rules, IoU >= 0.5) and HOTA (:mod:`mct.evaluate.hota`, TrackEval's rules). Ids only need to be consistent within the camera here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mct.data.submission import SubmissionRows, duplicate_mask
+from mct.evaluate.hota import hota
 from mct.evaluate.metrics import MotMetrics, TrackBoxes, evaluate_boxes
 
 __all__ = ["evaluate_mot", "evaluate_mot_files", "evaluate_submission_per_camera", "find_camera_gt_files"]
@@ -35,7 +37,10 @@ def _as_boxes(rows: Any, drop_ignored: bool) -> TrackBoxes:
 
 
 def evaluate_mot(gt: Any, pred: Any, min_iou: float = 0.5, drop_ignored: bool = True) -> MotMetrics:
-    """CLEAR-MOT and IDF1 metrics of one camera.
+    """CLEAR-MOT, IDF1 and HOTA metrics of one camera.
+
+    HOTA (with DetA, AssA, LocA) is TrackEval's (:mod:`mct.evaluate.hota`); it does not
+    depend on ``min_iou`` (it averages over localisation thresholds 0.05 .. 0.95).
 
     Args:
         gt: ``MotRows`` (``frame``, ``id``, ``tlwh``, ``conf`` = column 7) or
@@ -43,8 +48,10 @@ def evaluate_mot(gt: Any, pred: Any, min_iou: float = 0.5, drop_ignored: bool = 
         pred: ``MotRows``, ``SubmissionRows`` of one camera, or :class:`TrackBoxes`.
         min_iou: IoU a match needs (0.5 in MOTChallenge).
     """
-    metrics, _ = evaluate_boxes(_as_boxes(gt, drop_ignored), _as_boxes(pred, drop_ignored=False), min_iou=min_iou)
-    return metrics
+    gt_boxes, pred_boxes = _as_boxes(gt, drop_ignored), _as_boxes(pred, drop_ignored=False)
+    metrics, _ = evaluate_boxes(gt_boxes, pred_boxes, min_iou=min_iou)
+    h = hota(gt_boxes, pred_boxes)
+    return dataclasses.replace(metrics, hota=h.hota, det_a=h.det_a, ass_a=h.ass_a, loc_a=h.loc_a)
 
 
 def evaluate_mot_files(gt_path: str | Path, pred_path: str | Path, min_iou: float = 0.5) -> MotMetrics:

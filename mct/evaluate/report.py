@@ -5,6 +5,9 @@ terminal) from :func:`summary_rows` and :func:`camera_rows`. The figure has the 
 IDF1 / IDP / IDR bars and, where the ground truth allows, a per-identity timeline across the
 concatenated cameras: each ground-truth box is green when it is an identity true positive
 (right global id), orange when matched with a wrong id, red when missed.
+
+A run folder's ``eval/eval.png`` (:func:`write_run_figure`) has the per-camera bars only,
+drawn from ``eval/metrics.json``, which holds no per-box timeline.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import numpy as np
 from mct.evaluate.metrics import MotMetrics
 from mct.evaluate.mtmc import MtmcResult
 
-__all__ = ["summary_rows", "camera_rows", "mot_rows", "write_json", "plot_report", "write_report"]
+__all__ = [
+    "summary_rows", "camera_rows", "mot_rows", "write_json", "plot_report", "write_report", "plot_camera_bars",
+    "write_run_figure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,92 @@ def _segments(x: np.ndarray, key: np.ndarray, status: np.ndarray) -> tuple[np.nd
     return key[starts], status[starts], x[starts], x[ends] + 1
 
 
+#: (label, metric key, colour) of the per-camera bars
+_BARS: tuple[tuple[str, str, str], ...] = (("IDF1", "idf1", "#1f77b4"), ("IDP", "idp", "#2ca02c"), ("IDR", "idr", "#ff7f0e"))
+
+
+def _pct(value: Any) -> float:
+    """A ratio in [0, 1] (``None`` or ``nan`` when undefined) as a percentage; undefined -> 0."""
+    return 0.0 if value is None else 100.0 * float(np.nan_to_num(float(value)))
+
+
+def _camera_bars(ax: Any, names: list[str], per_camera: Mapping[str, list[Any]], overall: Mapping[str, Any]) -> None:
+    """Grouped IDF1 / IDP / IDR bars, one group per camera; ``per_camera[key][i]`` is camera i's ratio."""
+    x = np.arange(len(names))
+    width = 0.27
+    for k, (label, key, color) in enumerate(_BARS):
+        ax.bar(x + (k - 1) * width, [_pct(v) for v in per_camera[key]], width, label=label, color=color)
+    ax.set_xticks(x, names, rotation=90 if len(names) > 12 else 0)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    ax.set_title(
+        f"IDF1 {_pct(overall['idf1']):.2f}  IDP {_pct(overall['idp']):.2f}  "
+        f"IDR {_pct(overall['idr']):.2f}  (per camera: share of the global assignment)"
+    )
+    ax.legend(loc="upper right", ncols=3, fontsize=8)
+
+
+def plot_camera_bars(metrics: Mapping[str, Any], path: str | Path, source: str = "<metrics>") -> Path:
+    """PNG of the per-camera IDF1 / IDP / IDR bars from an evaluation in its JSON form.
+
+    ``metrics`` is what :meth:`MtmcResult.as_dict` returns (the run folder's
+    ``eval/metrics.json``): ``metrics.idf1/idp/idr`` overall and ``cameras[i].camera_id,
+    idf1, idp, idr`` (ratios in [0, 1], ``None`` when undefined). ``source`` names the data
+    in errors. The file is written atomically (a temporary name, then a rename).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    overall = metrics.get("metrics")
+    cams = metrics.get("cameras")
+    if not isinstance(overall, Mapping) or not isinstance(cams, list):
+        raise ValueError(f"{source}: expected an evaluation with 'metrics' and 'cameras', got keys {sorted(metrics)}")
+    keys = [key for _, key, _ in _BARS]
+    for i, cam in enumerate(cams):
+        missing = [k for k in ("camera_id", *keys) if k not in cam]
+        if missing:
+            raise ValueError(f"{source}: cameras[{i}]: missing {', '.join(missing)}")
+    fig, ax = plt.subplots(1, 1, figsize=(max(8.0, 0.45 * len(cams) + 4), 4.5))
+    _camera_bars(ax, [str(c["camera_id"]) for c in cams], {k: [c[k] for c in cams] for k in keys},
+                 {k: overall.get(k) for k in keys})
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_run_figure(eval_dir: str | Path) -> Path | None:
+    """``eval.png`` (per-camera bars) beside a run folder's ``eval/metrics.json``.
+
+    Redrawn only when the PNG is missing or older than ``metrics.json``; ``None`` when the
+    folder has no ``metrics.json`` (a run without evaluation).
+    """
+    eval_dir = Path(eval_dir)
+    src, png = eval_dir / "metrics.json", eval_dir / "eval.png"
+    if not src.is_file():
+        return None
+    if png.is_file() and png.stat().st_mtime_ns >= src.stat().st_mtime_ns:
+        return png
+    try:
+        data = json.loads(src.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{src}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{src}: expected a JSON object, got {type(data).__name__}")
+    plot_camera_bars(data, png, str(src))
+    log.info("wrote %s", png)
+    return png
+
+
 def plot_report(result: MtmcResult, path: str | Path, max_identities: int = 60) -> Path:
     """PNG: per-camera IDF1/IDP/IDR bars and a per-identity timeline (the worst identities)."""
     import matplotlib
@@ -130,21 +222,12 @@ def plot_report(result: MtmcResult, path: str | Path, max_identities: int = 60) 
     fig, (ax_bar, ax_tl) = plt.subplots(
         2, 1, figsize=(max(8.0, 0.45 * len(cams) + 4), 10), gridspec_kw={"height_ratios": [1, 1.6]}
     )
-    # --- bars
-    x = np.arange(len(cams))
-    width = 0.27
-    for k, (label, key, color) in enumerate((("IDF1", "idf1", "#1f77b4"), ("IDP", "idp", "#2ca02c"), ("IDR", "idr", "#ff7f0e"))):
-        vals = [np.nan_to_num(getattr(c.metrics, key)) * 100 for c in cams]
-        ax_bar.bar(x + (k - 1) * width, vals, width, label=label, color=color)
-    ax_bar.set_xticks(x, [f"c{c.camera:03d}" for c in cams], rotation=90 if len(cams) > 12 else 0)
-    ax_bar.set_ylim(0, 100)
-    ax_bar.set_ylabel("%")
-    m = result.metrics
-    ax_bar.set_title(
-        f"IDF1 {100 * np.nan_to_num(m.idf1):.2f}  IDP {100 * np.nan_to_num(m.idp):.2f}  "
-        f"IDR {100 * np.nan_to_num(m.idr):.2f}  (per camera: share of the global assignment)"
+    _camera_bars(
+        ax_bar,
+        [f"c{c.camera:03d}" for c in cams],
+        {key: [getattr(c.metrics, key) for c in cams] for key in ("idf1", "idp", "idr")},
+        {key: getattr(result.metrics, key) for key in ("idf1", "idp", "idr")},
     )
-    ax_bar.legend(loc="upper right", ncols=3, fontsize=8)
     # --- identity timeline
     tl = result.timeline
     if tl is None or len(tl.gt_id) == 0:

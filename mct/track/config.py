@@ -95,3 +95,8 @@ class TrackletConfig(StrictModel):
     feature_weight: Literal["score", "score_sqrt_area", "uniform"] = "score"
     #: keep every per-frame feature in ``Tracklet.features`` (memory: T x D floats).
     keep_frame_features: bool = False
+
+
+#: named tracker settings beyond the reference (``tracker.mode`` values that set several
+#: options at once); filled in by the options below.
+TRACKER_PRESETS: dict[str, dict[str, object]] = {}

@@ -324,3 +324,16 @@ class DeepSortTracker:
         gone = self._slots[drop]
         self._galleries.release(gone[gone >= 0])
         self._slots = self._slots[keep]
+
+
+def reference_output(tracker: DeepSortTracker) -> tuple[np.ndarray, np.ndarray]:
+    """The reference application's output of the last frame: ``(track_ids (K,), xyxy (K, 4) float64)``.
+
+    Every confirmed track updated within the last frame (``time_since_update <= 1``: matched
+    this frame, or coasting its first frame after a miss), with its Kalman state box (after
+    this frame's update or prediction), in creation order, as ``deep_sort_app`` writes them.
+    """
+    views = [t for t in tracker.tracks() if t.confirmed and t.time_since_update <= 1]
+    ids = np.array([t.track_id for t in views], dtype=np.int64)
+    xyxy = np.stack([t.xyxy for t in views]) if views else np.zeros((0, 4))
+    return ids, xyxy

@@ -67,3 +67,14 @@ def test_eval_per_camera_gt_dir(tmp_path: Path) -> None:
     # c001: frame 3 is ignored -> 2 GT boxes, both found; c002: 3 GT boxes, 2 found
     assert single["c001"]["num_objects"] == 2 and single["c001"]["num_misses"] == 0
     assert single["c002"]["num_objects"] == 3 and single["c002"]["num_misses"] == 1
+
+
+def test_eval_names_the_missing_ground_truth_and_its_option(tmp_path: Path) -> None:
+    # the prediction exists, the ground truth does not: the error is about --gt, not the submission
+    (tmp_path / "pred.txt").write_text(f"1 10 1 {CAR} -1 -1\n")
+    res = CliRunner().invoke(main, ["eval", "--gt", str(tmp_path / "eval" / "ground_truth_validation.txt"),
+                                    "--pred", str(tmp_path / "pred.txt")])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "--gt" in text and "ground_truth_validation.txt" in text and "does not exist" in text, res.output
+    assert "submission" not in text
