@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from mct.associate._links_standin import CameraLinks, LinksConfig
+from mct.associate.links import CameraLinks
 from mct.associate.config import AssociationConfig, TopologyFile
 from mct.associate.table import TrackletTable
 from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
@@ -59,10 +59,6 @@ MIN_CROSS_NEGATIVES = 50
 UNKNOWN_REACH_S = 600.0
 
 
-def _links_cfg() -> "LinksConfig":
-    return LinksConfig()
-
-
 def associate_table(
     table: TrackletTable,
     cfg: AssociationConfig,
@@ -102,7 +98,7 @@ def associate_table(
     clock = _StepClock(timings)
     n = len(table)
     if links is None:
-        links = CameraLinks()
+        links = CameraLinks(links={}, cfg=cfg.links, camera_keys=table.camera_keys)
     prior = links
     current = prior if labelled is None else prior.overridden_by(labelled)
     details["links"] = current
@@ -148,7 +144,7 @@ def associate_table(
     labels = np.zeros(n, np.int64)
     for r in range(cfg.self_training_rounds + 1):
         t0 = time.perf_counter()
-        model = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays, getattr(arrays, "horizon_s", UNKNOWN_REACH_S)),
+        model = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays),
                           terms, cfg.same_camera_max_overlap_s)
         clock.start()
         scores = score_pairs(table, model, a, b, distance)
@@ -175,7 +171,7 @@ def associate_table(
         src, dst = np.where(first, ca, cb), np.where(first, cb, ca)
         gap = table.start_s[dst] - table.end_s[src]
         learned = prior.learned(table.scenario[src].astype(np.int64), table.camera[src].astype(np.int64),
-                                table.camera[dst].astype(np.int64), gap, None, **_table_kw(prior, table))
+                                table.camera[dst].astype(np.int64), gap, None, table)
         current = learned if labelled is None else learned.overridden_by(labelled)
         arrays = current.compile(table)
         if terms[2]:
@@ -188,7 +184,7 @@ def associate_table(
             # the one-camera view bias of the within-camera negatives
             space_time = terms.copy()
             space_time[0] = False
-            probe = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays, getattr(arrays, "horizon_s", UNKNOWN_REACH_S)),
+            probe = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays),
                               space_time, cfg.same_camera_max_overlap_s)
             ruled_out = cross & (score_pairs(table, probe, a, b, distance) <= -SPACE_TIME_NEGATIVE)
             if ruled_out.sum() >= MIN_CROSS_NEGATIVES:
@@ -202,13 +198,6 @@ def associate_table(
     details.update(links=current, model=model, pairs=(a, b, scores), rounds=rounds)
     log.info("association: %d tracklets -> %d global ids (%d candidate pairs, %d rounds)", n, int(labels.max()) + 1, len(a), len(rounds))
     return labels
-
-
-def _table_kw(links: object, table: TrackletTable) -> dict:
-    """The stand-in's ``learned`` needs the table's names; the final one may not."""
-    import inspect
-
-    return {"table": table} if "table" in inspect.signature(links.learned).parameters else {}  # type: ignore[attr-defined]
 
 
 def associate(
@@ -238,8 +227,8 @@ def associate(
     if cfg.topology and topology is None:
         raise ValueError(f"association.topology: {cfg.topology!r} is set but no topology was given (read it with mct.config.load_topology)")
     table = TrackletTable.from_tracklets(tracklets, cameras, cfg)
-    prior = CameraLinks.from_geometry(cameras, table, _links_cfg())
-    labelled = CameraLinks.from_topology(topology, cameras) if topology is not None else None
+    prior = CameraLinks.from_geometry(cameras, table, cfg.links, cfg.world_units)
+    labelled = CameraLinks.from_topology(topology, cameras, cfg.links) if topology is not None else None
     labels = associate_table(table, cfg, prior, labelled, details=details)
     return table.assignment(labels + 1)
 

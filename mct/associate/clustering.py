@@ -102,7 +102,7 @@ def _cluster(
     feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray, scen: np.ndarray, motion: np.ndarray,
     app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
-    horizon: float, n_c: int, terms: np.ndarray, handover_s: float,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> tuple:
     parent = np.arange(n)
     size = np.ones(n, np.int64)
@@ -133,7 +133,7 @@ def _cluster(
                 s = _lookup(indptr, nbr, val, min(x, y), max(x, y))
                 if np.isnan(s):
                     s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                              l_lo, l_hi, l_spread, l_min, l_known, horizon, n_c, terms, handover_s)
+                              l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
                 if s == -np.inf:
                     ok = False
                     break

@@ -112,6 +112,8 @@ class AssociationConfig(StrictModel):
     min_tracklet_frames: int = Field(default=1, ge=1)
     #: tracklets whose mean detection score is lower get no global id.
     min_tracklet_mean_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: physical bounds of the camera links from calibration (speed range, standing time).
+    links: "LinksConfig" = Field(default_factory=lambda: LinksConfig())
     #: the kNN search (not a model setting).
     index: IndexConfig = Field(default_factory=IndexConfig)
 

@@ -43,6 +43,8 @@ import numba
 import numpy as np
 from scipy.special import i0e
 
+from mct.associate.links import OUTLIER_RATE, LinkArrays
+
 __all__ = [
     "TERMS",
     "AppearanceModel",
@@ -271,9 +273,10 @@ class ColocationModel:
 # ---------------------------------------------------------------------------- links, as arrays
 @dataclass(frozen=True, eq=False)
 class LinkTable:
-    """What the kernel needs of :class:`mct.associate.links.LinkArrays`, flattened:
-    ``(S * C * C,) float64`` each, indexed ``(s * C + a) * C + b``; ``known`` as float (1/0);
-    ``horizon_s`` the width of the different-vehicles (uniform) gap density."""
+    """What the kernel needs of a :class:`mct.associate.links.LinkArrays`, flattened to
+    ``(S * C * C,) float64`` arrays indexed ``(s * C + a) * C + b``: the window ``lo``,
+    ``hi``, ``spread_s``, the hard bound ``min_gap_s``, ``known`` (1/0) and ``mass`` (the
+    window density's mass within the horizon, its normaliser); ``horizon_s`` ``(S,)``."""
 
     n_cameras: int
     lo: np.ndarray
@@ -281,21 +284,23 @@ class LinkTable:
     spread_s: np.ndarray
     min_gap_s: np.ndarray
     known: np.ndarray
-    horizon_s: float
+    mass: np.ndarray
+    horizon_s: np.ndarray
 
     @classmethod
-    def from_arrays(cls, arrays: object, horizon_s: float) -> "LinkTable":
-        lo = np.asarray(arrays.lo, np.float64)  # type: ignore[attr-defined]
-        n_c = lo.shape[1] if lo.ndim == 3 else 0
-        return cls(
-            n_c,
-            np.ascontiguousarray(lo.ravel()),
-            np.ascontiguousarray(np.asarray(arrays.hi, np.float64).ravel()),  # type: ignore[attr-defined]
-            np.ascontiguousarray(np.asarray(arrays.spread_s, np.float64).ravel()),  # type: ignore[attr-defined]
-            np.ascontiguousarray(np.asarray(arrays.min_gap_s, np.float64).ravel()),  # type: ignore[attr-defined]
-            np.ascontiguousarray(np.asarray(arrays.known, bool).ravel().astype(np.float64)),  # type: ignore[attr-defined]
-            float(horizon_s),
-        )
+    def from_arrays(cls, arrays: "LinkArrays") -> "LinkTable":
+        from mct.associate.links import _window_mass
+
+        n_s, n_c = arrays.lo.shape[0], arrays.lo.shape[1]
+        known = np.asarray(arrays.known, bool)
+        lo = np.where(known, arrays.lo, 0.0)
+        hi = np.where(known, arrays.hi, 0.0)
+        sd = np.where(known, arrays.spread_s, 1.0)
+        horizon = np.broadcast_to(np.maximum(arrays.horizon_s, 1e-9)[:, None, None], lo.shape)
+        mass = _window_mass(-horizon.ravel(), horizon.ravel(), lo.ravel(), hi.ravel(), sd.ravel()) if lo.size else np.zeros(0)
+        flat = lambda x: np.ascontiguousarray(np.asarray(x, np.float64).ravel())  # noqa: E731
+        return cls(n_c, flat(lo), flat(hi), flat(sd), flat(arrays.min_gap_s), flat(known), flat(mass),
+                   np.ascontiguousarray(np.asarray(arrays.horizon_s, np.float64)) if n_s else np.ones(0))
 
 
 # ---------------------------------------------------------------------------- the pair model
@@ -325,29 +330,38 @@ class PairModel:
         t = self.terms.astype(np.float64)
         if self.appearance.source == "off":
             t[0] = 0.0
+        lk = self.links
         return (
             self.appearance.params,
             float(self.direction.kappa),
             float(self.direction.log_i0),
-            self.links.lo, self.links.hi, self.links.spread_s, self.links.min_gap_s, self.links.known,
-            float(self.links.horizon_s), int(self.links.n_cameras),
+            lk.lo, lk.hi, lk.spread_s, lk.min_gap_s, lk.known, lk.mass, lk.horizon_s, int(lk.n_cameras),
             t, float(self.handover_s),
         )
 
 
 @numba.njit(cache=True, nogil=True)
-def _gap_llr(lo: float, hi: float, spread: float, horizon: float, gap: float) -> float:
-    """Window ``[lo, hi]`` with Gaussian edges of width ``spread`` (normalised) over a
-    uniform density on ``horizon`` seconds."""
-    z = (hi - lo) + spread * math.sqrt(2.0 * math.pi)
-    out = math.log(horizon / z)
-    if gap < lo:
-        d = (lo - gap) / spread
-        out -= 0.5 * d * d
-    elif gap > hi:
-        d = (gap - hi) / spread
-        out -= 0.5 * d * d
-    return out
+def _ndtr(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _gap_llr(lo: float, hi: float, sd: float, mass: float, horizon: float, gap: float, outlier: float) -> float:
+    """:meth:`mct.associate.links.LinkArrays.gap_log_lr` of one known link: a window
+    ``[lo, hi]`` convolved with N(0, sd^2), normalised over ``[-horizon, horizon]``, mixed
+    with ``outlier`` of the uniform density it is compared with."""
+    width = hi - lo
+    if width > 1e-6 * sd:
+        dens = (_ndtr((gap - lo) / sd) - _ndtr((gap - hi) / sd)) / width
+    else:
+        z = (gap - lo) / sd
+        dens = math.exp(-0.5 * z * z) / (sd * math.sqrt(2.0 * math.pi))
+    dens /= max(mass, 1e-12)
+    u = 1.0 / (2.0 * max(horizon, 1e-9))
+    v = (1.0 - outlier) * dens + outlier * u
+    if v <= 0.0:
+        return -np.inf
+    return math.log(v) - math.log(u)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -360,7 +374,7 @@ def _pair(
     i: int, j: int, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray, scen: np.ndarray,
     motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
-    horizon: float, n_c: int, terms: np.ndarray, handover_s: float,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> float:
     """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible."""
     if scen[i] != scen[j]:
@@ -393,7 +407,7 @@ def _pair(
         r1 = (z - app[2]) / app[3]
         total += _cap(-0.5 * r1 * r1 - math.log(app[3]) + 0.5 * r0 * r0 + math.log(app[1]))
     if terms[1] > 0.0 and l_known[k] > 0.0:
-        total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], horizon, gap))
+        total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
     if terms[2] > 0.0:
         total += _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
     return total
@@ -434,12 +448,12 @@ def _score_many(
     a: np.ndarray, b: np.ndarray, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
     scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
-    horizon: float, n_c: int, terms: np.ndarray, handover_s: float,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> np.ndarray:
     out = np.empty(len(a), np.float64)
     for e in range(len(a)):
         out[e] = _pair(a[e], b[e], feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                       l_lo, l_hi, l_spread, l_min, l_known, horizon, n_c, terms, handover_s)
+                       l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
     return out
 
 
