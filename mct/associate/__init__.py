@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from mct.associate.links import CameraLinks
 from mct.associate.config import AssociationConfig, TopologyFile
+from mct.associate.links import CameraLinks
 from mct.associate.table import TrackletTable
 from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
 
 if TYPE_CHECKING:
+    from mct.associate.links import LinkArrays
+    from mct.associate.score import AppearanceModel, ColocationModel, DirectionModel
     from mct.data.submission import SubmissionRows
 
 __all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS"]
@@ -132,12 +134,12 @@ def associate_table(
     a, b = candidate_pairs(idx)
     cos = np.einsum("ij,ij->i", table.features[a], table.features[b]).astype(np.float64)
     cross = table.camera[a] != table.camera[b]
-    appearance = AppearanceModel.fit_scene(neg_cos, cos[cross]) if terms[0] else AppearanceModel()
     direction, colocation = DirectionModel(), ColocationModel()
     distance = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
     together = np.isfinite(distance)
     if together.sum() >= 20:  # the different-vehicles disc: where pairs seen at once stand apart
         colocation = ColocationModel(colocation.sigma_m, max(float(np.quantile(distance[together], 0.95)), 6 * colocation.sigma_m))
+    appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg) if terms[0] else AppearanceModel()
     clock.stop("calibrate")
 
     rounds: list[dict] = []
@@ -178,17 +180,8 @@ def associate_table(
             direction = DirectionModel().fit(direction_cosines(table, ca, cb))
         if terms[3]:
             colocation = colocation.fit(distance[conf])
-        if terms[0] and terms[1:].any():
-            # known negatives across cameras: pairs the space-time evidence alone rules out
-            # (chosen without looking at appearance, unlike the confident matches), free of
-            # the one-camera view bias of the within-camera negatives
-            space_time = terms.copy()
-            space_time[0] = False
-            probe = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays),
-                              space_time, cfg.same_camera_max_overlap_s)
-            ruled_out = cross & (score_pairs(table, probe, a, b, distance) <= -SPACE_TIME_NEGATIVE)
-            if ruled_out.sum() >= MIN_CROSS_NEGATIVES:
-                appearance = AppearanceModel.fit_scene(cos[ruled_out], cos[cross])
+        if terms[0]:
+            appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg)
         clock.stop("learn")
         info.update(confident=int(conf.sum()), kappa=round(direction.kappa, 3), colocation_sigma_m=round(colocation.sigma_m, 3),
                     seconds=round(time.perf_counter() - t0, 3))
@@ -198,6 +191,30 @@ def associate_table(
     details.update(links=current, model=model, pairs=(a, b, scores), rounds=rounds)
     log.info("association: %d tracklets -> %d global ids (%d candidate pairs, %d rounds)", n, int(labels.max()) + 1, len(a), len(rounds))
     return labels
+
+
+def _appearance(
+    table: TrackletTable, terms: np.ndarray, cos: np.ndarray, cross: np.ndarray, a: np.ndarray, b: np.ndarray,
+    distance: np.ndarray, within_camera_cos: np.ndarray, direction: "DirectionModel", colocation: "ColocationModel",
+    arrays: "LinkArrays", cfg: AssociationConfig,
+) -> "AppearanceModel":
+    """The appearance calibration: EM on the cross-camera candidates ``cos[cross]`` with the
+    different-vehicles component fitted on known negatives: cross-camera candidate pairs
+    that the space-time terms alone rule out (log-likelihood ratio <= -SPACE_TIME_NEGATIVE:
+    chosen without looking at appearance, and seen from two cameras as true candidates
+    are), else, when there are fewer than MIN_CROSS_NEGATIVES of them, pairs of one camera
+    seen at once (``within_camera_cos``; one view makes two vehicles look more alike, so the
+    calibration is then more cautious)."""
+    from mct.associate.score import AppearanceModel, LinkTable, PairModel, score_pairs
+
+    if terms[1:].any():
+        space_time = terms.copy()
+        space_time[0] = False
+        probe = PairModel(AppearanceModel(), direction, colocation, LinkTable.from_arrays(arrays), space_time, cfg.same_camera_max_overlap_s)
+        ruled_out = cross & (score_pairs(table, probe, a, b, distance) <= -SPACE_TIME_NEGATIVE)
+        if ruled_out.sum() >= MIN_CROSS_NEGATIVES:
+            return AppearanceModel.fit_scene(cos[ruled_out], cos[cross])
+    return AppearanceModel.fit_scene(within_camera_cos, cos[cross])
 
 
 def associate(
