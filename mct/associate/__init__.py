@@ -163,10 +163,10 @@ def associate_table(
             break
         # confident matches teach the links and the term models
         clock.start()
-        post = scores + model.prior_log_odds
+        ranked = np.where(np.isnan(scores), -np.inf, scores)  # NaN: no direct link
         conf = (
-            cross & (labels[a] == labels[b]) & (post >= CONFIDENT_LOG_ODDS)
-            & mutual_best(table, a, b, scores) & (second_best_margin(table, a, b, scores) >= CONFIDENT_MARGIN)
+            cross & (labels[a] == labels[b]) & (ranked + model.prior_log_odds >= CONFIDENT_LOG_ODDS)
+            & mutual_best(table, a, b, ranked) & (second_best_margin(table, a, b, ranked) >= CONFIDENT_MARGIN)
         )
         ca, cb = a[conf], b[conf]
         first = (table.start_s[ca] < table.start_s[cb]) | ((table.start_s[ca] == table.start_s[cb]) & (table.end_s[ca] <= table.end_s[cb]))

@@ -6,8 +6,8 @@ N * N). They are visited best score first; the two clusters holding a pair merge
 1. the merged cluster has at most ``max_cluster_size`` tracklets;
 2. no pair of tracklets across the two is impossible (score ``-inf``: two scenarios, one
    camera at once beyond a handover, faster than any vehicle) — the cannot-links;
-3. the **average** log-likelihood ratio over all ``|A| x |B|`` pairs across the two
-   clusters, plus the prior log-odds, is at least ``min_log_lr`` (average linkage: a
+3. the **average** log-likelihood ratio over the ``|A| x |B|`` pairs across the two
+   clusters (pairs of cameras with no direct link left out), plus the prior log-odds, is above ``min_log_lr`` (average linkage: a
    vehicle's tracklets must agree as a whole, not only along the chain that joined them).
 
 Pairs that are candidates use their full score (co-location included); the other cross
@@ -81,7 +81,8 @@ def second_best_margin(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np
     rank = np.empty(len(order), np.int64)
     rank[order] = grp
     other = np.where(vals >= best[rank], second[rank], best[rank])  # the best among the others
-    margin = vals - other
+    with np.errstate(invalid="ignore"):
+        margin = np.where(np.isneginf(other), np.inf, vals - other)
     m = len(a)
     return np.minimum(margin[:m], margin[m:])
 
@@ -125,6 +126,7 @@ def _cluster(
             refused += 1
             continue
         total = 0.0
+        count = 0
         ok = True
         x = ra
         while x >= 0 and ok:
@@ -137,10 +139,12 @@ def _cluster(
                 if s == -np.inf:
                     ok = False
                     break
-                total += s
+                if not np.isnan(s):  # NaN: no direct link, no evidence
+                    total += s
+                    count += 1
                 y = nxt[y]
             x = nxt[x]
-        if not ok or total < min_mean * size[ra] * size[rb]:
+        if not ok or count == 0 or total <= min_mean * count:
             refused += 1
             continue
         if size[ra] < size[rb]:
@@ -193,7 +197,7 @@ def constrained_agglomerative(
     np.add.at(indptr, lo_ + 1, 1)
     indptr = np.cumsum(indptr)
     min_mean = float(min_log_lr - model.prior_log_odds)
-    visit = np.flatnonzero(scores >= min_mean)
+    visit = np.flatnonzero(scores > min_mean)  # no evidence at all (0 at even odds) merges nothing
     visit = visit[np.argsort(-scores[visit], kind="stable")]
     roots, merges, refused = _cluster(
         n, pair_a[visit], pair_b[visit], indptr, nbr, val, min_mean, int(max_cluster_size),

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numba
@@ -91,7 +91,8 @@ class AppearanceModel:
         neg_mean, neg_std: different vehicles.
         pos_mean, pos_std: the same vehicle.
         prior: share of candidate pairs that are one vehicle (the mixture weight), in (0, 1).
-        source: ``"scene"`` (known negatives + EM on the candidates), ``"labels"`` or ``"off"``.
+        source: ``"scene"`` (known negatives + EM on the candidates), ``"labels"``,
+            ``"generic"`` (:data:`GENERIC`, for scenes too small to fit) or ``"off"`` (ratio 0).
         n_negatives, n_pairs: how many pairs each part was fitted on.
 
     The ratio is made monotone in the cosine: where the two parabolas of the log densities
@@ -149,9 +150,10 @@ class AppearanceModel:
         """
         neg = _z(negative_cos)
         cand = _z(candidate_cos)
-        if len(neg) < 20 or len(cand) < 20:
-            log.warning("appearance calibration: %d known-different pairs, %d candidates: too few, appearance ignored", len(neg), len(cand))
-            return cls(n_negatives=len(neg), n_pairs=len(cand))
+        if len(neg) < MIN_FIT_PAIRS or len(cand) < MIN_FIT_PAIRS:
+            log.warning("appearance calibration: %d known-different pairs, %d candidates: too few to fit, the generic "
+                        "calibration is used (even odds at cosine %.2f)", len(neg), len(cand), GENERIC.even_cosine())
+            return replace(GENERIC, n_negatives=len(neg), n_pairs=len(cand))
         m0, s0 = float(neg.mean()), max(float(neg.std()), 0.02)
         f0 = np.exp(_norm_logpdf(cand, m0, s0))
         # start: the candidates above the negatives' 95th percentile
@@ -174,8 +176,8 @@ class AppearanceModel:
             if done:
                 break
         if m1 <= m0 or prior <= 0:
-            log.warning("appearance calibration: no same-vehicle component above the known-different pairs; appearance ignored")
-            return cls(n_negatives=len(neg), n_pairs=len(cand))
+            log.warning("appearance calibration: no same-vehicle component above the known-different pairs; the generic calibration is used")
+            return replace(GENERIC, n_negatives=len(neg), n_pairs=len(cand))
         model = cls(m0, s0, m1, s1, float(min(max(prior, 1e-4), 1 - 1e-4)), "scene", len(neg), len(cand))
         log.info(
             "appearance calibration (scene): different z %.3f +- %.3f (%d pairs), same z %.3f +- %.3f, "
@@ -199,6 +201,15 @@ class AppearanceModel:
         llr = self.log_lr(grid)
         above = np.flatnonzero(llr >= 0)
         return float(grid[above[0]]) if len(above) and above[0] > 0 else float("nan")
+
+
+#: fewer known-different or candidate pairs than this: too few to fit (a tiny scene).
+MIN_FIT_PAIRS = 20
+
+#: the calibration of a scene too small to fit one (a few tracklets): re-ID cosines of
+#: different vehicles around 0.2 and of one vehicle around 0.75, even prior; even odds at
+#: cosine 0.52. A weak, generic default, logged when used; any real run fits its own.
+GENERIC = AppearanceModel(0.2, 0.25, 1.0, 0.3, 0.5, "generic")
 
 
 # ---------------------------------------------------------------------------- direction
@@ -376,7 +387,8 @@ def _pair(
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
     l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> float:
-    """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible."""
+    """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible,
+    NaN if their cameras have no direct link (not evidence either way)."""
     if scen[i] != scen[j]:
         return -np.inf
     # a: the tracklet seen first (the vehicle's earlier visit)
@@ -393,6 +405,8 @@ def _pair(
         else:
             return -np.inf
     k = (scen[a] * n_c + cam[a]) * n_c + cam[b]
+    if l_min[k] == np.inf:
+        return np.nan  # no direct link (the vehicle passes another camera between them)
     if gap < l_min[k]:
         return -np.inf
     total = 0.0
@@ -469,7 +483,9 @@ def pair_log_lr(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -
     """``(P,) float64`` log-likelihood ratio (same vehicle vs different) of rows ``a[p]``,
     ``b[p]`` of ``table``: appearance, travel time and direction (co-location is added by
     :func:`score_pairs`); ``-inf`` for an impossible pair (two scenarios; one camera at once
-    beyond the handover; faster than any vehicle)."""
+    beyond the handover; faster than any vehicle); NaN where the two cameras have no direct
+    link (a topology's ``unlisted: forbid``): such a pair is never merged directly, and says
+    nothing when it ends up in one vehicle through a camera between them."""
     a = np.ascontiguousarray(a, np.int64)
     b = np.ascontiguousarray(b, np.int64)
     if len(a) == 0:
