@@ -122,7 +122,9 @@ def run_tracker(cfg: TrackerConfig, seq: Sequence, convention: str) -> tuple[Tra
     out_id: list[np.ndarray] = []
     out_xyxy: list[np.ndarray] = []
     seconds = 0.0
-    for dets in seq.frames:
+    # appearance is neutral here: only the faithful mode (which requires it) gets the constant feature
+    frames = seq.frames if cfg.mode == "deep_sort" else [Detections(d.frame, d.xyxy, d.scores) for d in seq.frames]
+    for dets in frames:
         t0 = time.perf_counter()
         matches = tracker.update(dets)
         seconds += time.perf_counter() - t0

@@ -418,9 +418,12 @@ def eval_reid_cmd(
 
 
 @main.command("fit-topology")
-@click.option("--data", "root", required=True, type=click.Path(file_okay=False, exists=True), help="AI City layout folder.")
+@click.option("--data", "root", default=None, type=click.Path(file_okay=False, exists=True), help="AI City layout folder.")
+@click.option("--from-run", "run_dir", default=None, type=click.Path(file_okay=False, exists=True),
+              help="Instead of --data: the camera links of a finished run (geometry prior + its own matches, no labels).")
 @click.option("--split", default="train", show_default=True, help="Split whose per-camera gt/gt.txt is read.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Topology YAML to write.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Topology YAML to write (required with --data; default RUN/association/links.yaml with --from-run).")
 @click.option("--scenario", "scenarios", multiple=True, help="Only these scenarios (repeatable); default all.")
 @click.option("--margin-s", default=5.0, show_default=True, help="Widen each window by at least this many seconds per side.")
 @click.option("--margin-frac", default=0.1, show_default=True, help="... or by this fraction of its width, if more.")
@@ -432,12 +435,21 @@ def eval_reid_cmd(
 @click.option("--pairs", type=click.Choice(["all", "consecutive"]), default="all", show_default=True,
               help="Which visit pairs of a vehicle are transitions: every later visit, or only the next one.")
 def fit_topology_cmd(
-    root: str, split: str, out: str, scenarios: tuple[str, ...], margin_s: float, margin_frac: float,
-    min_count: int, split_gap_s: float, as_scenario: str | None, fragment_windows: bool, pairs: str,
+    root: str | None, run_dir: str | None, split: str, out: str | None, scenarios: tuple[str, ...], margin_s: float,
+    margin_frac: float, min_count: int, split_gap_s: float, as_scenario: str | None, fragment_windows: bool, pairs: str,
 ) -> None:
-    """Estimate camera-pair travel-time windows from training ground truth."""
+    """Estimate camera-pair travel-time windows from ground truth (--data), or write a
+    finished run's camera links (--from-run)."""
     from mct.associate.topology import fit_topology, write_topology
     from mct.data.aicity import load_dataset
+
+    if (root is None) == (run_dir is None):
+        fail("fit-topology: give exactly one of --data and --from-run")
+    if run_dir is not None:
+        _links_from_run(Path(run_dir), out)
+        return
+    if out is None:
+        fail("fit-topology: --out is required with --data")
 
     dataset = load_dataset(root, split, scenarios)
     observations = []
@@ -455,6 +467,41 @@ def fit_topology_cmd(
     console.print(f"wrote {out}: {len(topology.scenarios)} scenario(s), {n_rules} transitions", highlight=False)
 
 
+def _links_from_run(run_dir: Path, out: str | None) -> None:
+    """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its links."""
+    from mct.associate.config import LinksConfig
+    from mct.associate.links import SOURCE_NAMES
+    from mct.associate.topology import links_from_assignment, write_topology
+    from mct.data.aicity import dataset_from_config
+    from mct.run.pipeline import ASSIGNMENT_FILE, load_assignment
+    from mct.run.render import load_run_config
+    from mct.track.tracklets import load_tracklets
+
+    cfg = load_run_config(run_dir)
+    assignment_path = run_dir / "association" / ASSIGNMENT_FILE
+    if not assignment_path.is_file():
+        fail(f"{assignment_path}: the run has no association result")
+    dataset = dataset_from_config(cfg.dataset)
+    tracklets = []
+    for cam in dataset.cameras:
+        path = run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
+        if not path.is_file():
+            log.warning("%s: no tracklets, camera %s/%s left out", path, *cam.key)
+            continue
+        tracklets += load_tracklets(path)
+    if not tracklets:
+        fail(f"{run_dir}/cameras: no camera has tracklets.npz")
+    links_cfg = getattr(cfg.association, "links", None) or LinksConfig()
+    links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg)
+    path = write_topology(out or run_dir / "association" / "links.yaml", links.to_topology())
+    counts: dict[str, int] = {}
+    for ls in links.links.values():
+        for lk in ls.values():
+            counts[SOURCE_NAMES[lk.source]] = counts.get(SOURCE_NAMES[lk.source], 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    console.print(f"wrote {path}: {len(links.links)} scenario(s), links: {summary}", highlight=False)
+
+
 @main.command("render")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--camera", "camera_id", required=True, help="Camera id, e.g. c001.")
@@ -467,7 +514,8 @@ def render_cmd(run_dir: str, camera_id: str, scenario: str | None, out: str | No
 
     result = render_camera(run_dir, camera_id, scenario, out, max_frames)
     if result.video is not None:
-        console.print(f"wrote {result.video} ({result.frames} frames)", highlight=False, markup=False)
+        codec = {"h264": "H.264", "mpeg4": "MPEG-4 Part 2, which most browsers do not play"}.get(result.codec or "", result.codec)
+        console.print(f"wrote {result.video} ({result.frames} frames, {codec})", highlight=False, markup=False)
     console.print(f"wrote {result.overview}", highlight=False, markup=False)
 
 

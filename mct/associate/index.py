@@ -22,11 +22,20 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-import faiss
 import numpy as np
 from tqdm import tqdm
 
 from mct.associate.config import IndexConfig
+
+# faiss's loader tries the AVX512 and AVX2 builds before the generic one and logs each miss
+# at INFO (ModuleNotFoundError ... swigfaiss_avx512): expected fallbacks, quiet for users
+_faiss_loader = logging.getLogger("faiss.loader")
+_loader_level = _faiss_loader.level
+_faiss_loader.setLevel(logging.WARNING)
+try:
+    import faiss
+finally:
+    _faiss_loader.setLevel(_loader_level)
 
 #: blocks with fewer query x base pairs than this search on one thread.
 SMALL_BLOCK = 2_000_000

@@ -58,6 +58,7 @@ __all__ = [
     "SOURCE_FILE",
     "SOURCE_LABELLED",
     "SOURCE_LEARNED",
+    "SOURCE_NAMES",
     "SOURCE_NONE",
     "SOURCE_PRIOR",
 ]
@@ -65,8 +66,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOURCE_NONE, SOURCE_PRIOR, SOURCE_LEARNED, SOURCE_LABELLED, SOURCE_FILE = 0, 1, 2, 3, 4
-_SOURCE_NAME = {SOURCE_PRIOR: "prior", SOURCE_LEARNED: "learned", SOURCE_LABELLED: "labelled", SOURCE_FILE: "file"}
-_SOURCE_CODE = {v: k for k, v in _SOURCE_NAME.items()}
+SOURCE_NAMES = {SOURCE_PRIOR: "prior", SOURCE_LEARNED: "learned", SOURCE_LABELLED: "labelled", SOURCE_FILE: "file"}
+_SOURCE_CODE = {v: k for k, v in SOURCE_NAMES.items()}
 
 #: share of same-vehicle gaps that fall outside any window (a detour, a stop to park): the
 #: floor of the same-vehicle density, so the travel time alone never rules a pair out
@@ -87,8 +88,16 @@ CLOCK_SLACK_S = 2.0
 #: two footprints sharing at least this much ground overlap (two car footprints).
 MIN_OVERLAP_M2 = 20.0
 #: ROI pixels whose ground cell is longer than this (metres per pixel) are too far to
-#: place a vehicle: left out of the footprint (100 m away for a 640x360 camera 6.5 m high).
+#: place a vehicle: left out of the footprint (100 m away for a 640x360 camera 6.5 m high)
+#: unless the camera's tracklets are seen farther (see TRACKED_QUANTILE).
 MAX_METRES_PER_PIXEL = 2.0
+#: a tracklet's first or last box farther than this (metres per pixel) is a misplaced box
+#: (a vehicle would be under a pixel long): not part of the entry or exit region.
+MAX_TRACKED_METRES_PER_PIXEL = 10.0
+#: the footprint reaches farther than MAX_METRES_PER_PIXEL where the camera's tracklets
+#: are seen farther: this quantile of their entry and exit points' metres per pixel, times
+#: the margin (a high camera whose ground truth follows vehicles far down the road).
+TRACKED_QUANTILE, TRACKED_MARGIN = 0.95, 1.2
 #: a camera with fewer entry (or exit) points on the ground uses its footprint instead.
 MIN_REGION_POINTS = 5
 #: quantiles of the distances behind the prior window (robust to a few misplaced points).
@@ -253,6 +262,11 @@ class _View:
     degrees: bool
     footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (P, 2) metres
     area: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) m^2 per footprint sample
+    cell: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) metres per pixel there
+    # every ROI sample in front of the camera, of which the footprint is the near part
+    all_footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    all_area: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    all_cell: np.ndarray = field(default_factory=lambda: np.zeros(0))
     entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
     exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
@@ -304,12 +318,13 @@ def _project(matrix: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarra
         return p[:, :2] / w[:, None], w
 
 
-def _ground(view: _View, frame: _Frame, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels -> ``(N, 2)`` metres and ``(N,) bool`` usable: in front of the camera, finite,
-    and no more than :data:`MAX_METRES_PER_PIXEL` per pixel there."""
+def _ground(view: _View, frame: _Frame, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels -> ``(N, 2)`` metres, ``(N,) bool`` in front of the camera (and finite), and
+    ``(N,)`` metres per pixel there (the longer side of the pixel's ground cell; NaN where
+    not in front)."""
     px = np.asarray(pixels, np.float64).reshape(-1, 2)
     if not len(px):
-        return np.zeros((0, 2)), np.zeros(0, bool)
+        return np.zeros((0, 2)), np.zeros(0, bool), np.zeros(0)
     out = []
     ws = []
     for du, dv in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
@@ -326,15 +341,15 @@ def _ground(view: _View, frame: _Frame, pixels: np.ndarray) -> tuple[np.ndarray,
             m[front] = frame.to_metres(g[front], view.degrees)
     with np.errstate(invalid="ignore"):
         cell = np.maximum(np.hypot(*(metres[1] - metres[0]).T), np.hypot(*(metres[2] - metres[0]).T))
-        ok = front & (cell <= MAX_METRES_PER_PIXEL)
-    return metres[0], ok
+    cell[~front] = np.nan
+    return metres[0], front & np.isfinite(cell), cell
 
 
 def _cell_area(view: _View, frame: _Frame, pixels: np.ndarray, step: float) -> np.ndarray:
     """Ground area (m^2) of the ``step x step`` pixel cell at each of ``pixels``."""
-    g0, _ = _ground(view, frame, pixels)
-    gu, _ = _ground(view, frame, pixels + [step, 0.0])
-    gv, _ = _ground(view, frame, pixels + [0.0, step])
+    g0 = _ground(view, frame, pixels)[0]
+    gu = _ground(view, frame, pixels + [step, 0.0])[0]
+    gv = _ground(view, frame, pixels + [0.0, step])[0]
     du, dv = gu - g0, gv - g0
     return np.abs(du[:, 0] * dv[:, 1] - du[:, 1] * dv[:, 0])
 
@@ -364,9 +379,14 @@ def _make_view(camera: Camera, frame: _Frame, units: Units, table_points: np.nda
     homography is singular or sends its whole ROI beyond the horizon."""
     name = f"{camera.scenario}/{camera.camera_id}"
     h = np.asarray(camera.homography, np.float64)
-    if not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-300 or np.linalg.cond(h) > 1e15:
+    # no condition-number test: a GPS-degree homography is legitimately ill-conditioned
+    # (1e9 to 1e15); a nearly singular one is caught below, as a ROI mapped to infinity
+    try:
+        inverse = np.linalg.inv(h) if np.isfinite(h).all() and np.linalg.det(h) != 0.0 else None
+    except np.linalg.LinAlgError:
+        inverse = None
+    if inverse is None or not np.isfinite(inverse).all():
         raise ValueError(f"camera {name}: the homography is singular (determinant {np.linalg.det(h):.3g})")
-    inverse = np.linalg.inv(h)
     if camera.frame_size is not None:
         width, height = camera.frame_size
         _, w = _project(inverse, np.array([[width / 2.0, height - 1.0]]))
@@ -380,20 +400,40 @@ def _make_view(camera: Camera, frame: _Frame, units: Units, table_points: np.nda
     view = _View(camera, inverse, front, degrees)
     if camera.frame_size is not None:
         px, step = _roi_pixels(camera)
-        g, ok = _ground(view, frame, px)
-        if not ok.any():
-            in_front = int(np.count_nonzero(np.all(np.isfinite(g), axis=1)))
+        g, front, cell = _ground(view, frame, px)
+        with np.errstate(invalid="ignore"):
+            near = front & (cell <= MAX_METRES_PER_PIXEL)
+        if not near.any():
             raise ValueError(
                 f"camera {name}: the homography maps its ROI ({len(px)} sampled pixels) to infinity or behind "
-                f"the horizon ({in_front} in front of the camera, none within {MAX_METRES_PER_PIXEL} m per pixel)"
+                f"the horizon ({int(front.sum())} in front of the camera, none within {MAX_METRES_PER_PIXEL} m per pixel)"
             )
-        view.footprint = g[ok]
-        view.area = _cell_area(view, frame, px[ok], step)
+        view.all_footprint = g[front]
+        view.all_area = _cell_area(view, frame, px[front], step)
+        view.all_cell = cell[front]
+        _limit_footprint(view, MAX_METRES_PER_PIXEL)
     return view
 
 
+def _limit_footprint(view: _View, max_cell: float) -> None:
+    """The footprint: the ROI samples no farther than ``max_cell`` metres per pixel."""
+    keep = view.all_cell <= max_cell
+    if keep.any():
+        view.footprint, view.area, view.cell = view.all_footprint[keep], view.all_area[keep], view.all_cell[keep]
+
+
+def _tracked_footprint(view: _View, cells: np.ndarray) -> None:
+    """The footprint reaches as far as the camera's tracklets are seen, when that is beyond
+    :data:`MAX_METRES_PER_PIXEL`: :data:`TRACKED_MARGIN` times the :data:`TRACKED_QUANTILE`
+    of their entry and exit points' metres per pixel (with at least
+    :data:`MIN_REGION_POINTS` points)."""
+    if len(cells) >= MIN_REGION_POINTS and len(view.all_cell):
+        _limit_footprint(view, max(MAX_METRES_PER_PIXEL, TRACKED_MARGIN * float(np.quantile(cells, TRACKED_QUANTILE))))
+
+
 def _in_view(view: _View, frame: _Frame, xy_m: np.ndarray) -> np.ndarray:
-    """``(N,) bool``: ground points (metres) that ``view`` sees inside its frame and ROI."""
+    """``(N,) bool``: ground points (metres) that ``view`` sees inside its frame, ROI and
+    footprint."""
     cam = view.camera
     if cam.frame_size is None or not len(xy_m):
         return np.zeros(len(xy_m), bool)
@@ -409,6 +449,11 @@ def _in_view(view: _View, frame: _Frame, xy_m: np.ndarray) -> np.ndarray:
     if cam.roi_mask is not None and ok.any():
         idx = np.flatnonzero(ok)
         ok[idx] = cam.roi_mask[px[idx, 1].astype(int), px[idx, 0].astype(int)]
+    if ok.any() and len(view.cell):
+        # and near enough to be in the footprint (not in the far rows it leaves out)
+        idx = np.flatnonzero(ok)
+        with np.errstate(invalid="ignore"):
+            ok[idx] = _ground(view, frame, px[idx])[2] <= view.cell.max()
     return ok
 
 
@@ -520,10 +565,15 @@ class CameraLinks:
             entry_px = table.entry_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             exit_px = table.exit_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             view = _make_view(cam, frame, units, entry_px)
-            g, ok = _ground(view, frame, entry_px)
+            g, ok, entry_cell = _ground(view, frame, entry_px)
+            with np.errstate(invalid="ignore"):
+                ok &= entry_cell <= MAX_TRACKED_METRES_PER_PIXEL
             view.entry = g[ok]
-            g, ok = _ground(view, frame, exit_px)
-            view.exit = g[ok]
+            g, ok_exit, exit_cell = _ground(view, frame, exit_px)
+            with np.errstate(invalid="ignore"):
+                ok_exit &= exit_cell <= MAX_TRACKED_METRES_PER_PIXEL
+            view.exit = g[ok_exit]
+            _tracked_footprint(view, np.concatenate([entry_cell[ok], exit_cell[ok_exit]]))
             if not len(view.footprint):  # no frame size: the tracklets' points are all we have
                 view.footprint = np.concatenate([view.entry, view.exit])
                 view.area = np.zeros(len(view.footprint))
@@ -754,7 +804,7 @@ class CameraLinks:
                         exit_zone=lk.exit_zone, entry_zone=lk.entry_zone, count=lk.count,
                         spread_s=round(lk.spread_s, 3),
                         hard_min_gap_s=round(lk.min_gap_s, 3) if math.isfinite(lk.min_gap_s) else None,
-                        overlap=lk.overlap, source=_SOURCE_NAME.get(lk.source, "file"),  # type: ignore[arg-type]
+                        overlap=lk.overlap, source=SOURCE_NAMES.get(lk.source, "file"),  # type: ignore[arg-type]
                     )
                 )
             scenarios[scen] = ScenarioTopology(transitions=transitions, unlisted="forbid" if forbid else "allow")

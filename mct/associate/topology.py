@@ -16,14 +16,18 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from mct.associate.config import ScenarioTopology, TopologyFile, Transition
-from mct.types import Camera
+from mct.associate.config import LinksConfig, ScenarioTopology, TopologyFile, Transition
+from mct.types import Camera, GlobalAssignment, Tracklet
 
-__all__ = ["camera_visits", "fit_topology", "write_topology"]
+if TYPE_CHECKING:
+    from mct.associate.links import CameraLinks
+    from mct.associate.table import TrackletTable
+
+__all__ = ["camera_visits", "fit_topology", "links_from_assignment", "match_gaps", "write_topology"]
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +111,73 @@ def fit_topology(
     for name in sorted(set(gaps) | (set(cameras_seen) if fragment_windows else set())):
         transitions = []
         if fragment_windows:
-            transitions += [Transition(src=c, dst=c, min_gap_s=0.0, max_gap_s=split_gap_s) for c in sorted(cameras_seen[name])]
+            transitions += [
+                Transition(src=c, dst=c, min_gap_s=0.0, max_gap_s=split_gap_s, source="labelled") for c in sorted(cameras_seen[name])
+            ]
         for (src, dst), g in sorted(gaps[name].items()):
             if len(g) < min_count:
                 continue
             lo, hi = min(g), max(g)
             margin = max(margin_s, margin_frac * (hi - lo))
             transitions.append(
-                Transition(src=src, dst=dst, min_gap_s=round(lo - margin, 3), max_gap_s=round(hi + margin, 3), count=len(g))
+                Transition(src=src, dst=dst, min_gap_s=round(lo - margin, 3), max_gap_s=round(hi + margin, 3), count=len(g),
+                           source="labelled")
             )
         transitions.sort(key=lambda t: (t.src, t.dst, t.count))
         scenarios[name] = ScenarioTopology(transitions=transitions)
         log.info("topology %s: %d transitions fitted on %d observed ones", name, len(transitions), sum(len(g) for g in gaps[name].values()))
     return TopologyFile(scenarios=scenarios)
+
+
+def match_gaps(table: TrackletTable, global_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of rows of one global id seen by two different cameras, as a transition
+    from the one that starts first: ``(s, a, b, gap_s)``, ``(P,)`` each (scenario code,
+    src and dst camera codes of ``table``; gap ``start_s[later] - end_s[earlier]``, seconds).
+
+    Args:
+        global_ids: ``(N,)`` the global id of each row (negative: none).
+    """
+    gid = np.asarray(global_ids, np.int64)
+    if len(gid) != len(table):
+        raise ValueError(f"match_gaps: {len(gid)} global ids for {len(table)} rows")
+    rows = np.flatnonzero(gid >= 0)
+    rows = rows[np.lexsort((table.start_s[rows], gid[rows]))]
+    bounds = np.flatnonzero(np.diff(gid[rows])) + 1
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for group in np.split(rows, bounds):
+        if len(group) < 2:
+            continue
+        i, j = np.triu_indices(len(group), 1)
+        parts.append((group[i], group[j]))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0)
+    first = np.concatenate([p[0] for p in parts])
+    later = np.concatenate([p[1] for p in parts])
+    cross = table.camera[first] != table.camera[later]
+    first, later = first[cross], later[cross]
+    gap = table.start_s[later] - table.end_s[first]
+    return table.scenario[first].astype(np.int64), table.camera[first].astype(np.int64), table.camera[later].astype(np.int64), gap
+
+
+def links_from_assignment(
+    tracklets: Sequence[Tracklet], cameras: Sequence[Camera], assignment: GlobalAssignment, cfg: LinksConfig | None = None
+) -> "CameraLinks":
+    """Camera links of a finished run: prior links from the cameras' geometry and the
+    tracklets' entry and exit regions, learned from the run's own cross-camera matches
+    (every pair of tracklets of one global id in two cameras, see :func:`match_gaps`).
+    Tracklets without a global id only shape the entry and exit regions."""
+    from mct.associate.config import AssociationConfig
+    from mct.associate.links import CameraLinks
+    from mct.associate.table import TrackletTable
+
+    table = TrackletTable.from_tracklets(tracklets, cameras, AssociationConfig())
+    found = (assignment.global_id(*table.camera_keys[c], t) for c, t in zip(table.camera.tolist(), table.track_id.tolist()))
+    gid = np.array([-1 if g is None else g for g in found], np.int64)
+    s, a, b, gap = match_gaps(table, gid)
+    links = CameraLinks.from_geometry(cameras, table, cfg)
+    log.info("links from the run: %d cross-camera matches in %d global ids", len(gap), len(np.unique(gid[gid >= 0])))
+    return links.learned(s, a, b, gap, table=table)
 
 
 def write_topology(path: str | Path, topology: TopologyFile) -> Path:

@@ -22,6 +22,7 @@ name), ``num_classes``, ``min_size``, ``max_size``, ``state_dict`` (fp16 floats)
 from __future__ import annotations
 
 import logging
+import urllib.error
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +42,7 @@ from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from mct.checkpoint import load_checkpoint_file
 from mct.detect.config import COCO_VEHICLES, REPO_ROOT, DetectorConfig, SoftNMSConfig, find_weights_file
 from mct.detect.filters import apply_filters
 from mct.detect.soft_nms import soft_nms_from_config
@@ -274,46 +276,63 @@ def coco_weights_file(model: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
+def _download(url: str, path: Path) -> str | None:
+    """Download ``url`` to ``path`` (creating its folder); ``None``, or what went wrong."""
+    try:
+        # torch writes <path>.<uuid>.partial beside the target: the folder must exist first
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"that folder cannot be created ({exc.strerror or exc}; TORCH_HOME chooses another)"
+    log.info("downloading %s to %s", url, path.parent)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except urllib.error.URLError as exc:  # no network, DNS, HTTP error (an OSError: checked first)
+        return f"the download failed ({exc.reason})"
+    except OSError as exc:
+        if exc.filename is not None:  # writing the file: disk full, no permission
+            return f"the file cannot be written there ({exc.strerror or exc})"
+        return f"the download failed ({type(exc).__name__}: {exc})"  # connection reset, timeout
+    except Exception as exc:  # noqa: BLE001 - anything else torch.hub raises is a failed download too
+        return f"the download failed ({type(exc).__name__}: {exc})"
+    return None
+
+
 def _load_coco(model: str, allow_download: bool) -> dict[str, torch.Tensor]:
     url = _coco_weights_enum(model).url
     path = coco_weights_file(model)
     if not path.is_file():
-        reason = "downloads are disabled (detector.allow_download: false)"
-        if allow_download:
-            try:
-                log.info("downloading %s to %s", url, path.parent)
-                torch.hub.download_url_to_file(url, str(path), progress=False)
-            except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
-                path.unlink(missing_ok=True)
-                reason = f"the download failed ({type(exc).__name__}: {exc})"
+        reason = _download(url, path) if allow_download else "downloads are disabled (detector.allow_download: false)"
         if not path.is_file():
             raise FileNotFoundError(
-                f"COCO weights for {model}: {path.name} is not in {path.parent} and {reason}; "
-                f"download {url} and put it in {path.parent}"
+                f"detector.weights=coco: the COCO weights of {model} ({path.name}) are not in {path.parent} and "
+                f"{reason}; download {url} by hand and put it there"
             )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint_file(path, "detector.weights")
 
 
 def resolve_weights_path(weights: str) -> Path:
     """A checkpoint path as given, else relative to the repository; error if neither exists."""
     path = find_weights_file(weights)
     if path is None:
-        raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {Path.cwd()} and {REPO_ROOT})")
+        where = Path(weights).expanduser()
+        folders = [str(where.parent)] if where.is_absolute() else list(dict.fromkeys(map(str, (Path.cwd(), REPO_ROOT))))
+        raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {' and '.join(folders)})")
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`save_checkpoint` (or a bare state dict, as ``{"state_dict": ...}``)."""
+def read_checkpoint(path: str | Path, key: str = "detector.weights") -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint` (or a bare state dict, as ``{"state_dict": ...}``).
+
+    ``key`` is the config key that names the file, for error messages.
+    """
     path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unpickling failure with the file name
-        raise ValueError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+    data = load_checkpoint_file(path, key)
     if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
         return data
     if isinstance(data, dict) and all(isinstance(v, torch.Tensor) for v in data.values()):
         return {"state_dict": data}
-    raise ValueError(f"{path}: not an mct detector checkpoint (no 'format': {CHECKPOINT_FORMAT!r}) nor a state dict")
+    raise ValueError(f"{path}: not an mct detector checkpoint (no 'format': {CHECKPOINT_FORMAT!r}) nor a state dict; "
+                     f"set {key} to one")
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, num_classes: int, min_size: int, max_size: int,

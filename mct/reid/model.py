@@ -22,6 +22,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock
 
+from mct.checkpoint import load_checkpoint_file
 from mct.reid.config import EmbedderConfig
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,7 @@ def _torchvision_backbone(arch: str, last_stride: int, imagenet: bool) -> tuple[
                 f"is {torch.hub.get_dir()}). Copy the file there (from {url}), or set reid.weights to "
                 "a project checkpoint or to none."
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        net.load_state_dict(load_checkpoint_file(path, "reid.weights"))
         log.info("loaded ImageNet weights %s", path)
     if last_stride == 1:
         block = net.layer4[0]
@@ -223,30 +223,36 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a project checkpoint dict (on the CPU), checking that it is one."""
+def read_checkpoint(path: str | Path, key: str = "reid.weights") -> dict[str, Any]:
+    """Load a project checkpoint dict (on the CPU), checking that it is one.
+
+    ``key`` is the config key that names the file, for error messages. Tensors and plain
+    values only (``weights_only``): a checkpoint never runs code when it is read.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"re-ID checkpoint {path} not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise ValueError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+        shown = str(path) if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
+        raise FileNotFoundError(f"{key}: re-ID checkpoint {shown} not found; set {key} to a checkpoint file, "
+                                "or to imagenet or none")
+    payload = load_checkpoint_file(path, key)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path}: not an mct re-ID checkpoint (expected format {CHECKPOINT_FORMAT!r}, "
-            f"got {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})"
+            f"got {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}); set {key} to one"
         )
     return payload
 
 
-def load_checkpoint(path: str | Path, cfg: EmbedderConfig | None = None) -> tuple[ReidNet, EmbedderConfig]:
+def load_checkpoint(
+    path: str | Path, cfg: EmbedderConfig | None = None, key: str = "reid.weights"
+) -> tuple[ReidNet, EmbedderConfig]:
     """Rebuild the network of a project checkpoint.
 
     Returns the model (fp32, eval mode, on the CPU) and ``cfg`` with the checkpoint's
-    architecture keys (arch, crop size, pooling, ...) in place of its own.
+    architecture keys (arch, crop size, pooling, ...) in place of its own. ``key`` names the
+    file's config key in error messages.
     """
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path, key)
     base = cfg if cfg is not None else EmbedderConfig()
     arch = payload["model"]
     changed = {k: v for k, v in arch.items() if getattr(base, k) != (tuple(v) if isinstance(v, list) else v)}

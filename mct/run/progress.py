@@ -18,7 +18,7 @@ __all__ = ["RunProgress"]
 
 
 class RunProgress:
-    """Receives executor callbacks; draws bars; logs each finished camera."""
+    """Receives executor callbacks; draws bars; logs each camera that finished well."""
 
     def __init__(self, total_cameras: int, enabled: bool = True, desc: str = "cameras") -> None:
         self.enabled = enabled
@@ -57,7 +57,9 @@ class RunProgress:
             log.info("camera %s done: %d frames, %d tracklets, %.1f s (computed: %s)", result.key, result.frames,
                      result.num_tracklets, result.seconds, ", ".join(computed) or "nothing, all cached")
         else:
-            log.error("camera %s FAILED: %s", result.key, result.error)
+            # the failure was logged where it happened (the camera job, or the executor for a
+            # dead worker or a failed Ray task); logging it here too showed every error twice
+            log.debug("camera %s failed: %s", result.key, result.error)
 
     def close(self) -> None:
         for bar in self.bars.values():

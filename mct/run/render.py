@@ -4,7 +4,10 @@ Reads a finished run folder (``config.yaml``, ``cameras/<S>_<cam>/<tracklets>``,
 ``association/assignment.csv``) and writes into ``<run>/render/``:
 
 * ``<S>_<cam>.mp4``: every frame with each tracklet box drawn in the colour of its global
-  id and labelled with it (local ids, prefixed ``L``, when the run has no association);
+  id and labelled with it (local ids, prefixed ``L``, when the run has no association).
+  H.264 (libx264 from the FFmpeg that PyAV's wheels ship, 4:2:0, ``faststart``), which
+  browsers play; where that encoder cannot be opened, OpenCV's MPEG-4 Part 2 (``mp4v``),
+  which most browsers do not, with a warning;
 * ``<S>_overview.png``: one panel per camera of the scenario, global id against scenario
   time (seconds), one bar per tracklet.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import colorsys
 import logging
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +33,10 @@ from mct.types import Camera, Tracklet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["id_colour_bgr", "RenderResult", "render_camera", "render_overview", "load_run_config"]
+__all__ = [
+    "id_colour_bgr", "RenderResult", "render_camera", "render_overview", "load_run_config", "open_video_writer",
+    "VideoWriter",
+]
 
 #: 1 / golden ratio: successive ids get well separated hues.
 _HUE_STEP = 0.6180339887
@@ -47,6 +54,95 @@ class RenderResult:
     video: Path | None
     overview: Path
     frames: int
+    #: codec of the video: "h264", or "mpeg4" (the fallback); None without a video
+    codec: str | None = None
+
+
+# ---------------------------------------------------------------------------- video files
+#: the H.264 encoder of PyAV's bundled FFmpeg
+H264_ENCODER = "libx264"
+#: libx264 quality (constant rate factor: 0 lossless .. 51 worst; 23 is x264's default)
+#: and speed preset; boxes and small labels stay legible at 20
+H264_OPTIONS = {"crf": "20", "preset": "veryfast"}
+
+
+class VideoWriter:
+    """Writes BGR frames ``(H, W, 3) uint8`` to a video file; :meth:`close` finishes it."""
+
+    codec: str
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _H264Writer(VideoWriter):
+    """H.264 in MP4 through PyAV. 4:2:0 needs even sizes: an odd last row/column is dropped."""
+
+    codec = "h264"
+
+    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+        import av
+
+        self._size = (width - width % 2, height - height % 2)
+        self._container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        try:
+            self._stream = self._container.add_stream(H264_ENCODER, rate=Fraction(fps).limit_denominator(1001))
+            self._stream.width, self._stream.height = self._size
+            self._stream.pix_fmt = "yuv420p"  # what browsers decode
+            self._stream.options = dict(H264_OPTIONS)
+            self._stream.codec_context.open()  # fails here, not at the first frame, when the encoder is missing
+        except BaseException:
+            self._container.close()
+            raise
+        self._frame_cls = av.VideoFrame
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        w, h = self._size
+        frame = self._frame_cls.from_ndarray(np.ascontiguousarray(image_bgr[:h, :w]), format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self._stream.encode(None):  # flush the encoder's delayed frames
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class _Mp4vWriter(VideoWriter):
+    """MPEG-4 Part 2 through OpenCV: the fallback (most browsers do not play it)."""
+
+    codec = "mpeg4"
+
+    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+        import cv2
+
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+        if not self._writer.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot write an mp4v video here")
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        self._writer.write(image_bgr)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+def open_video_writer(path: Path, fps: float, width: int, height: int, name: str | None = None) -> VideoWriter:
+    """An H.264 MP4 writer for ``path`` (``fps`` frames per second, frames ``width`` x ``height``
+    pixels), else OpenCV's MPEG-4 Part 2 with a warning. ``name`` is the file named in the
+    warning (``path`` may be a temporary name)."""
+    try:
+        return _H264Writer(path, fps, width, height)
+    except Exception as exc:  # noqa: BLE001 - no PyAV, no libx264, or it cannot open: same fallback
+        log.warning("%s: H.264 encoder %s not available (%s: %s); writing MPEG-4 Part 2 with OpenCV, "
+                    "which most browsers do not play", name or path, H264_ENCODER, type(exc).__name__, exc)
+    Path(path).unlink(missing_ok=True)
+    return _Mp4vWriter(path, fps, width, height)
 
 
 def load_run_config(run_dir: Path) -> Any:
@@ -167,15 +263,15 @@ def render_camera(
     stop = (max_frames + 1) if max_frames else None
     video_out = out_dir / f"{key}.mp4"
     frames = 0
+    codec = None
     with rf.atomic_path(video_out) as tmp:
         writer = None
         try:
             for number, image in stages.iter_frames(Path(cam.video_path), 1, stop):
                 if writer is None:
                     h, w = image.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(cam.fps), (w, h))
-                    if not writer.isOpened():
-                        raise ValueError(f"{video_out}: OpenCV cannot write an mp4v video here")
+                    writer = open_video_writer(tmp, float(cam.fps), w, h, name=str(video_out))
+                    codec = writer.codec
                 thick = max(1, image.shape[0] // 360)
                 for xyxy, gid, label in by_frame.get(number, ()):
                     colour = id_colour_bgr(gid)
@@ -187,6 +283,6 @@ def render_camera(
                 frames += 1
         finally:
             if writer is not None:
-                writer.release()
-    log.info("wrote %s (%d frames) and %s", video_out, frames, overview)
-    return RenderResult(video_out, overview, frames)
+                writer.close()
+    log.info("wrote %s (%d frames, %s) and %s", video_out, frames, codec, overview)
+    return RenderResult(video_out, overview, frames, codec)

@@ -7,17 +7,24 @@ off by default and documented in ``docs/tracking.md``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mct.schema import StrictModel
 
-__all__ = ["TrackerConfig", "TrackletConfig", "CHI2_95_4DOF"]
+__all__ = ["TrackerConfig", "TrackletConfig", "CHI2_95_4DOF", "TRACKER_PRESETS"]
 
 #: 95% quantile of the chi-square distribution with 4 degrees of freedom (the measurement
 #: ``x, y, a, h`` has 4 dimensions); the reference's ``chi2inv95[4]``.
 CHI2_95_4DOF = 9.4877
+
+#: named trackers beyond the reference: ``mode: <name>`` sets these options (any option
+#: given explicitly beside it wins). Chosen on the MOT15 development sequences
+#: (``benchmarks/bench_mot15.py``) and checked on the synthetic world (docs/tracking.md).
+TRACKER_PRESETS: dict[str, dict[str, Any]] = {
+    "mct": {},
+}
 
 
 class TrackerConfig(StrictModel):
@@ -46,13 +53,76 @@ class TrackerConfig(StrictModel):
     #: ``deep_sort``: the reference (appearance cascade, then IoU). ``motion_only``: no
     #: embeddings needed (SORT-like): the cascade uses ``1 - IoU`` of the predicted box,
     #: gated by the Mahalanobis gate, instead of the appearance cost.
-    mode: Literal["deep_sort", "motion_only"] = "deep_sort"
+    mode: Literal["deep_sort", "motion_only", "mct"] = "deep_sort"
     #: lambda of the paper's combined cost ``lambda * d_mahalanobis + (1 - lambda) * d_cosine``
     #: in the cascade (both gates still apply). 0 is the reference (the paper's setting).
     motion_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     #: when set, ``max_age`` is derived per camera as ``max(1, round(max_age_s * fps))``
     #: (cameras differ in fps); ``None`` uses ``max_age`` frames.
     max_age_s: float | None = Field(default=None, gt=0.0)
+
+    # ---- options from the trackers after Deep SORT (docs/tracking.md; all off by default) ----
+    #: BYTE (ByteTrack): detections scoring below this only extend tracks matched in the
+    #: previous frame, in a second IoU stage after the main association, and never start a
+    #: track. ``None`` = off (every detection is a "high" one).
+    byte_min_high_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: BYTE's second stage: pairs with ``1 - IoU`` above this are impossible (ByteTrack: 0.5).
+    byte_max_iou_distance: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: detections scoring below this are dropped before tracking (BYTE's low threshold).
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: an unmatched detection starts a track only when it scores at least this (ByteTrack's
+    #: ``new_track_thresh``); 0 = every unmatched (high) detection does, as the reference.
+    min_new_track_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: OC-SORT's observation-centric re-update (ORU): a track re-found after coasting is
+    #: rewound to its last observation and re-filtered along a straight virtual path of
+    #: observations to the new one, so coasting does not leave it a drifted velocity.
+    oc_reupdate: bool = False
+    #: OC-SORT's observation-centric momentum (OCM): weight of the direction term in the
+    #: motion cost (``cost = 1 - IoU - w * score * (pi/2 - angle) / pi``, angle between the
+    #: track's observed direction and the direction to the candidate; OC-SORT: 0.2). 0 = off.
+    oc_direction_weight: float = Field(default=0.0, ge=0.0)
+    #: OCM: the track's direction is measured between its last observation and the one this
+    #: many observations before it (OC-SORT's ``delta_t``: 3).
+    oc_direction_span: int = Field(default=3, ge=1)
+    #: OC-SORT's observation-centric recovery (OCR): after the main association, the still
+    #: unmatched confirmed tracks' *last observed* boxes against the unmatched detections
+    #: by IoU (gate ``max_iou_distance``).
+    oc_recovery: bool = False
+    #: EMA track features (StrongSORT): one feature per track, ``e = a e + (1 - a) f``; the
+    #: appearance cost is the cosine distance to it instead of the gallery's nearest. ``None`` = off.
+    ema_alpha: float | None = Field(default=None, ge=0.0, lt=1.0)
+    #: NSA Kalman (StrongSORT): measurement noise std scaled by ``1 - score``.
+    nsa: bool = False
+    #: ``True`` (reference): the matching cascade by age. ``False``: confirmed tracks of all
+    #: ages in one assignment on the same cost (StrongSORT's "no cascade").
+    matching_cascade: bool = True
+    #: ``fused`` (with ``matching_cascade: false`` or ``mode: mct``): the main cost is
+    #: ``appearance_weight * cosine + (1 - appearance_weight) * (1 - IoU)`` where detections
+    #: carry embeddings (gated by the motion gate and ``max_cosine_distance``), ``1 - IoU``
+    #: without; ``reference``: the mode's own cost (appearance, or IoU in motion_only).
+    cost: Literal["reference", "fused"] = "reference"
+    #: weight of the appearance distance in the fused cost.
+    appearance_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: the Kalman state: ``xyah`` (reference: centre, aspect, height) or ``xywh`` (BoT-SORT:
+    #: centre, width, height, each noise scaled by its own size).
+    filter_state: Literal["xyah", "xywh"] = "xyah"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """``mode: <preset>`` fills the preset's options (``TRACKER_PRESETS``); keys given explicitly win."""
+        if isinstance(data, dict) and data.get("mode") in TRACKER_PRESETS:
+            return {**TRACKER_PRESETS[data["mode"]], **data}
+        return data
+
+    @property
+    def uses_options(self) -> bool:
+        """True when any association option beyond the reference is on."""
+        return (
+            self.byte_min_high_score is not None or self.min_score > 0 or self.min_new_track_score > 0
+            or self.oc_direction_weight > 0
+            or self.oc_recovery or not self.matching_cascade or self.cost != "reference"
+        )
 
     def max_age_frames(self, fps: float) -> int:
         """The effective ``max_age`` in frames for a camera running at ``fps``."""
@@ -97,6 +167,3 @@ class TrackletConfig(StrictModel):
     keep_frame_features: bool = False
 
 
-#: named tracker settings beyond the reference (``tracker.mode`` values that set several
-#: options at once); filled in by the options below.
-TRACKER_PRESETS: dict[str, dict[str, object]] = {}

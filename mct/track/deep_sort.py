@@ -100,8 +100,16 @@ def detections_xyah(dets: Detections) -> np.ndarray:
     return xyxy_to_xyah(xyxy)
 
 
+#: per-track state columns of :class:`DeepSortTracker`, all indexed by track row (creation
+#: order); :meth:`DeepSortTracker._add` and :meth:`DeepSortTracker._remove` handle them together.
+_COLUMNS = (
+    "_mean", "_cov", "_ids", "_hits", "_age", "_tsu", "_confirmed", "_slots",
+    "_obs_mean", "_obs_cov", "_obs_meas", "_hist", "_hist_n",
+)
+
+
 class DeepSortTracker:
-    """Deep SORT for one camera.
+    """Deep SORT for one camera, with the options of later trackers (all off by default).
 
     Args:
         cfg: tracker config (defaults are the reference values).
@@ -115,10 +123,14 @@ class DeepSortTracker:
         self.cfg = cfg
         self.fps = float(fps)
         self.max_age = cfg.max_age_frames(fps)
-        self._use_appearance = cfg.mode == "deep_sort"
-        self._kf = BatchKalman(cfg.std_weight_position, cfg.std_weight_velocity)
+        #: ``deep_sort`` needs embeddings; ``mct`` uses them when detections carry them
+        self._appearance = {"deep_sort": "required", "motion_only": "off", "mct": "optional"}[cfg.mode]
+        self._kf = BatchKalman(cfg.std_weight_position, cfg.std_weight_velocity, cfg.filter_state)
+        self._xywh = cfg.filter_state == "xywh"
         self._next_id = 1
         self._last_frame: int | None = None
+        self._galleries = GalleryPool(1 if cfg.ema_alpha is not None else cfg.nn_budget)
+        self._hist_len = cfg.oc_direction_span + 1
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 3, 4))  # compact covariance, see BatchKalman
         self._ids = np.zeros(0, dtype=np.int64)
@@ -126,8 +138,14 @@ class DeepSortTracker:
         self._age = np.zeros(0, dtype=np.int64)
         self._tsu = np.zeros(0, dtype=np.int64)
         self._confirmed = np.zeros(0, dtype=bool)
-        self._galleries = GalleryPool(cfg.nn_budget)
         self._slots = np.zeros(0, dtype=np.int64)  # gallery slot per track (-1: none)
+        # the filter right after the last observation and that observation (ORU, OCR)
+        self._obs_mean = np.zeros((0, 8))
+        self._obs_cov = np.zeros((0, 3, 4))
+        self._obs_meas = np.zeros((0, 4))
+        # the box centres of the last observations, oldest first (OCM), and how many are set
+        self._hist = np.zeros((0, self._hist_len, 2))
+        self._hist_n = np.zeros(0, dtype=np.int64)
         #: ``(track_id, det_index)`` of the last frame's detections taken by tentative
         #: tracks, new ones included (the reference reports only confirmed tracks; a
         #: tracklet builder may keep these and add them once the track is confirmed).
@@ -143,9 +161,16 @@ class DeepSortTracker:
         """The frame of the last :meth:`update`, or ``None`` before the first."""
         return self._last_frame
 
+    def _to_xyxy(self, state_box: np.ndarray) -> np.ndarray:
+        """``(N, 4)`` boxes of the filter's measurement space -> ``x1, y1, x2, y2``."""
+        if not self._xywh:
+            return xyah_to_xyxy(state_box)
+        c, wh = state_box[:, :2], state_box[:, 2:4]
+        return np.concatenate([c - wh / 2, c + wh / 2], axis=1)
+
     def tracks(self) -> list[TrackView]:
         """Snapshots of the live tracks, in creation order."""
-        xyxy = xyah_to_xyxy(self._mean[:, :4]) if len(self) else np.zeros((0, 4))
+        xyxy = self._to_xyxy(self._mean[:, :4]) if len(self) else np.zeros((0, 4))
         return [
             TrackView(int(i), bool(c), int(h), int(a), int(t), xyxy[k].copy())
             for k, (i, c, h, a, t) in enumerate(
@@ -161,7 +186,7 @@ class DeepSortTracker:
         if missing:
             raise KeyError(f"no live track with id {missing[0]}")
         rows = np.array([pos[int(t)] for t in ids], dtype=np.int64)
-        return xyah_to_xyxy(self._mean[rows, :4]) if len(rows) else np.zeros((0, 4))
+        return self._to_xyxy(self._mean[rows, :4]) if len(rows) else np.zeros((0, 4))
 
     # ------------------------------------------------------------------ update
     def update(self, dets: Detections) -> list[tuple[int, int]]:
@@ -177,6 +202,14 @@ class DeepSortTracker:
         self._last_frame = int(dets.frame)
         return self._step(dets)
 
+    def _measure(self, dets: Detections) -> np.ndarray:
+        xyah = detections_xyah(dets)
+        if not self._xywh:
+            return xyah
+        out = xyah.copy()
+        out[:, 2] = xyah[:, 2] * xyah[:, 3]
+        return out
+
     def _step(self, dets: Detections) -> list[tuple[int, int]]:
         cfg = self.cfg
         # 1. predict
@@ -187,28 +220,36 @@ class DeepSortTracker:
 
         n_dets = len(dets)
         features = None
-        if n_dets and self._use_appearance:
-            if dets.embeddings is None:
+        if n_dets and self._appearance != "off":
+            if dets.embeddings is not None:
+                features = l2_normalise(dets.embeddings)
+            elif self._appearance == "required":
                 raise ValueError(
                     f"frame {dets.frame}: tracker.mode is deep_sort but the detections carry no "
-                    "embeddings (enable the embedder or set tracker.mode: motion_only)"
+                    "embeddings (enable the embedder or set tracker.mode: motion_only or mct)"
                 )
-            features = l2_normalise(dets.embeddings)
-        det_xyah = detections_xyah(dets) if n_dets else np.zeros((0, 4))
+        meas = self._measure(dets) if n_dets else np.zeros((0, 4))
 
         # 2. + 3. associate
-        matches, unmatched_tracks, unmatched_dets = self._associate(dets, det_xyah, features)
+        if cfg.uses_options:
+            matches, unmatched_tracks, unmatched_dets = self._associate_options(dets, meas, features)
+        else:
+            matches, unmatched_tracks, unmatched_dets = self._associate(dets, meas, features)
 
         # 4. update matched tracks (one batched Kalman step)
         if matches:
             rows = np.array([t for t, _ in matches], dtype=np.int64)
             cols = np.array([d for _, d in matches], dtype=np.int64)
-            self._mean[rows], self._cov[rows] = self._kf.update(self._mean[rows], self._cov[rows], det_xyah[cols])
+            if cfg.oc_reupdate:
+                self._reupdate(rows, meas[cols])
+            scores = dets.scores[cols] if cfg.nsa else None
+            self._mean[rows], self._cov[rows] = self._kf.update(self._mean[rows], self._cov[rows], meas[cols], scores)
             self._hits[rows] += 1
             self._tsu[rows] = 0
             self._confirmed[rows] |= self._hits[rows] >= cfg.n_init
+            self._observe(rows, meas[cols])
             if features is not None:
-                self._galleries.add(self._slots[rows], features[cols])
+                self._add_features(rows, features[cols])
         # missed tracks: tentative ones die at their first miss, confirmed ones after max_age
         keep = np.ones(len(self), dtype=bool)
         if unmatched_tracks:
@@ -223,16 +264,16 @@ class DeepSortTracker:
 
         if not keep.all():
             self._remove(~keep)
-        if unmatched_dets:
+        if len(unmatched_dets):
             new = np.array(unmatched_dets, dtype=np.int64)
-            self._add(det_xyah[new], None if features is None else features[new])
+            self._add(meas[new], None if features is None else features[new])
             tentative += zip(self._ids[-len(new):].tolist(), new.tolist())
         self.tentative_matches = sorted(tentative)
         return out
 
-    # ------------------------------------------------------------------ association
+    # ------------------------------------------------------------------ association (reference)
     def _associate(
-        self, dets: Detections, det_xyah: np.ndarray, features: np.ndarray | None
+        self, dets: Detections, meas: np.ndarray, features: np.ndarray | None
     ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         cfg = self.cfg
         n_dets = len(dets)
@@ -245,7 +286,7 @@ class DeepSortTracker:
         unmatched_a: list[int] = []
         unmatched_dets = all_dets
         if len(confirmed):
-            cost, max_cost = self._cascade_cost(confirmed, dets, det_xyah, features)
+            cost, max_cost = self._cascade_cost(confirmed, dets, meas, features)
             matches_a, unmatched_a, rest = matching_cascade(
                 cost, max_cost, self._tsu[confirmed], self.max_age, confirmed, all_dets
             )
@@ -259,30 +300,32 @@ class DeepSortTracker:
         matches_b: list[tuple[int, int]] = []
         unmatched_b: list[int] = candidates.tolist()
         if len(candidates) and len(unmatched_dets):
-            cost = 1.0 - iou_xyxy(xyah_to_xyxy(self._mean[candidates, :4]), dets.xyxy[unmatched_dets])
+            cost = 1.0 - iou_xyxy(self._to_xyxy(self._mean[candidates, :4]), dets.xyxy[unmatched_dets])
             cost[self._tsu[candidates] > 1] = INFTY_COST
             matches_b, unmatched_b, rest = min_cost_matching(cost, cfg.max_iou_distance, candidates, unmatched_dets)
             unmatched_dets = np.asarray(rest, dtype=np.int64)
         return matches_a + matches_b, old + unmatched_b, unmatched_dets.tolist()
 
+    def _appearance_distance(self, rows: np.ndarray, cols: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """``(P,)`` cosine distance of detection ``cols[i]`` to track ``rows[i]``'s gallery (or EMA feature)."""
+        return self._galleries.nn_cosine_distance(self._slots[rows], features[cols])
+
     def _cascade_cost(
-        self, confirmed: np.ndarray, dets: Detections, det_xyah: np.ndarray, features: np.ndarray | None
+        self, confirmed: np.ndarray, dets: Detections, meas: np.ndarray, features: np.ndarray | None
     ) -> tuple[np.ndarray, float]:
         """``(len(confirmed), N)`` cascade cost (impossible pairs = INFTY_COST) and its threshold."""
         cfg = self.cfg
-        maha = self._kf.gating_distance(self._mean[confirmed], self._cov[confirmed], det_xyah)
+        maha = self._kf.gating_distance(self._mean[confirmed], self._cov[confirmed], meas)
         gate_ok = maha <= cfg.gating_threshold
-        if not self._use_appearance:
-            iou_cost = 1.0 - iou_xyxy(xyah_to_xyxy(self._mean[confirmed, :4]), dets.xyxy)
+        if features is None or self._appearance == "off":
+            iou_cost = 1.0 - iou_xyxy(self._to_xyxy(self._mean[confirmed, :4]), dets.xyxy)
             return np.where(gate_ok, iou_cost, INFTY_COST), cfg.max_iou_distance
-        if features is None:  # _step raises before this for deep_sort mode without embeddings
-            raise RuntimeError("appearance cost requested without detection features")
         # appearance cost only for the pairs that pass the motion gate (the others are
         # impossible whatever their cost), all pairs in one batched product
         cosine = np.full(maha.shape, INFTY_COST)
         rows, cols = np.nonzero(gate_ok)
         if len(rows):
-            cosine[rows, cols] = self._galleries.nn_cosine_distance(self._slots[confirmed[rows]], features[cols])
+            cosine[rows, cols] = self._appearance_distance(confirmed[rows], cols, features)
         if cfg.motion_weight == 0.0:
             return cosine, cfg.max_cosine_distance  # gated pairs already INFTY_COST
         lam = cfg.motion_weight
@@ -291,39 +334,183 @@ class DeepSortTracker:
         max_cost = lam * cfg.gating_threshold + (1.0 - lam) * cfg.max_cosine_distance
         return np.where(ok, combined, INFTY_COST), max_cost
 
+    # ------------------------------------------------------------------ association (options)
+    def _main_cost(
+        self, tracks: np.ndarray, dets: Detections, meas: np.ndarray, features: np.ndarray | None, det_idx: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """``(len(tracks), len(det_idx))`` main-stage cost and its threshold (options path)."""
+        cfg = self.cfg
+        if cfg.cost == "reference":
+            cost, max_cost = self._cascade_cost(tracks, dets[det_idx], meas[det_idx], None if features is None else features[det_idx])
+            iou_cost = None
+        else:
+            maha = self._kf.gating_distance(self._mean[tracks], self._cov[tracks], meas[det_idx])
+            gate_ok = maha <= cfg.gating_threshold
+            iou_cost = 1.0 - iou_xyxy(self._to_xyxy(self._mean[tracks, :4]), dets.xyxy[det_idx])
+            if features is None:
+                cost = np.where(gate_ok & (iou_cost <= cfg.max_iou_distance), iou_cost, INFTY_COST)
+                max_cost = cfg.max_iou_distance
+            else:
+                lam = cfg.appearance_weight
+                cosine = np.full(maha.shape, INFTY_COST)
+                r, c = np.nonzero(gate_ok)
+                if len(r):
+                    cosine[r, c] = self._appearance_distance(tracks[r], det_idx[c], features)
+                ok = gate_ok & (cosine <= cfg.max_cosine_distance)
+                cost = np.where(ok, lam * cosine + (1.0 - lam) * iou_cost, INFTY_COST)
+                max_cost = lam * cfg.max_cosine_distance + (1.0 - lam) * 1.0
+        if cfg.oc_direction_weight > 0:
+            bonus = self._direction_bonus(tracks, dets, det_idx)
+            cost = np.where(cost <= max_cost, cost - bonus, cost)
+        return cost, max_cost
+
+    def _direction_bonus(self, tracks: np.ndarray, dets: Detections, det_idx: np.ndarray) -> np.ndarray:
+        """``(T, M)`` OCM: ``w * score * (pi/2 - angle) / pi`` (0 for tracks with < 2 observations)."""
+        n = self._hist_n[tracks]
+        hist = self._hist[tracks]
+        # the oldest stored observation (the span's start, or the first when fewer are set)
+        first = hist[np.arange(len(tracks)), np.maximum(self._hist_len - n, 0)]
+        last = hist[:, -1]
+        track_dir = last - first
+        centre = (dets.xyxy[det_idx, :2].astype(np.float64) + dets.xyxy[det_idx, 2:].astype(np.float64)) / 2
+        cand = centre[None, :, :] - first[:, None, :]
+        norm_t = np.linalg.norm(track_dir, axis=1)
+        norm_c = np.linalg.norm(cand, axis=2)
+        cos = np.einsum("tk,tmk->tm", track_dir, cand) / np.maximum(norm_t[:, None] * norm_c, 1e-6)
+        angle = np.arccos(np.clip(cos, -1.0, 1.0))
+        valid = (n >= 2) & (norm_t > 0)
+        term = (np.pi / 2 - np.abs(angle)) / np.pi
+        return self.cfg.oc_direction_weight * term * valid[:, None] * dets.scores[det_idx].astype(np.float64)[None, :]
+
+    def _associate_options(
+        self, dets: Detections, meas: np.ndarray, features: np.ndarray | None
+    ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """The association with the options of ``TrackerConfig`` (see docs/tracking.md)."""
+        cfg = self.cfg
+        scores = dets.scores
+        usable = scores >= cfg.min_score
+        high = usable if cfg.byte_min_high_score is None else usable & (scores >= cfg.byte_min_high_score)
+        low_dets = np.flatnonzero(usable & ~high)
+        unmatched = np.flatnonzero(high)
+        matches: list[tuple[int, int]] = []
+        confirmed = np.flatnonzero(self._confirmed)
+        unmatched_conf: list[int] = confirmed.tolist()
+        # stage 1: confirmed tracks against the high detections (cascade or one assignment)
+        if len(confirmed) and len(unmatched):
+            cost, max_cost = self._main_cost(confirmed, dets, meas, features, unmatched)
+            if cfg.matching_cascade:
+                m, unmatched_conf, rest = matching_cascade(
+                    cost, max_cost, self._tsu[confirmed], self.max_age, confirmed, np.arange(len(unmatched))
+                )
+            else:
+                m, unmatched_conf, rest = min_cost_matching(cost, max_cost, confirmed, np.arange(len(unmatched)))
+            matches += [(t, int(unmatched[d])) for t, d in m]
+            unmatched = unmatched[np.asarray(rest, dtype=np.int64)] if len(rest) else np.zeros(0, np.int64)
+        # stage 2 (reference IoU stage): tentative tracks and confirmed ones matched one frame ago
+        tentative = np.flatnonzero(~self._confirmed).tolist()
+        recent = [t for t in unmatched_conf if self._tsu[t] == 1]
+        old = [t for t in unmatched_conf if self._tsu[t] != 1]
+        candidates = np.array(tentative + recent, dtype=np.int64)
+        left: list[int] = candidates.tolist()
+        if len(candidates) and len(unmatched):
+            cost = 1.0 - iou_xyxy(self._to_xyxy(self._mean[candidates, :4]), dets.xyxy[unmatched])
+            m, left, rest = min_cost_matching(cost, cfg.max_iou_distance, candidates, unmatched)
+            matches += m
+            unmatched = np.asarray(rest, dtype=np.int64)
+        # stage 3 (BYTE): confirmed tracks matched one frame ago against the low detections
+        pending = [t for t in left if self._confirmed[t]]
+        dead_tentative = [t for t in left if not self._confirmed[t]]
+        if len(low_dets):
+            byte_tracks = np.array([t for t in pending if self._tsu[t] == 1], dtype=np.int64)
+            if len(byte_tracks):
+                cost = 1.0 - iou_xyxy(self._to_xyxy(self._mean[byte_tracks, :4]), dets.xyxy[low_dets])
+                m, _, _ = min_cost_matching(cost, cfg.byte_max_iou_distance, byte_tracks, low_dets)
+                matches += m
+                taken = {t for t, _ in m}
+                pending = [t for t in pending if t not in taken]
+        pending += old
+        # stage 4 (OCR): the unmatched confirmed tracks' last observed boxes against the rest
+        if cfg.oc_recovery and pending and len(unmatched):
+            rec = np.array(sorted(pending), dtype=np.int64)
+            cost = 1.0 - iou_xyxy(self._to_xyxy(self._obs_meas[rec]), dets.xyxy[unmatched])
+            m, _, rest = min_cost_matching(cost, cfg.max_iou_distance, rec, unmatched)
+            matches += m
+            taken = {t for t, _ in m}
+            pending = [t for t in pending if t not in taken]
+            unmatched = np.asarray(rest, dtype=np.int64)
+        unmatched = unmatched[scores[unmatched] >= cfg.min_new_track_score]
+        return matches, sorted(pending) + dead_tentative, sorted(int(d) for d in unmatched)
+
+    # ------------------------------------------------------------------ options' state
+    def _observe(self, rows: np.ndarray, meas: np.ndarray) -> None:
+        """Remember the filter after this observation, the observation, and its centre (OCM)."""
+        self._obs_mean[rows] = self._mean[rows]
+        self._obs_cov[rows] = self._cov[rows]
+        self._obs_meas[rows] = meas
+        self._hist[rows, :-1] = self._hist[rows, 1:]
+        self._hist[rows, -1] = meas[:, :2]
+        self._hist_n[rows] = np.minimum(self._hist_n[rows] + 1, self._hist_len)
+
+    def _reupdate(self, rows: np.ndarray, meas: np.ndarray) -> None:
+        """ORU: tracks re-found after ``k >= 1`` coasted frames are rewound to their last
+        observation and filtered along ``k`` virtual observations on the straight line to
+        ``meas``, then predicted to this frame (the real update follows)."""
+        gap = self._tsu[rows]  # frames since the last observation (>= 2 after coasting)
+        for i in np.flatnonzero(gap >= 2).tolist():
+            r, k = int(rows[i]), int(gap[i])
+            mean, cov = self._obs_mean[r : r + 1], self._obs_cov[r : r + 1]
+            start = self._obs_meas[r]
+            for j in range(1, k):
+                mean, cov = self._kf.predict(mean, cov)
+                virtual = start + (meas[i] - start) * (j / k)
+                mean, cov = self._kf.update(mean, cov, virtual[None])
+            mean, cov = self._kf.predict(mean, cov)
+            self._mean[r], self._cov[r] = mean[0], cov[0]
+
+    def _add_features(self, rows: np.ndarray, features: np.ndarray) -> None:
+        slots = self._slots[rows]
+        have = slots >= 0
+        if self.cfg.ema_alpha is None:
+            self._galleries.add(slots[have], features[have])
+        else:
+            self._galleries.blend(slots[have], features[have], self.cfg.ema_alpha)
+        if not have.all():  # tracks born on frames without embeddings get a gallery now
+            self._slots[rows[~have]] = self._galleries.allocate(features[~have])
+
     # ------------------------------------------------------------------ bookkeeping
-    def _add(self, xyah: np.ndarray, features: np.ndarray | None) -> None:
-        n = len(xyah)
-        mean, cov = self._kf.initiate(xyah)
-        self._mean = np.concatenate([self._mean, mean])
-        self._cov = np.concatenate([self._cov, cov])
-        self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n, dtype=np.int64)])
-        self._next_id += n
-        self._hits = np.concatenate([self._hits, np.ones(n, dtype=np.int64)])
-        self._age = np.concatenate([self._age, np.ones(n, dtype=np.int64)])
-        self._tsu = np.concatenate([self._tsu, np.zeros(n, dtype=np.int64)])
+    def _add(self, meas: np.ndarray, features: np.ndarray | None) -> None:
+        n = len(meas)
+        mean, cov = self._kf.initiate(meas)
+        hist = np.zeros((n, self._hist_len, 2))
+        hist[:, -1] = meas[:, :2]
         # n_init == 1: the reference still creates the track tentative; it is confirmed at
         # its next hit (hits >= n_init is checked in update only).
-        self._confirmed = np.concatenate([self._confirmed, np.zeros(n, dtype=bool)])
-        if features is None:
-            slots = np.full(n, -1, dtype=np.int64)
-        else:
-            slots = self._galleries.allocate(features)
-        self._slots = np.concatenate([self._slots, slots])
+        new = {
+            "_mean": mean,
+            "_cov": cov,
+            "_ids": np.arange(self._next_id, self._next_id + n, dtype=np.int64),
+            "_hits": np.ones(n, dtype=np.int64),
+            "_age": np.ones(n, dtype=np.int64),
+            "_tsu": np.zeros(n, dtype=np.int64),
+            "_confirmed": np.zeros(n, dtype=bool),
+            "_slots": np.full(n, -1, dtype=np.int64) if features is None else self._galleries.allocate(features),
+            "_obs_mean": mean,
+            "_obs_cov": cov,
+            "_obs_meas": meas.astype(np.float64),
+            "_hist": hist,
+            "_hist_n": np.ones(n, dtype=np.int64),
+        }
+        self._next_id += n
+        for name in _COLUMNS:
+            setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
 
     def _remove(self, drop: np.ndarray) -> None:
-        keep = ~drop
         logger.debug("deleting tracks %s", self._ids[drop].tolist())
-        self._mean = self._mean[keep]
-        self._cov = self._cov[keep]
-        self._ids = self._ids[keep]
-        self._hits = self._hits[keep]
-        self._age = self._age[keep]
-        self._tsu = self._tsu[keep]
-        self._confirmed = self._confirmed[keep]
         gone = self._slots[drop]
         self._galleries.release(gone[gone >= 0])
-        self._slots = self._slots[keep]
+        keep = ~drop
+        for name in _COLUMNS:
+            setattr(self, name, getattr(self, name)[keep])
 
 
 def reference_output(tracker: DeepSortTracker) -> tuple[np.ndarray, np.ndarray]:

@@ -70,35 +70,65 @@ class BatchKalman:
     ``xyah (N, 4) float64``. Every method returns new arrays and leaves its inputs alone.
     """
 
-    def __init__(self, std_weight_position: float = 1.0 / 20.0, std_weight_velocity: float = 1.0 / 160.0):
+    def __init__(
+        self,
+        std_weight_position: float = 1.0 / 20.0,
+        std_weight_velocity: float = 1.0 / 160.0,
+        state: str = "xyah",
+    ):
         self.std_weight_position = float(std_weight_position)
         self.std_weight_velocity = float(std_weight_velocity)
+        if state not in ("xyah", "xywh"):
+            raise ValueError(f"BatchKalman: state must be 'xyah' or 'xywh', got {state!r}")
+        self.state = state
         wp, wv = self.std_weight_position, self.std_weight_velocity
-        # std = scale * h + constant, per coordinate (x, y, a, h): the aspect entries are
-        # the reference's fixed values, the others are height-scaled
-        self._pos_scale = np.array([wp, wp, 0.0, wp])
-        self._pos_const = np.array([0.0, 0.0, _STD_ASPECT, 0.0])
-        self._vel_scale = np.array([wv, wv, 0.0, wv])
-        self._vel_const = np.array([0.0, 0.0, _STD_ASPECT_VELOCITY, 0.0])
-        self._meas_const = np.array([0.0, 0.0, _STD_ASPECT_MEASUREMENT, 0.0])
+        if state == "xyah":
+            # std = scale * h + constant, per coordinate (x, y, a, h): the aspect entries
+            # are the reference's fixed values, the others are height-scaled
+            self._pos_scale = np.array([wp, wp, 0.0, wp])
+            self._pos_const = np.array([0.0, 0.0, _STD_ASPECT, 0.0])
+            self._vel_scale = np.array([wv, wv, 0.0, wv])
+            self._vel_const = np.array([0.0, 0.0, _STD_ASPECT_VELOCITY, 0.0])
+            self._meas_const = np.array([0.0, 0.0, _STD_ASPECT_MEASUREMENT, 0.0])
+        else:
+            # BoT-SORT's xywh filter: x and w scale with the width, y and h with the height
+            self._pos_scale = np.full(4, wp)
+            self._pos_const = np.zeros(4)
+            self._vel_scale = np.full(4, wv)
+            self._vel_const = np.zeros(4)
+            self._meas_const = np.zeros(4)
+
+    def _size(self, box_or_h: np.ndarray) -> np.ndarray:
+        """``(N, 4)`` the size each coordinate's noise scales with: ``h`` (xyah) or ``(w, h, w, h)`` (xywh).
+
+        Takes state boxes ``(N, 4)`` (the first four state entries), or heights ``(N,)`` for
+        the xyah state.
+        """
+        x = np.asarray(box_or_h, dtype=np.float64)
+        if x.ndim == 1:
+            if self.state != "xyah":
+                raise ValueError("BatchKalman(state='xywh') needs (N, 4) boxes, not heights")
+            return np.repeat(x[:, None], 4, axis=1)
+        if self.state == "xyah":
+            return np.repeat(x[:, 3:4], 4, axis=1)
+        return x[:, [2, 3, 2, 3]]
 
     # ------------------------------------------------------------------ noise
     def initial_std(self, h: np.ndarray) -> np.ndarray:
-        """``(N, 8)`` std of a new track with measured heights ``h (N,)``."""
-        h = np.asarray(h, dtype=np.float64)[:, None]
-        pos = 2 * self._pos_scale * h + self._pos_const
-        vel = 10 * self._vel_scale * h + self._vel_const
+        """``(N, 8)`` std of a new track with measured heights ``h (N,)`` (or measured boxes ``(N, 4)``)."""
+        size = self._size(h)
+        pos = 2 * self._pos_scale * size + self._pos_const
+        vel = 10 * self._vel_scale * size + self._vel_const
         return np.concatenate([pos, vel], axis=1)
 
     def process_std(self, h: np.ndarray) -> np.ndarray:
-        """``(N, 8)`` process noise std for state heights ``h (N,)``."""
-        h = np.asarray(h, dtype=np.float64)[:, None]
-        return np.concatenate([self._pos_scale * h + self._pos_const, self._vel_scale * h + self._vel_const], axis=1)
+        """``(N, 8)`` process noise std for state heights ``h (N,)`` (or state boxes ``(N, 4)``)."""
+        size = self._size(h)
+        return np.concatenate([self._pos_scale * size + self._pos_const, self._vel_scale * size + self._vel_const], axis=1)
 
     def measurement_std(self, h: np.ndarray) -> np.ndarray:
-        """``(N, 4)`` measurement noise std for state heights ``h (N,)``."""
-        h = np.asarray(h, dtype=np.float64)[:, None]
-        return self._pos_scale * h + self._meas_const
+        """``(N, 4)`` measurement noise std for state heights ``h (N,)`` (or state boxes ``(N, 4)``)."""
+        return self._pos_scale * self._size(h) + self._meas_const
 
     # ------------------------------------------------------------------ filter
     def initiate(self, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +137,7 @@ class BatchKalman:
         n = len(xyah)
         mean = np.zeros((n, 2 * _NDIM))
         mean[:, :_NDIM] = xyah
-        var = np.square(self.initial_std(xyah[:, 3]))
+        var = np.square(self.initial_std(xyah if self.state == "xywh" else xyah[:, 3]))
         cov = np.zeros((n, 3, _NDIM))
         cov[:, 0] = var[:, :_NDIM]
         cov[:, 2] = var[:, _NDIM:]
@@ -115,7 +145,7 @@ class BatchKalman:
 
     def predict(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame ahead: ``mean' = F mean``, ``cov' = F cov F^T + Q(h)`` (h before the step)."""
-        q = np.square(self.process_std(mean[:, 3]))
+        q = np.square(self.process_std(self._noise_size(mean)))
         new_mean = mean.copy()
         new_mean[:, :_NDIM] += mean[:, _NDIM:]
         p, c, v = cov[:, 0], cov[:, 1], cov[:, 2]
@@ -128,13 +158,26 @@ class BatchKalman:
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Into measurement space: ``(N, 4)`` mean and ``(N, 4)`` innovation variances
         (the diagonal of ``H P H^T + R``; the off-diagonal entries are 0)."""
-        r = np.square(self.measurement_std(mean[:, 3]))
+        r = np.square(self.measurement_std(self._noise_size(mean)))
         return mean[:, :_NDIM].copy(), cov[:, 0] + r
 
-    def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Correct track ``i`` with measurement ``xyah[i]`` (filterpy's equations, Joseph form)."""
+    def _noise_size(self, mean: np.ndarray) -> np.ndarray:
+        return mean[:, 3] if self.state == "xyah" else mean[:, :_NDIM]
+
+    def update(
+        self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray, scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Correct track ``i`` with measurement ``xyah[i]`` (filterpy's equations, Joseph form).
+
+        ``scores (N,)``: detection confidences in [0, 1] for StrongSORT's NSA Kalman: the
+        measurement noise std is scaled by ``1 - score`` (a confident box moves the state
+        more). ``None`` (the reference) leaves it unscaled.
+        """
         xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, _NDIM)
-        r = np.square(self.measurement_std(mean[:, 3]))
+        r = np.square(self.measurement_std(self._noise_size(mean)))
+        if scores is not None:
+            # floor: a score of 1 would make the measurement exact and the gain singular
+            r = r * np.square(np.maximum(1.0 - np.asarray(scores, dtype=np.float64), 1e-3))[:, None]
         p, c, v = cov[:, 0], cov[:, 1], cov[:, 2]
         s = p + r
         k_pos, k_vel = p / s, c / s  # gain K = P H^T S^-1, per coordinate

@@ -132,6 +132,17 @@ class GalleryPool:
         self._pool[slots, rows] = features  # type: ignore[index]
         self._count[slots] += 1
 
+    def blend(self, slots: np.ndarray, features: np.ndarray, alpha: float) -> None:
+        """EMA features (a pool of ``budget`` 1): ``e = normalise(alpha e + (1 - alpha) f)`` per slot."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if len(slots) == 0:
+            return
+        if self.budget != 1:
+            raise ValueError(f"blend needs a pool with budget 1 (one EMA feature per track), got {self.budget}")
+        mixed = alpha * self._pool[slots, 0] + (1.0 - alpha) * np.asarray(features, dtype=np.float32)  # type: ignore[index]
+        self._pool[slots, 0] = l2_normalise(mixed)  # type: ignore[index]
+        self._count[slots] += 1
+
     def release(self, slots: np.ndarray) -> None:
         """Free the galleries of deleted tracks."""
         for s in np.asarray(slots, dtype=np.int64).tolist():

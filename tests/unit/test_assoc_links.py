@@ -117,6 +117,21 @@ def test_overlapping_views_are_found_from_the_footprints() -> None:
     assert lr(arrays, table, "c001", "c002", [-3.0])[0] > 0.0
 
 
+def test_ground_seen_only_in_rows_too_far_to_track_is_no_overlap() -> None:
+    # c001 (at x = 0, pitched down 3 degrees) sees the road up to the horizon, c002 too from
+    # x = 400 m; c001's top rows see c002's ground, but at more than 2 m per pixel, where its
+    # tracklets never are (they enter at row 350 and leave at row 250, under 30 m ahead)
+    cams = [Camera(scenario="S01", camera_id=c, fps=10.0, frame_size=(W, H), homography=perspective_homography(x, 3.0))
+            for c, x in (("c001", 0.0), ("c002", 400.0))]
+    table = TrackletTable.from_arrays([c.key for c in cams], np.repeat([0, 1], 6), np.arange(12), np.arange(12.0) * 20,
+                                      np.arange(12.0) * 20 + 5, np.ones((12, 1), np.float32),
+                                      np.tile([[320.0, 350.0]], (12, 1)), np.tile([[320.0, 250.0]], (12, 1)))
+    links = CameraLinks.from_geometry(cams, table)
+    assert links.footprints[("S01", "c001")][:, 0].max() < 400.0
+    assert not links.link("S01", "c001", "c002").overlap
+    assert links.link("S01", "c001", "c002").min_gap_s > 0.0
+
+
 def test_a_roi_limits_the_footprint() -> None:
     # the same two overlapping cameras, but c002's ROI keeps only its right half (x >= 72 m):
     # nothing of it is on c001's ground any more
@@ -142,6 +157,44 @@ def test_gps_degree_homographies_are_measured_in_metres() -> None:
     cams = [gps_camera("c001", 0.0), gps_camera("c002", 364.0)]
     links = CameraLinks.from_geometry(cams, road_table(cams))
     assert links.link("S01", "c001", "c002").distance_m == pytest.approx(300.4, abs=1.0)
+
+
+def perspective_homography(x_cam: float, pitch_deg: float = 15.0) -> np.ndarray:
+    """Ground (x, y) metres -> pixels of a 640x360 camera 6.5 m above (x_cam, 18), looking
+    along +x and pitched down: the top of its image sees the sky."""
+    k = np.array([[800.0, 0, 320], [0, 800, 180], [0, 0, 1]])
+    p = math.radians(pitch_deg)
+    forward = np.array([math.cos(p), 0.0, -math.sin(p)])
+    right = np.array([0.0, -1.0, 0.0])
+    rot = np.stack([right, np.cross(forward, right), forward])
+    centre = np.array([x_cam, 18.0, 6.5])
+    return k @ np.c_[rot[:, 0], rot[:, 1], -rot @ centre]
+
+
+def test_perspective_cameras_in_metres_and_in_degrees_agree() -> None:
+    # two tilted cameras 300 m apart along the road, once in metres and once with the same
+    # homographies taking (latitude, longitude) at 42.5 N
+    lat0, lon0 = 42.5, -90.7
+    m_lat, m_lon = METRES_PER_DEGREE, METRES_PER_DEGREE * math.cos(math.radians(lat0))
+    degrees_to_metres = np.array([[m_lat, 0, -m_lat * lat0], [0, m_lon, -m_lon * lon0], [0, 0, 1]])
+    found = []
+    for to_metres in (np.eye(3), degrees_to_metres):
+        cams = [Camera(scenario="S01", camera_id=c, fps=10.0, frame_size=(W, H), homography=perspective_homography(x) @ to_metres)
+                for c, x in (("c001", 0.0), ("c002", 300.0))]
+        # tracklets enter at the image bottom and leave 2/3 up the image, along the road
+        table = TrackletTable.from_arrays([c.key for c in cams], np.repeat([0, 1], 6), np.arange(12), np.arange(12.0) * 20,
+                                          np.arange(12.0) * 20 + 5, np.ones((12, 1), np.float32),
+                                          np.tile([[320.0, 350.0]], (12, 1)), np.tile([[320.0, 200.0]], (12, 1)))
+        links = CameraLinks.from_geometry(cams, table)
+        found.append(links.link("S01", "c001", "c002"))
+    metres, degrees = found
+    assert not metres.overlap
+    assert degrees.distance_m == pytest.approx(metres.distance_m, rel=1e-3)
+    assert (degrees.lo_s, degrees.hi_s) == pytest.approx((metres.lo_s, metres.hi_s), rel=1e-3)
+    # image row 350 sees the road 12.8 m ahead of the camera, row 200 22.0 m: c001's exit at
+    # x = 22.0 m, c002's entry at 300 + 12.8 m; at 15 m/s that is 19.4 s, inside the window
+    assert metres.distance_m == pytest.approx(312.8 - 22.0, abs=0.2)
+    assert metres.lo_s < metres.distance_m / 15.0 < metres.hi_s
 
 
 def test_a_camera_without_calibration_falls_back(road_300m, caplog: pytest.LogCaptureFixture) -> None:

@@ -68,7 +68,7 @@ def _one_vehicle_frame(appearance: Appearance, xy=(0.0, 20.0), heading=(1.0, 0.0
     return bg, frame, ids, rendered
 
 
-@pytest.mark.parametrize("vtype", ["sedan", "suv", "van", "bus"])
+@pytest.mark.parametrize("vtype", ["sedan", "suv", "van", "bus", "hatchback", "wagon", "pickup", "motorcycle"])
 def test_box_is_tight_to_rendered_pixels(vtype):
     app = Appearance(vtype, "red", 4.6 if vtype != "bus" else 11.0, 1.8, 1.5 if vtype != "bus" else 3.1, stripe="yellow", roof_rack=vtype == "suv")
     bg, frame, ids, rendered = _one_vehicle_frame(app, heading=(math.cos(0.5), math.sin(0.5)))

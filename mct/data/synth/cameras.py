@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mct.data.synth.config import AutoCameras, CameraDefaults, CameraSpec, RoadConfig, SynthConfig
+from mct.data.synth.config import AutoCameras, CameraDefaults, CameraRanges, CameraSpec, RoadConfig, SynthConfig
 
-__all__ = ["PinholeCamera", "make_cameras"]
+__all__ = ["PinholeCamera", "make_cameras", "randomise_specs"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class PinholeCamera:
     blur_sigma_px: float
     drop_frame_prob: float
     max_range_m: float
+    #: exposure blur (line kernel length in pixels, its angle) and JPEG re-encoding quality
+    motion_blur_px: float = 0.0
+    motion_blur_deg: float = 0.0
+    jpeg_quality: int = 0
 
     @property
     def t(self) -> np.ndarray:
@@ -100,11 +104,17 @@ class PinholeCamera:
         return g
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "camera_id": self.camera_id, "K": self.K.round(6).tolist(), "R": self.R.round(9).tolist(),
             "C": self.C.round(6).tolist(), "frame_size": list(self.frame_size), "fps": self.fps,
             "time_offset_s": self.time_offset_s,
         }
+        # sensor keys only when set, so the demo world's metadata stays byte-identical
+        if self.motion_blur_px > 0:
+            out["motion_blur_px"], out["motion_blur_deg"] = self.motion_blur_px, self.motion_blur_deg
+        if self.jpeg_quality > 0:
+            out["jpeg_quality"] = self.jpeg_quality
+        return out
 
 
 def _look_at(C: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -137,8 +147,57 @@ def camera_from_spec(spec: CameraSpec, defaults: CameraDefaults) -> PinholeCamer
         time_offset_s=float(spec.time_offset_s), colour_gain=tuple(get("colour_gain")),
         brightness=float(get("brightness")), noise_std=float(get("noise_std")),
         blur_sigma_px=float(get("blur_sigma_px")), drop_frame_prob=float(get("drop_frame_prob")),
-        max_range_m=float(get("max_range_m")),
+        max_range_m=float(get("max_range_m")), motion_blur_px=float(get("motion_blur_px")),
+        motion_blur_deg=float(get("motion_blur_deg")), jpeg_quality=int(get("jpeg_quality")),
     )
+
+
+def randomise_specs(specs: list[CameraSpec], ranges: CameraRanges, rng: np.random.Generator) -> list[CameraSpec]:
+    """Each camera with its height, tilt, field of view, frame, fps and sensor drawn from
+    ``ranges`` (a value a range leaves unset stays the camera's own). Every camera draws the
+    same count of numbers whatever is set, so one range does not shift the others."""
+    out = []
+    for spec in specs:
+        u = rng.random(12)
+        upd: dict = {}
+
+        def pick(r, k):
+            return None if r is None else float(r[0] + (r[1] - r[0]) * u[k])
+
+        x, y, z = spec.position_m
+        height = pick(ranges.height_m, 0)
+        if height is not None:
+            z = height
+        dist = pick(ranges.look_distance_m, 1)
+        look = spec.look_at_m
+        if dist is not None:
+            d = np.array([look[0] - x, look[1] - y])
+            d = d / max(float(np.linalg.norm(d)), 1e-9)
+            look = (round(float(x + d[0] * dist), 3), round(float(y + d[1] * dist), 3))
+        upd["position_m"] = (x, y, round(z, 3))
+        upd["look_at_m"] = look
+        if ranges.hfov_deg is not None:
+            upd["hfov_deg"] = round(pick(ranges.hfov_deg, 2), 2)
+        if ranges.frame_sizes:
+            upd["frame_size"] = tuple(ranges.frame_sizes[int(u[3] * len(ranges.frame_sizes)) % len(ranges.frame_sizes)])
+        if ranges.fps:
+            upd["fps"] = float(ranges.fps[int(u[4] * len(ranges.fps)) % len(ranges.fps)])
+        for k, name in ((5, "noise_std"), (6, "blur_sigma_px"), (7, "motion_blur_px"), (8, "brightness")):
+            value = pick(getattr(ranges, name), k)
+            if value is not None:
+                upd[name] = round(value, 3)
+        if ranges.motion_blur_px is not None:
+            upd["motion_blur_deg"] = round(float(u[9] * 180.0), 1)
+        if ranges.jpeg_quality is not None:
+            lo, hi = ranges.jpeg_quality
+            upd["jpeg_quality"] = int(lo + min(int(u[10] * (hi - lo + 1)), hi - lo))
+        if ranges.colour_gain_spread is not None:
+            g = rng.uniform(1 - ranges.colour_gain_spread, 1 + ranges.colour_gain_spread, size=3)
+            upd["colour_gain"] = tuple(round(float(v), 3) for v in g)
+        else:
+            rng.random(3)
+        out.append(spec.model_copy(update=upd))
+    return out
 
 
 def _auto_specs(auto: AutoCameras, road: RoadConfig, rng: np.random.Generator) -> list[CameraSpec]:
@@ -181,5 +240,9 @@ def make_cameras(cfg: SynthConfig) -> list[PinholeCamera]:
             while f"c{n:03d}" in taken:
                 n += 1
             specs.append(s.model_copy(update={"id": f"c{n:03d}"}))
+    if cfg.camera_ranges is not None:
+        # a stream of its own: the automatic placement above draws as it always did
+        specs = sorted(specs, key=lambda s: s.id)
+        specs = randomise_specs(specs, cfg.camera_ranges, np.random.default_rng([cfg.seed, 8]))
     cams = [camera_from_spec(s, cfg.camera_defaults) for s in specs]
     return sorted(cams, key=lambda c: c.camera_id)

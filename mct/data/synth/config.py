@@ -23,10 +23,49 @@ __all__ = [
     "DetectorSimConfig",
     "SplitConfig",
     "SynthConfig",
+    "VehicleLookConfig",
+    "LightingConfig",
+    "CameraRanges",
     "VEHICLE_TYPES",
+    "COLOUR_NAMES",
+    "PAINT_FINISHES",
+    "LIGHTING_REGIMES",
 ]
 
-VEHICLE_TYPES = ("sedan", "suv", "van", "truck", "bus")
+#: body families; the first five are the demo world's, the others exist for randomised
+#: and held-out looks (a preset gives them a weight in ``traffic.type_mix``)
+VEHICLE_TYPES = ("sedan", "suv", "van", "truck", "bus", "hatchback", "pickup", "wagon", "motorcycle")
+#: body colour names (their BGR values are ``vehicles.COLOURS``; named here so the config
+#: needs no import of the renderer's modules)
+COLOUR_NAMES = (
+    "white", "black", "silver", "grey", "blue", "red", "darkgreen", "beige", "yellow", "orange", "brown", "navy",
+)
+#: paint finishes: solid (the demo look), metallic (a specular highlight), matte (flatter
+#: shading), faded (bleached towards grey)
+PAINT_FINISHES = ("solid", "metallic", "matte", "faded")
+#: lighting regimes of a scenario (see ``render.LIGHTING``)
+LIGHTING_REGIMES = ("day", "overcast", "dusk", "night")
+
+Range = tuple[float, float]
+
+
+def _check_range(name: str, r: Range | None, lo: float | None = None, hi: float | None = None) -> None:
+    if r is None:
+        return
+    if r[0] > r[1]:
+        raise ValueError(f"{name}: range {list(r)} has low > high")
+    if (lo is not None and r[0] < lo) or (hi is not None and r[1] > hi):
+        raise ValueError(f"{name}: range {list(r)} must lie within [{lo}, {hi}]")
+
+
+def _check_mix(name: str, mix: dict[str, float], known: tuple[str, ...]) -> None:
+    for key, w in mix.items():
+        if key not in known:
+            raise ValueError(f"{name}: unknown value {key!r} (known: {', '.join(known)})")
+        if w < 0:
+            raise ValueError(f"{name}.{key}: weight {w} must be >= 0")
+    if not any(w > 0 for w in mix.values()):
+        raise ValueError(f"{name}: needs at least one positive weight")
 
 
 class SideRoadConfig(StrictModel):
@@ -117,14 +156,12 @@ class TrafficConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_mixes(self) -> "TrafficConfig":
-        from mct.data.synth.vehicles import COLOURS
-
         for name in self.type_mix:
             if name not in VEHICLE_TYPES:
                 raise ValueError(f"type_mix: unknown vehicle type {name!r} (known: {', '.join(VEHICLE_TYPES)})")
         for name in self.colour_mix:
-            if name not in COLOURS:
-                raise ValueError(f"colour_mix: unknown colour {name!r} (known: {', '.join(COLOURS)})")
+            if name not in COLOUR_NAMES:
+                raise ValueError(f"colour_mix: unknown colour {name!r} (known: {', '.join(COLOUR_NAMES)})")
         if not any(v > 0 for v in self.type_mix.values()) or not any(v > 0 for v in self.colour_mix.values()):
             raise ValueError("type_mix and colour_mix need at least one positive weight")
         return self
@@ -149,6 +186,13 @@ class CameraDefaults(StrictModel):
     drop_frame_prob: float = Field(default=0.0, ge=0, lt=0.5)
     #: how far vehicles are annotated and the ROI reaches (m from the camera on the ground)
     max_range_m: float = Field(default=90.0, gt=5)
+    #: exposure (motion) blur: length (pixels) of a line kernel at ``motion_blur_deg`` from
+    #: the image x axis, applied to the whole frame after the Gaussian blur; 0 = none
+    motion_blur_px: float = Field(default=0.0, ge=0, le=30)
+    motion_blur_deg: float = 0.0
+    #: each frame goes through a JPEG encode/decode at this quality (1-100) before the
+    #: video is written, as an IP camera's MJPEG stream compresses it; 0 = not re-encoded
+    jpeg_quality: int = Field(default=0, ge=0, le=100)
 
 
 class CameraSpec(StrictModel):
@@ -170,6 +214,9 @@ class CameraSpec(StrictModel):
     blur_sigma_px: float | None = None
     drop_frame_prob: float | None = None
     max_range_m: float | None = None
+    motion_blur_px: float | None = None
+    motion_blur_deg: float | None = None
+    jpeg_quality: int | None = None
 
 
 class AutoCameras(StrictModel):
@@ -225,6 +272,104 @@ class DetectorSimConfig(StrictModel):
     min_score: float = Field(default=0.1, ge=0, le=1)
 
 
+class VehicleLookConfig(StrictModel):
+    """Per-vehicle look beyond type, colour and details: finish, proportions, dirt.
+
+    Drawn from a random stream of its own (seeded by the split), so the defaults, which
+    draw nothing visible, leave every earlier preset's vehicles and images as they were.
+    """
+
+    #: relative frequency of paint finishes (:data:`PAINT_FINISHES`)
+    paint_finish_mix: dict[str, float] = Field(default_factory=lambda: {"solid": 1.0})
+    #: length, width and height are each scaled by a factor drawn uniformly from this range
+    size_scale: Range = (1.0, 1.0)
+    #: probability of road dirt on the lower body (a darker band) ...
+    dirt_prob: float = Field(default=0.0, ge=0, le=1)
+    #: ... whose strength (0 = clean, 1 = mud colour) is drawn from this range
+    dirt_amount: Range = (0.3, 0.7)
+
+    @model_validator(mode="after")
+    def _check(self) -> "VehicleLookConfig":
+        _check_mix("vehicle_look.paint_finish_mix", self.paint_finish_mix, PAINT_FINISHES)
+        _check_range("vehicle_look.size_scale", self.size_scale, 0.5, 2.0)
+        _check_range("vehicle_look.dirt_amount", self.dirt_amount, 0.0, 1.0)
+        return self
+
+
+class LightingConfig(StrictModel):
+    """The light of a scenario, drawn once per split (its own random stream).
+
+    The default is the demo world's: always ``day``, the sun fixed at
+    ``SynthConfig.sun_azimuth_deg`` / ``sun_elevation_deg``, no fog.
+    """
+
+    #: relative frequency of lighting regimes (:data:`LIGHTING_REGIMES`): day (sun and
+    #: shadows), overcast (flat light, faint shadows), dusk (low warm sun, long shadows,
+    #: headlights on), night (no sun, dark scene, headlights and tail lights glowing)
+    regime_mix: dict[str, float] = Field(default_factory=lambda: {"day": 1.0})
+    #: sun azimuth / elevation ranges (degrees); ``None``: the fixed sun of ``SynthConfig``.
+    #: Dusk draws its elevation from ``dusk_sun_elevation_deg`` instead.
+    sun_azimuth_deg: Range | None = None
+    sun_elevation_deg: Range | None = None
+    dusk_sun_elevation_deg: Range = (3.0, 9.0)
+    #: probability of fog in a scenario and its visibility range (m: distance at which the
+    #: scene keeps 5% of its contrast, Koschmieder's definition)
+    fog_prob: float = Field(default=0.0, ge=0, le=1)
+    fog_visibility_m: Range = (120.0, 300.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LightingConfig":
+        _check_mix("lighting.regime_mix", self.regime_mix, LIGHTING_REGIMES)
+        _check_range("lighting.sun_azimuth_deg", self.sun_azimuth_deg, -360.0, 360.0)
+        _check_range("lighting.sun_elevation_deg", self.sun_elevation_deg, 1.0, 90.0)
+        _check_range("lighting.dusk_sun_elevation_deg", self.dusk_sun_elevation_deg, 0.5, 20.0)
+        _check_range("lighting.fog_visibility_m", self.fog_visibility_m, 10.0, 5000.0)
+        return self
+
+
+class CameraRanges(StrictModel):
+    """Per-camera draws over every camera of the city (listed or automatic).
+
+    ``None`` or an empty tuple keeps the camera's own value. Drawn from a random stream of
+    the city seed, so the cameras stay the same across the splits of one city.
+    """
+
+    #: camera height (m), replacing the z of ``position_m``
+    height_m: Range | None = None
+    #: horizontal ground distance (m) from the camera to its look-at point, along the
+    #: camera's own viewing direction: sets the tilt together with the height
+    look_distance_m: Range | None = None
+    hfov_deg: Range | None = None
+    #: choices of (width, height) and of fps
+    frame_sizes: tuple[tuple[int, int], ...] = ()
+    fps: tuple[float, ...] = ()
+    noise_std: Range | None = None
+    blur_sigma_px: Range | None = None
+    motion_blur_px: Range | None = None
+    jpeg_quality: tuple[int, int] | None = None
+    brightness: Range | None = None
+    #: each channel gain drawn in [1 - spread, 1 + spread]; ``None``: the camera's own
+    colour_gain_spread: float | None = Field(default=None, ge=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> "CameraRanges":
+        _check_range("camera_ranges.height_m", self.height_m, 1.0, 60.0)
+        _check_range("camera_ranges.look_distance_m", self.look_distance_m, 1.0, 500.0)
+        _check_range("camera_ranges.hfov_deg", self.hfov_deg, 10.0, 150.0)
+        _check_range("camera_ranges.noise_std", self.noise_std, 0.0, 50.0)
+        _check_range("camera_ranges.blur_sigma_px", self.blur_sigma_px, 0.0, 10.0)
+        _check_range("camera_ranges.motion_blur_px", self.motion_blur_px, 0.0, 30.0)
+        _check_range("camera_ranges.jpeg_quality", self.jpeg_quality, 1, 100)
+        _check_range("camera_ranges.brightness", self.brightness, 0.05, 3.0)
+        for f in self.fps:
+            if f <= 0:
+                raise ValueError(f"camera_ranges.fps: {f} must be > 0")
+        for size in self.frame_sizes:
+            if min(size) < 16:
+                raise ValueError(f"camera_ranges.frame_sizes: {list(size)} is too small")
+        return self
+
+
 class SplitConfig(StrictModel):
     """One split: its scenario name, seed, length and traffic density."""
 
@@ -259,6 +404,9 @@ class SynthConfig(StrictModel):
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     detector_sim: DetectorSimConfig = Field(default_factory=DetectorSimConfig)
     splits: dict[str, SplitConfig] = Field(default_factory=_default_splits)
+    vehicle_look: VehicleLookConfig = Field(default_factory=VehicleLookConfig)
+    lighting: LightingConfig = Field(default_factory=LightingConfig)
+    camera_ranges: CameraRanges | None = None
     #: sun direction: azimuth and elevation (degrees)
     sun_azimuth_deg: float = 135.0
     sun_elevation_deg: float = Field(default=45.0, gt=0, le=90)

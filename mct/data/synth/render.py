@@ -16,12 +16,13 @@ import cv2
 import numpy as np
 
 from mct.data.synth.cameras import PinholeCamera
+from mct.data.synth.config import SynthConfig
 from mct.data.synth.vehicles import Mesh
 from mct.data.synth.world import RoadNetwork
 
 __all__ = [
-    "Background", "RenderedVehicle", "StaticBox", "make_background", "make_clutter", "make_noise_bank",
-    "render_frame", "sensor_effects", "roi_mask", "sun_vector",
+    "Background", "Lighting", "LIGHTING", "RenderedVehicle", "StaticBox", "draw_lighting", "make_background",
+    "make_clutter", "make_noise_bank", "render_frame", "sensor_effects", "roi_mask", "sun_vector",
 ]
 
 _SHIFT = 4  # sub-pixel bits for cv2 polygon filling
@@ -33,12 +34,94 @@ _SIDEWALK = (150, 152, 150)
 _GRASS = (60, 110, 80)
 _WHITE = (225, 225, 225)
 _YELLOW = (40, 190, 220)
+_FOG = (200, 200, 200)
+#: colour of a lit headlight and of the road it lights (BGR)
+_GLOW = (225, 240, 250)
 
 
 def sun_vector(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     """Unit vector towards the sun; azimuth clockwise from north (y), degrees."""
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     return np.array([math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)])
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """The light of one scenario.
+
+    ``ambient`` + ``sun_strength`` * max(0, n . sun) shades a face of normal n; shadows
+    multiply the ground by ``shadow_factor``; ``scene_gain`` (B, G, R) dims and tints the
+    whole scene (``None``: 1, the demo world's day); with ``lights_on`` head and tail lights
+    glow (unshaded, not dimmed) and headlights throw a beam on the road; fog blends every
+    pixel towards the fog colour by ``1 - exp(-3 d / visibility)`` at distance d.
+    """
+
+    regime: str
+    sun: tuple[float, float, float]
+    ambient: float = _AMBIENT
+    sun_strength: float | None = None  # None: 1 - ambient
+    shadow_factor: float = 0.6
+    scene_gain: tuple[float, float, float] | None = None
+    sky_top: tuple[int, int, int] = (200, 160, 120)
+    sky_horizon: tuple[int, int, int] = (225, 215, 205)
+    lights_on: bool = False
+    fog_visibility_m: float | None = None
+
+    @property
+    def sun_array(self) -> np.ndarray:
+        return np.asarray(self.sun, dtype=np.float64)
+
+    @property
+    def strength(self) -> float:
+        return (1 - self.ambient) if self.sun_strength is None else self.sun_strength
+
+    def fog_fraction(self, distance_m: np.ndarray) -> np.ndarray:
+        """Fraction of fog colour at ``distance_m`` (any shape, metres; inf -> 1)."""
+        if self.fog_visibility_m is None:
+            return np.zeros_like(np.asarray(distance_m, dtype=np.float32))
+        d = np.asarray(distance_m, dtype=np.float32)
+        return (1.0 - np.exp(-3.0 * np.minimum(d, 1e6) / self.fog_visibility_m)).astype(np.float32)
+
+
+#: the regimes (the sun direction and fog are drawn per scenario): ambient, sun strength,
+#: shadow darkening, scene gain (B, G, R), sky colours, lights. Day is the demo world's.
+LIGHTING: dict[str, dict] = {
+    "day": {},
+    # flat light from a bright cloud cover: faint shadows, a grey sky
+    "overcast": {"ambient": 0.8, "sun_strength": 0.2, "shadow_factor": 0.88, "scene_gain": (0.92, 0.92, 0.9),
+                 "sky_top": (185, 185, 182), "sky_horizon": (205, 205, 203)},
+    # a low warm sun after sunset begins: dark and orange, long shadows, headlights on
+    "dusk": {"ambient": 0.32, "sun_strength": 0.5, "shadow_factor": 0.55, "scene_gain": (0.5, 0.6, 0.8),
+             "sky_top": (150, 110, 110), "sky_horizon": (120, 175, 235), "lights_on": True},
+    # no sun: a dark scene under street lights, head and tail lights glowing
+    "night": {"ambient": 0.3, "sun_strength": 0.0, "shadow_factor": 1.0, "scene_gain": (0.32, 0.3, 0.3),
+              "sky_top": (45, 25, 20), "sky_horizon": (70, 60, 55), "lights_on": True},
+}
+
+
+def draw_lighting(cfg: SynthConfig, split: str) -> Lighting:
+    """The lighting of ``split`` drawn from ``cfg.lighting`` (a stream of the split's seed).
+
+    With the default config every split gets the demo world's day under the fixed sun.
+    """
+    lc = cfg.lighting
+    rng = np.random.default_rng([cfg.splits[split].seed, 13])
+    names = sorted(lc.regime_mix)
+    w = np.array([max(lc.regime_mix[n], 0.0) for n in names], dtype=np.float64)
+    u = rng.random(5)
+    regime = names[int(np.searchsorted(np.cumsum(w / w.sum()), u[0], side="right").clip(0, len(names) - 1))]
+    az, el = cfg.sun_azimuth_deg, cfg.sun_elevation_deg
+    if lc.sun_azimuth_deg is not None:
+        az = lc.sun_azimuth_deg[0] + (lc.sun_azimuth_deg[1] - lc.sun_azimuth_deg[0]) * float(u[1])
+    if regime == "dusk":
+        lo, hi = lc.dusk_sun_elevation_deg
+        el = lo + (hi - lo) * float(u[2])
+    elif lc.sun_elevation_deg is not None:
+        el = lc.sun_elevation_deg[0] + (lc.sun_elevation_deg[1] - lc.sun_elevation_deg[0]) * float(u[2])
+    fog = None
+    if u[3] < lc.fog_prob:
+        fog = float(lc.fog_visibility_m[0] + (lc.fog_visibility_m[1] - lc.fog_visibility_m[0]) * u[4])
+    return Lighting(regime=regime, sun=tuple(float(v) for v in sun_vector(az, el)), fog_visibility_m=fog, **LIGHTING[regime])
 
 
 @dataclass
@@ -51,6 +134,9 @@ class Background:
     #: (H, W) float32 distance (m) from the camera to the static object seen at each pixel,
     #: inf where only ground or sky is seen: a static object nearer than a vehicle hides it
     static_depth: np.ndarray | None = None
+    #: (3,) the camera's own gain (cast * brightness) without the scene's light: what a
+    #: glowing light is seen through
+    camera_gain: np.ndarray | None = None
 
 
 @dataclass
@@ -236,10 +322,17 @@ _BOX_FACES = (((4, 6, 7, 5), (1, 0, 0)), ((2, 0, 1, 3), (-1, 0, 0)), ((6, 2, 3, 
 
 
 def make_background(
-    cam: PinholeCamera, net: RoadNetwork, clutter: list[StaticBox], sun: np.ndarray, seed: int
+    cam: PinholeCamera, net: RoadNetwork, clutter: list[StaticBox], sun: np.ndarray, seed: int,
+    lighting: Lighting | None = None,
 ) -> Background:
-    """Render the static scene of ``cam``: ground, markings, clutter, sky; colour cast applied."""
+    """Render the static scene of ``cam``: ground, markings, clutter, sky; colour cast applied.
+
+    ``lighting`` (default: the demo world's day under ``sun``) shades the clutter, colours
+    the sky, dims and tints the scene and adds fog.
+    """
     w, h = cam.frame_size
+    ambient = _AMBIENT if lighting is None else lighting.ambient
+    strength = (1 - _AMBIENT) if lighting is None else lighting.strength
     rng = np.random.default_rng(seed)
     A, size, res = _map_frame(cam)
     top, road = _draw_roads(net, A, size, res, rng)
@@ -259,6 +352,8 @@ def make_background(
     if sky.any():
         ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
         top_c, hor_c = np.array([200, 160, 120], np.float32), np.array([225, 215, 205], np.float32)
+        if lighting is not None:
+            top_c, hor_c = np.array(lighting.sky_top, np.float32), np.array(lighting.sky_horizon, np.float32)
         sky_img = (top_c * (1 - ramp) + hor_c * ramp).astype(np.uint8)
         img = np.where(sky[..., None], np.broadcast_to(sky_img, img.shape), img)
         # haze near the horizon
@@ -283,7 +378,7 @@ def make_background(
             centre = corners[list(idx)].mean(0)
             if nw @ (cam.C - centre) <= 0:
                 continue
-            shade = _AMBIENT + (1 - _AMBIENT) * max(0.0, float(nw @ sun))
+            shade = ambient + strength * max(0.0, float(nw @ sun))
             col = tuple(float(min(255.0, ch * shade)) for ch in box.colour)
             poly = _fix(uv[list(idx)])
             cv2.fillConvexPoly(img, poly, col, cv2.LINE_8, _SHIFT)
@@ -302,10 +397,16 @@ def make_background(
             depth = np.where(depth > 0, depth, np.inf).astype(np.float32)
             sd = static_depth[y0:y1, x0:x1]
             sd[m > 0] = depth[m > 0]
-    gain = np.asarray(cam.colour_gain, np.float32) * cam.brightness
+    if lighting is not None and lighting.fog_visibility_m is not None:
+        f = lighting.fog_fraction(np.minimum(static_depth, dist))[..., None]
+        img = (img.astype(np.float32) * (1 - f) + np.float32(_FOG) * f).astype(np.uint8)
+    camera_gain = np.asarray(cam.colour_gain, np.float32) * cam.brightness
+    gain = camera_gain
+    if lighting is not None and lighting.scene_gain is not None:
+        gain = camera_gain * np.asarray(lighting.scene_gain, np.float32)
     img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
     roi = roi_mask(cam, net, road, A, dist)
-    return Background(img, roi, gain, static_depth)
+    return Background(img, roi, gain, static_depth, camera_gain)
 
 
 def roi_mask(cam: PinholeCamera, net: RoadNetwork, road_map: np.ndarray, A: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -344,13 +445,18 @@ def render_frame(
     xy: np.ndarray,
     heading: np.ndarray,
     sun: np.ndarray,
+    lighting: Lighting | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[RenderedVehicle]]:
     """Draw the vehicles ``indices`` at ground positions ``xy`` (K, 2) m, ``heading`` (K, 2).
 
-    Returns ``(frame (H, W, 3) uint8 BGR, id map (H, W) uint16, rendered vehicles)``; the
-    frame has no sensor noise or blur yet.
+    ``lighting`` (default: the demo world's day under ``sun``) sets the shading, shadows,
+    glowing lights, headlight beams and fog. Returns ``(frame (H, W, 3) uint8 BGR, id map
+    (H, W) uint16, rendered vehicles)``; the frame has no sensor noise or blur yet.
     """
     w, h = cam.frame_size
+    ambient = _AMBIENT if lighting is None else lighting.ambient
+    strength = (1 - _AMBIENT) if lighting is None else lighting.strength
+    shadow_factor = 0.6 if lighting is None else lighting.shadow_factor
     frame = background.image.copy()
     ids = np.zeros((h, w), np.uint16)
     if len(indices) == 0:
@@ -392,9 +498,16 @@ def render_frame(
         m = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
         cv2.fillConvexPoly(m, hull - np.array([bx0, by0], np.int32) * _SCALE, 1, cv2.LINE_8, _SHIFT)
         roi = frame[by0:by1, bx0:bx1]
-        roi[m > 0] = (roi[m > 0] * 0.6).astype(np.uint8)
+        roi[m > 0] = (roi[m > 0] * shadow_factor).astype(np.uint8)
+    if lighting is not None and lighting.lights_on:
+        for _, k, rot, pw, uv in todo:
+            _headlight_beam(frame, cam, meshes[indices[k]], rot, xy[k])
     rendered: list[RenderedVehicle] = []
     gain = background.gain.astype(np.float64)
+    glow = None
+    if lighting is not None and lighting.lights_on:
+        glow = (background.camera_gain if background.camera_gain is not None else background.gain).astype(np.float64)
+    fog_colour = np.asarray(_FOG, np.float64) * gain
     for draw, (depth, k, rot, pw, uv) in enumerate(todo, start=1):
         mesh = meshes[indices[k]]
         arr = mesh.arrays()
@@ -403,8 +516,11 @@ def render_frame(
         centres = pw[arr.points].mean(axis=1)
         facing = np.einsum("ij,ij->i", normals, cam.C - centres) > 0
         visible = np.where(arr.is_face, facing, facing[arr.host])
-        shade = _AMBIENT + (1 - _AMBIENT) * np.maximum(0.0, normals @ sun)
-        colours = np.minimum(255.0, arr.colours * shade[:, None] * gain).tolist()
+        if lighting is None:
+            shade = _AMBIENT + (1 - _AMBIENT) * np.maximum(0.0, normals @ sun)
+            colours = np.minimum(255.0, arr.colours * shade[:, None] * gain).tolist()
+        else:
+            colours = _shaded_colours(arr, mesh, normals, centres, cam, lighting, ambient, strength, gain, glow, fog_colour, depth)
         part_pw = mesh.part_centres @ rot.T + np.array([xy[k, 0], xy[k, 1], 0.0])
         order = np.argsort(-np.linalg.norm(part_pw - cam.C, axis=1))
         x0 = int(max(math.floor(uv[:, 0].min()), 0))
@@ -435,12 +551,86 @@ def render_frame(
     return frame, ids, rendered
 
 
+def _shaded_colours(
+    arr, mesh: Mesh, normals: np.ndarray, centres: np.ndarray, cam: PinholeCamera, lighting: Lighting,
+    ambient: float, strength: float, gain: np.ndarray, glow: np.ndarray | None, fog_colour: np.ndarray, depth: float,
+) -> list:
+    """BGR colour of each polygon of one vehicle under ``lighting`` (Q lists of 3 floats)."""
+    sun = lighting.sun_array
+    shade = ambient + strength * np.maximum(0.0, normals @ sun)
+    if mesh.matte:
+        # a matte paint scatters light evenly: half-way to the shade of a 60-degree face
+        shade = 0.5 * shade + 0.5 * (ambient + 0.5 * strength)
+    col = arr.colours * shade[:, None]
+    if mesh.specular > 0 and strength > 0:
+        view = cam.C - centres
+        view /= np.linalg.norm(view, axis=1, keepdims=True)
+        half = view + sun
+        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+        # Blinn-Phong highlight of the body faces (a low exponent, 8: a broad metallic sheen
+        # over a flat face rather than a point)
+        spec = mesh.specular * strength * np.maximum(0.0, np.einsum("ij,ij->i", normals, half)) ** 8
+        col = col + 255.0 * np.where(arr.is_face, spec, 0.0)[:, None]
+    col = col * gain
+    if glow is not None and arr.is_light.any():
+        col[arr.is_light] = arr.colours[arr.is_light] * 1.1 * glow
+    if lighting.fog_visibility_m is not None:
+        f = float(lighting.fog_fraction(np.array(depth)))
+        col = col * (1 - f) + fog_colour * f
+    return np.minimum(255.0, col).tolist()
+
+
+def _headlight_beam(frame: np.ndarray, cam: PinholeCamera, mesh: Mesh, rot: np.ndarray, xy: np.ndarray) -> None:
+    """Brighten the road lit by a vehicle's headlights: a 9 m trapezoid ahead of it (in place)."""
+    h, w = frame.shape[:2]
+    front = float(mesh.points[:, 0].max())
+    half = float(mesh.points[:, 1].max())
+    local = np.array([[front, -half], [front + 9.0, -half - 1.5], [front + 9.0, half + 1.5], [front, half]])
+    ground = local @ rot[:2, :2].T + xy[None, :2]
+    uv, z = cam.project(np.column_stack([ground, np.zeros(4)]))
+    if z.min() < 0.5:
+        return
+    poly = _fix(uv)
+    x0 = int(np.clip(np.floor(uv[:, 0].min()), 0, w))
+    x1 = int(np.clip(np.ceil(uv[:, 0].max()) + 2, 0, w))
+    y0 = int(np.clip(np.floor(uv[:, 1].min()), 0, h))
+    y1 = int(np.clip(np.ceil(uv[:, 1].max()) + 2, 0, h))
+    if x1 <= x0 or y1 <= y0:
+        return
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(m, poly - np.array([x0, y0], np.int32) * _SCALE, 1, cv2.LINE_8, _SHIFT)
+    roi = frame[y0:y1, x0:x1]
+    lit = roi[m > 0].astype(np.float32)
+    roi[m > 0] = np.clip(lit * 0.6 + np.float32(_GLOW) * 0.4, 0, 255).astype(np.uint8)
+
+
+def _motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
+    """A normalised line kernel of ``length_px`` pixels at ``angle_deg`` (exposure blur)."""
+    n = int(math.ceil(length_px)) | 1
+    k = np.zeros((n, n), np.float32)
+    c = (n - 1) / 2
+    dx, dy = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    half = (length_px - 1) / 2
+    p0 = (int(round(c - dx * half)), int(round(c - dy * half)))
+    p1 = (int(round(c + dx * half)), int(round(c + dy * half)))
+    cv2.line(k, p0, p1, 1.0, 1)
+    return k / k.sum()
+
+
 def sensor_effects(frame: np.ndarray, cam: PinholeCamera, noise_bank: list[tuple[np.ndarray, np.ndarray]], pick: int) -> np.ndarray:
-    """Blur then add sensor noise (precomputed bank, ``pick`` chooses one); returns a new frame."""
+    """Blur, motion blur, sensor noise (precomputed bank, ``pick`` chooses one), then a JPEG
+    round trip at ``cam.jpeg_quality``; returns a new frame."""
     out = cv2.GaussianBlur(frame, (0, 0), cam.blur_sigma_px) if cam.blur_sigma_px > 0 else frame.copy()
+    if cam.motion_blur_px >= 2:
+        out = cv2.filter2D(out, -1, _motion_kernel(cam.motion_blur_px, cam.motion_blur_deg))
     if noise_bank:
         pos, neg = noise_bank[pick % len(noise_bank)]
         out = cv2.subtract(cv2.add(out, pos), neg)
+    if cam.jpeg_quality > 0:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(cam.jpeg_quality)])
+        if not ok:
+            raise RuntimeError(f"camera {cam.camera_id}: JPEG encoding at quality {cam.jpeg_quality} failed")
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
 
 

@@ -8,13 +8,16 @@ colour) differ only in details, as in real traffic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from mct.data.synth.config import TrafficConfig
+from mct.data.synth.config import COLOUR_NAMES, TrafficConfig, VehicleLookConfig
 
-__all__ = ["COLOURS", "Appearance", "Mesh", "MeshArrays", "Polygon", "sample_appearance", "build_mesh", "COCO_CATEGORY"]
+__all__ = [
+    "COLOURS", "Appearance", "Mesh", "MeshArrays", "Polygon", "sample_appearance", "apply_look", "build_mesh",
+    "COCO_CATEGORY", "FINISH_SPECULAR",
+]
 
 #: body colours, BGR 0-255
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -32,6 +35,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "navy": (80, 30, 20),
 }
 
+if tuple(COLOURS) != COLOUR_NAMES:  # one list of names, two places: keep them equal
+    raise ImportError(f"vehicles.COLOURS {tuple(COLOURS)} and config.COLOUR_NAMES {COLOUR_NAMES} differ")
+
 #: accent colours for two-tone roofs, stripes and logos
 ACCENTS: dict[str, tuple[int, int, int]] = {
     "black": (25, 25, 25),
@@ -44,7 +50,10 @@ ACCENTS: dict[str, tuple[int, int, int]] = {
 }
 
 #: COCO category ids (as in the COCO dataset) of each vehicle type
-COCO_CATEGORY = {"sedan": 3, "suv": 3, "van": 3, "truck": 8, "bus": 6}
+COCO_CATEGORY = {
+    "sedan": 3, "suv": 3, "van": 3, "truck": 8, "bus": 6,
+    "hatchback": 3, "wagon": 3, "pickup": 8, "motorcycle": 4,
+}
 
 # (length, width, height) ranges in metres, typical of each type
 _SIZES = {
@@ -53,7 +62,17 @@ _SIZES = {
     "van": ((4.9, 5.6), (1.95, 2.05), (1.95, 2.5)),
     "truck": ((6.5, 8.5), (2.3, 2.5), (2.9, 3.5)),
     "bus": ((10.5, 12.5), (2.5, 2.55), (3.0, 3.3)),
+    "hatchback": ((3.7, 4.2), (1.68, 1.80), (1.42, 1.55)),
+    "wagon": ((4.6, 5.0), (1.78, 1.88), (1.45, 1.58)),
+    "pickup": ((5.1, 5.9), (1.85, 2.05), (1.75, 1.95)),
+    # the rider included in the height; the width is the handlebar
+    "motorcycle": ((1.9, 2.3), (0.7, 0.9), (1.35, 1.6)),
 }
+
+#: specular strength of each paint finish (a highlight where the surface mirrors the sun)
+FINISH_SPECULAR = {"solid": 0.0, "metallic": 0.35, "matte": 0.0, "faded": 0.0}
+#: mud colour of road dirt, BGR
+_MUD = (55, 72, 88)
 
 _HEADLIGHTS = {"white": (235, 245, 250), "warm": (150, 220, 250), "blue": (250, 225, 200)}
 _TAILLIGHTS = {"red": (30, 30, 200), "dark": (40, 30, 110), "amber": (30, 140, 230)}
@@ -85,9 +104,19 @@ class Appearance:
     #: sedan/SUV cabin: where it starts and ends, as fractions of the length from the front / back
     cabin_front_frac: float = 0.33
     cabin_back_frac: float = 0.15
+    #: paint finish (``PAINT_FINISHES``) and road dirt on the lower body (0 = clean)
+    finish: str = "solid"
+    dirt: float = 0.0
 
     def as_dict(self) -> dict:
-        return {
+        # the look keys are written only when they differ from the demo look, so the
+        # demo world's metadata files stay byte-identical
+        extra = {}
+        if self.finish != "solid":
+            extra["finish"] = self.finish
+        if self.dirt > 0:
+            extra["dirt"] = round(self.dirt, 3)
+        return {**extra, 
             "type": self.vehicle_type, "colour": self.colour, "length_m": round(self.length_m, 3),
             "width_m": round(self.width_m, 3), "height_m": round(self.height_m, 3), "two_tone": self.two_tone,
             "stripe": self.stripe, "roof_rack": self.roof_rack, "headlights": self.headlights,
@@ -113,13 +142,18 @@ def sample_appearance(rng: np.random.Generator, cfg: TrafficConfig) -> Appearanc
     accents = sorted(a for a in ACCENTS if a != colour)
     two_tone = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.two_tone_prob else None
     stripe = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.stripe_prob else None
-    rack = bool(rng.random() < cfg.roof_rack_prob) and vtype in ("sedan", "suv", "van")
+    rack = bool(rng.random() < cfg.roof_rack_prob) and vtype in ("sedan", "suv", "van", "hatchback", "wagon")
     logo = accents[int(rng.integers(len(accents)))] if vtype in ("truck", "van", "bus") and rng.random() < 0.5 else None
     hood = accents[int(rng.integers(len(accents)))] if rng.random() < cfg.hood_stripe_prob and vtype != "truck" else None
-    roof_box = bool(rng.random() < cfg.roof_box_prob) and vtype in ("sedan", "suv") and not rack
+    roof_box = bool(rng.random() < cfg.roof_box_prob) and vtype in ("sedan", "suv", "wagon") and not rack
     bumper = ("body", "black", "grey")[int(rng.integers(3))]
     if vtype == "sedan":
         cab_f, cab_b = float(rng.uniform(0.28, 0.40)), float(rng.uniform(0.12, 0.26))
+    elif vtype in ("hatchback", "wagon"):
+        cab_f, cab_b = float(rng.uniform(0.26, 0.36)), float(rng.uniform(0.02, 0.06))
+    elif vtype == "pickup":
+        # cab front after the bonnet, cab back where the open bed starts
+        cab_f, cab_b = float(rng.uniform(0.22, 0.28)), float(rng.uniform(0.38, 0.46))
     else:
         cab_f, cab_b = float(rng.uniform(0.24, 0.33)), float(rng.uniform(0.03, 0.10))
     return Appearance(
@@ -143,6 +177,31 @@ def sample_appearance(rng: np.random.Generator, cfg: TrafficConfig) -> Appearanc
     )
 
 
+def apply_look(app: Appearance, rng: np.random.Generator, look: VehicleLookConfig) -> Appearance:
+    """``app`` with a paint finish, proportions and dirt drawn from ``look`` (``rng`` is the
+    look's own stream: the demo look draws the same numbers whatever it is given)."""
+    finish = _pick(rng, look.paint_finish_mix)
+    lo, hi = look.size_scale
+    scale = rng.uniform(lo, hi, size=3) if hi > lo else np.full(3, lo)
+    dirt = float(rng.uniform(*look.dirt_amount)) if rng.random() < look.dirt_prob else 0.0
+    if finish == "solid" and dirt == 0.0 and lo == hi == 1.0:
+        return app
+    return replace(
+        app, finish=finish, dirt=dirt, length_m=app.length_m * float(scale[0]),
+        width_m=app.width_m * float(scale[1]), height_m=app.height_m * float(scale[2]),
+    )
+
+
+def _body_colour(app: Appearance) -> tuple[float, float, float]:
+    """The paint colour (BGR) after its finish: a faded paint is bleached towards grey."""
+    c = COLOURS[app.colour]
+    if app.finish == "faded":
+        grey = sum(c) / 3.0
+        # half-way to its own grey, then a little lighter: sun-bleached lacquer
+        return tuple(float(min(255.0, 0.5 * ch + 0.5 * grey + 25.0)) for ch in c)
+    return c
+
+
 @dataclass(frozen=True)
 class Polygon:
     """A planar convex quad of the mesh: 4 point indices, outward normal, colour, its part.
@@ -157,6 +216,8 @@ class Polygon:
     part: int
     face: bool
     host: int = -1  # index of the host face polygon for decorations
+    #: a head or tail light: it glows (is not shaded) when the scene's lights are on
+    light: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +229,7 @@ class MeshArrays:
     colours: np.ndarray  # (Q, 3) float64 BGR
     is_face: np.ndarray  # (Q,) bool
     host: np.ndarray  # (Q,) int64: the host face of a decoration, itself for a face
+    is_light: np.ndarray  # (Q,) bool: head and tail lights
     by_part: tuple[tuple[int, ...], ...]  # polygon indices of each part, in drawing order
 
 
@@ -178,6 +240,9 @@ class Mesh:
     points: np.ndarray
     polygons: list[Polygon] = field(default_factory=list)
     part_centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    #: specular strength of the body faces (``FINISH_SPECULAR``) and whether the paint is matte
+    specular: float = 0.0
+    matte: bool = False
     _arrays: MeshArrays | None = None
 
     def arrays(self) -> MeshArrays:
@@ -191,6 +256,7 @@ class Mesh:
                 colours=np.array([p.colour for p in polys], dtype=np.float64).reshape(-1, 3),
                 is_face=np.array([p.face for p in polys], dtype=bool),
                 host=np.array([i if p.face else p.host for i, p in enumerate(polys)], dtype=np.int64),
+                is_light=np.array([p.light for p in polys], dtype=bool),
                 by_part=tuple(tuple(i for i, p in enumerate(polys) if p.part == part) for part in range(n_parts)),
             )
         return self._arrays
@@ -232,7 +298,7 @@ class _Builder:
             self.polygons.append(Polygon(tuple(base + i for i in idx), normal, col, part, True))
         return part
 
-    def deco(self, part: int, face: str, u0: float, u1: float, v0: float, v1: float, colour) -> None:
+    def deco(self, part: int, face: str, u0: float, u1: float, v0: float, v1: float, colour, light: bool = False) -> None:
         """A quad on a face, in face coordinates: u along the first edge, v along the last."""
         host, c = self.faces[(part, face)]
         a, b, d = c[0], c[1], c[3]
@@ -244,10 +310,19 @@ class _Builder:
         for u, v in ((u0, v0), (u1, v0), (u1, v1), (u0, v1)):
             p = a + u * eu + v * ev + lift
             self.points.append((float(p[0]), float(p[1]), float(p[2])))
-        self.polygons.append(Polygon((base, base + 1, base + 2, base + 3), normal, colour, part, False, host))
+        self.polygons.append(Polygon((base, base + 1, base + 2, base + 3), normal, colour, part, False, host, light))
 
     def mesh(self) -> Mesh:
         return Mesh(np.asarray(self.points, dtype=np.float64), self.polygons, np.asarray(self.centres))
+
+
+def _dirt(b: _Builder, part: int, app: Appearance, body_col, v1: float) -> None:
+    """Road dirt: a band over the lowest ``v1`` of the four sides of ``part``."""
+    if app.dirt <= 0:
+        return
+    c = tuple(float((1 - app.dirt) * bc + app.dirt * m) for bc, m in zip(body_col, _MUD))
+    for face in ("front", "back", "left", "right"):
+        b.deco(part, face, 0.0, 1.0, 0.0, v1, c)
 
 
 def _lights(b: _Builder, part: int, app: Appearance, v0: float, v1: float) -> None:
@@ -255,8 +330,8 @@ def _lights(b: _Builder, part: int, app: Appearance, v0: float, v1: float) -> No
     tail = _TAILLIGHTS[app.taillights]
     # front face u runs from the right side (-y) to the left (+y); back face the other way
     for u0, u1 in ((0.06, 0.24), (0.76, 0.94)):
-        b.deco(part, "front", u0, u1, v0, v1, head)
-        b.deco(part, "back", u0, u1, v0, v1, tail)
+        b.deco(part, "front", u0, u1, v0, v1, head, light=True)
+        b.deco(part, "back", u0, u1, v0, v1, tail, light=True)
 
 
 def _bumpers(b: _Builder, part: int, app: Appearance, v1: float) -> None:
@@ -286,14 +361,19 @@ def _wheels(b: _Builder, part: int, px0: float, px1: float, positions: tuple[flo
 def build_mesh(app: Appearance) -> Mesh:
     """The 3D mesh of a vehicle with appearance ``app`` (vehicle frame, metres)."""
     L, W, H = app.length_m, app.width_m, app.height_m
-    body_col = COLOURS[app.colour]
+    body_col = _body_colour(app)
     accent = ACCENTS[app.two_tone] if app.two_tone else body_col
     glass = _GLASS[app.glass]
     b = _Builder()
     x0, x1, y0, y1 = -L / 2, L / 2, -W / 2, W / 2
-    if app.vehicle_type in ("sedan", "suv"):
-        zb = H * (0.55 if app.vehicle_type == "sedan" else 0.58)
+    if app.vehicle_type == "motorcycle":
+        _motorcycle(b, app, body_col, accent)
+    elif app.vehicle_type == "pickup":
+        _pickup(b, app, body_col, accent, glass)
+    elif app.vehicle_type in ("sedan", "suv", "hatchback", "wagon"):
+        zb = H * (0.58 if app.vehicle_type == "suv" else 0.55)
         body = b.box(x0, x1, y0, y1, 0.0, zb, body_col)
+        _dirt(b, body, app, body_col, 0.35)
         cab_front = x1 - L * app.cabin_front_frac
         cab_back = x0 + L * app.cabin_back_frac
         inset = 0.08 * W
@@ -327,6 +407,7 @@ def build_mesh(app: Appearance) -> Mesh:
         _bumpers(b, body, app, 0.3)
     elif app.vehicle_type == "van":
         body = b.box(x0, x1, y0, y1, 0.0, H, body_col, top_colour=accent)
+        _dirt(b, body, app, body_col, 0.18)
         _lights(b, body, app, 0.3, 0.42)
         _wheels(b, body, x0, x1, (x0 + 0.18 * L, x1 - 0.16 * L), H)
         b.deco(body, "front", 0.06, 0.94, 0.55, 0.9, glass)
@@ -351,12 +432,12 @@ def build_mesh(app: Appearance) -> Mesh:
         box_col = (225, 225, 225) if app.colour not in ("white", "silver") else (150, 150, 150)
         cargo = b.box(x0, x1 - cab_len - 0.15, y0, y1, 0.35, H, box_col)
         b.deco(cab, "front", 0.08, 0.92, 0.55, 0.9, glass)
-        b.deco(cab, "front", 0.05, 0.2, 0.15, 0.3, _HEADLIGHTS[app.headlights])
-        b.deco(cab, "front", 0.8, 0.95, 0.15, 0.3, _HEADLIGHTS[app.headlights])
+        b.deco(cab, "front", 0.05, 0.2, 0.15, 0.3, _HEADLIGHTS[app.headlights], light=True)
+        b.deco(cab, "front", 0.8, 0.95, 0.15, 0.3, _HEADLIGHTS[app.headlights], light=True)
         b.deco(cab, "left", 0.05, 0.5, 0.55, 0.85, glass)
         b.deco(cab, "right", 0.5, 0.95, 0.55, 0.85, glass)
-        b.deco(cargo, "back", 0.05, 0.2, 0.02, 0.1, _TAILLIGHTS[app.taillights])
-        b.deco(cargo, "back", 0.8, 0.95, 0.02, 0.1, _TAILLIGHTS[app.taillights])
+        b.deco(cargo, "back", 0.05, 0.2, 0.02, 0.1, _TAILLIGHTS[app.taillights], light=True)
+        b.deco(cargo, "back", 0.8, 0.95, 0.02, 0.1, _TAILLIGHTS[app.taillights], light=True)
         if app.logo:
             for face in ("left", "right"):
                 b.deco(cargo, face, 0.2, 0.8, 0.3, 0.75, ACCENTS[app.logo])
@@ -366,6 +447,7 @@ def build_mesh(app: Appearance) -> Mesh:
         _wheels(b, cargo, x0, x1 - cab_len - 0.15, (x0 + 1.0, x0 + 2.0), H - 0.35)
     else:  # bus
         body = b.box(x0, x1, y0, y1, 0.0, H, body_col, top_colour=accent if app.two_tone else (200, 200, 200))
+        _dirt(b, body, app, body_col, 0.12)
         _lights(b, body, app, 0.1, 0.2)
         b.deco(body, "front", 0.05, 0.95, 0.45, 0.92, glass)
         b.deco(body, "back", 0.15, 0.85, 0.6, 0.9, glass)
@@ -378,4 +460,57 @@ def build_mesh(app: Appearance) -> Mesh:
             b.deco(body, "top", 0.0, 1.0, 0.3, 0.7, ACCENTS[app.hood_stripe])
         # destination sign above the windscreen: one more cue between look-alike buses
         b.deco(body, "front", 0.2, 0.8, 0.93, 0.98, ACCENTS[app.logo] if app.logo else (30, 160, 230))
-    return b.mesh()
+    mesh = b.mesh()
+    mesh.specular = FINISH_SPECULAR.get(app.finish, 0.0)
+    mesh.matte = app.finish == "matte"
+    return mesh
+
+
+def _pickup(b: _Builder, app: Appearance, body_col, accent, glass) -> None:
+    """A pickup: a low body the whole length, a cab, and an open bed (dark floor) behind it."""
+    L, W, H = app.length_m, app.width_m, app.height_m
+    x0, x1, y0, y1 = -L / 2, L / 2, -W / 2, W / 2
+    zb = H * 0.55
+    body = b.box(x0, x1, y0, y1, 0.0, zb, body_col)
+    _dirt(b, body, app, body_col, 0.35)
+    cab_front = x1 - L * app.cabin_front_frac
+    cab_back = x0 + L * app.cabin_back_frac
+    inset = 0.05 * W
+    cab = b.box(cab_back, cab_front, y0 + inset, y1 - inset, zb, H, body_col, top_colour=accent)
+    _lights(b, body, app, 0.55, 0.8)
+    _wheels(b, body, x0, x1, (x0 + 0.18 * L, x1 - 0.17 * L), zb)
+    for face in ("left", "right"):
+        b.deco(cab, face, 0.1, 0.9, 0.15, 0.85, glass)
+    b.deco(cab, "front", 0.06, 0.94, 0.12, 0.9, glass)
+    b.deco(cab, "back", 0.15, 0.85, 0.35, 0.85, glass)
+    # the bed: the top of the body behind the cab, seen from above as a dark liner
+    bed_u = (cab_back - x0) / L
+    b.deco(body, "top", 0.03, bed_u - 0.02, 0.08, 0.92, (45, 45, 48))
+    if app.stripe:
+        for face in ("left", "right"):
+            b.deco(body, face, 0.02, 0.98, 0.62, 0.78, ACCENTS[app.stripe])
+    if app.hood_stripe:
+        b.deco(body, "top", (cab_front - x0) / L, 1.0, 0.4, 0.6, ACCENTS[app.hood_stripe])
+    _bumpers(b, body, app, 0.3)
+
+
+def _motorcycle(b: _Builder, app: Appearance, body_col, accent) -> None:
+    """A motorcycle with its rider: two tyres, a narrow body, a torso and a helmet."""
+    L, W, H = app.length_m, app.width_m, app.height_m
+    x0, x1 = -L / 2, L / 2
+    tyre = (22, 22, 24)
+    r = 0.32
+    for xc in (x0 + r, x1 - r):
+        b.box(xc - r, xc + r, -0.06, 0.06, 0.0, 2 * r, tyre)
+    body = b.box(x0 + 0.35, x1 - 0.3, -0.2, 0.2, 0.35, 0.85, body_col, top_colour=accent)
+    _lights(b, body, app, 0.55, 0.85)
+    if app.stripe:
+        for face in ("left", "right"):
+            b.deco(body, face, 0.05, 0.95, 0.55, 0.7, ACCENTS[app.stripe])
+    # handlebar across the full width, the rider's torso and helmet above the seat
+    b.box(x1 - 0.6, x1 - 0.5, -W / 2, W / 2, 0.95, 1.02, (35, 35, 38))
+    jacket = ACCENTS[app.two_tone] if app.two_tone else (40, 40, 45)
+    torso_top = max(1.1, H - 0.25)
+    b.box(-0.3, 0.1, -0.22, 0.22, 0.85, torso_top, jacket)
+    helmet = ACCENTS[app.logo] if app.logo else (230, 230, 230)
+    b.box(-0.2, 0.05, -0.13, 0.13, torso_top, H, helmet)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mct.data.synth.config import RoadConfig, TrafficConfig
-from mct.data.synth.vehicles import Appearance, sample_appearance
+from mct.data.synth.config import RoadConfig, TrafficConfig, VehicleLookConfig
+from mct.data.synth.vehicles import Appearance, apply_look, sample_appearance
 
 __all__ = ["RoadNetwork", "Route", "Vehicle", "World", "build_network", "simulate"]
 
@@ -422,11 +422,15 @@ def simulate(
     t_end_s: float,
     first_vehicle_id: int,
     spawn_scale: float = 1.0,
+    look: VehicleLookConfig | None = None,
+    look_rng: np.random.Generator | None = None,
 ) -> World:
     """Simulate traffic from ``t_start_s - warmup`` to ``t_end_s`` (scenario seconds).
 
     Vehicles are spawned by a Poisson process at the entries (rate ``spawn_rate_per_s *
     spawn_scale``), wait when their entry lane is occupied, and leave at their exit.
+    ``look`` (finish, proportions, dirt) is drawn from ``look_rng``, a stream apart from
+    ``rng``, so traffic and the demo look do not depend on it.
     """
     dt = traffic.step_s
     t0 = t_start_s - traffic.warmup_s
@@ -442,6 +446,8 @@ def simulate(
             break
         path = _choose_path(net, rng, traffic)
         app = sample_appearance(rng, traffic)
+        if look is not None and look_rng is not None:
+            app = apply_look(app, look_rng, look)
         speed = max(4.0, float(rng.normal(traffic.speed_mean_mps, traffic.speed_std_mps)))
         if app.vehicle_type in ("bus", "truck"):
             speed *= 0.85

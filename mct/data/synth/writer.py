@@ -35,10 +35,12 @@ import numpy as np
 from mct.data.calibration import write_calibration
 from mct.data.mot import MotRows, write_mot
 from mct.data.synth.cameras import PinholeCamera, make_cameras
-from mct.data.synth.config import SynthConfig
+from mct.data.synth.config import LightingConfig, SynthConfig
 from mct.data.synth.render import (
     Background,
+    Lighting,
     RenderedVehicle,
+    draw_lighting,
     make_background,
     make_clutter,
     make_noise_bank,
@@ -141,7 +143,10 @@ class _CameraWriter:
         self.coco_images: list[dict] = []
         self.coco_anns: list[dict] = []
 
-    def run(self, world: World, meshes, times: np.ndarray, sun: np.ndarray, progress: ProgressFn | None) -> None:
+    def run(
+        self, world: World, meshes, times: np.ndarray, sun: np.ndarray, progress: ProgressFn | None,
+        lighting: Lighting | None = None,
+    ) -> None:
         cam, cfg = self.cam, self.cfg
         w, h = cam.frame_size
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,7 @@ class _CameraWriter:
         try:
             for fi, t in enumerate(times, start=1):
                 idx, xy, hd = world.states_at(float(t))
-                frame, ids, rendered = render_frame(cam, self.bg, meshes, idx, xy, hd, sun)
+                frame, ids, rendered = render_frame(cam, self.bg, meshes, idx, xy, hd, sun, lighting)
                 img = sensor_effects(frame, cam, self.noise, int(self.rng.integers(1 << 30)))
                 writer.write(img)
                 want_coco = ann.coco_masks and (fi - 1) % ann.coco_frame_stride == 0
@@ -258,7 +263,10 @@ def build_world(cfg: SynthConfig, split: str, net=None, cams: Sequence[PinholeCa
     cams = make_cameras(cfg) if cams is None else cams
     rng = np.random.default_rng([s.seed, 0])
     t_end = max(c.time_offset_s + s.duration_s for c in cams) + 1.0
-    world = simulate(net, cfg.traffic, rng, 0.0, t_end, s.first_vehicle_id, s.traffic_scale)
+    world = simulate(
+        net, cfg.traffic, rng, 0.0, t_end, s.first_vehicle_id, s.traffic_scale,
+        look=cfg.vehicle_look, look_rng=np.random.default_rng([s.seed, 9]),
+    )
     if world.vehicles and world.vehicles[-1].vehicle_id >= s.first_vehicle_id + _max_vehicles(cfg, split):
         raise ValueError(f"splits.{split}: spawned more vehicles than the id range allows; raise the next split's first_vehicle_id")
     return world
@@ -298,13 +306,20 @@ def generate(
     cams = make_cameras(cfg)
     sun = sun_vector(cfg.sun_azimuth_deg, cfg.sun_elevation_deg)
     clutter = make_clutter(net, np.random.default_rng([cfg.seed, 1]), cfg.road.clutter_per_100m)
-    backgrounds: dict[str, Background] = {}
+    # the light of each split; None is the demo world's fixed day (its images unchanged)
+    default_light = cfg.lighting == LightingConfig()
+    lightings: dict[str, Lighting | None] = {n: None if default_light else draw_lighting(cfg, n) for n in names}
+    keys = list(dict.fromkeys(lightings.values()))
+    backgrounds: dict[tuple[Lighting | None, str], Background] = {}
     noise_banks = {}
-    setup_jobs = [(cam, net, clutter, sun, cfg.seed * 1000 + i) for i, cam in enumerate(cams)]
-    bar = tqdm(total=len(cams), desc="synth set-up", unit="camera", disable=not progress, leave=False)
-    with _pool(workers, len(cams)) as pool:
-        for cam, bg in zip(cams, pool.imap(_background_job, setup_jobs) if pool else map(_background_job, setup_jobs)):
-            backgrounds[cam.camera_id] = bg
+    setup_jobs = [
+        (cam, net, clutter, sun if key is None else key.sun_array, cfg.seed * 1000 + i, key)
+        for key in keys for i, cam in enumerate(cams)
+    ]
+    bar = tqdm(total=len(setup_jobs), desc="synth set-up", unit="camera", disable=not progress, leave=False)
+    with _pool(workers, len(setup_jobs)) as pool:
+        for job, bg in zip(setup_jobs, pool.imap(_background_job, setup_jobs) if pool else map(_background_job, setup_jobs)):
+            backgrounds[(job[5], job[0].camera_id)] = bg
             bar.update(1)
     bar.close()
     for i, cam in enumerate(cams):
@@ -315,6 +330,10 @@ def generate(
         t_start = time.perf_counter()
         split = cfg.splits[name]
         scen = split.scenario
+        light = lightings[name]
+        split_sun = sun if light is None else light.sun_array
+        if light is not None:
+            log.info("%s/%s: lighting %s, sun %s, fog %s", name, scen, light.regime, np.round(light.sun, 3).tolist(), light.fog_visibility_m)
         world = build_world(cfg, name, net, cams)
         meshes = [build_mesh(v.appearance) for v in world.vehicles]
         t_sim = time.perf_counter()
@@ -325,8 +344,8 @@ def generate(
         bar = tqdm(total=total, desc=f"synth {name}/{scen}", unit="frame", disable=not progress, leave=False)
         writers: dict[str, _CameraWriter] = {}
         jobs = [
-            (cfg, cam, i, backgrounds[cam.camera_id], noise_banks[cam.camera_id], out / name / scen / cam.camera_id,
-             split.seed, world, meshes, times[cam.camera_id], sun)
+            (cfg, cam, i, backgrounds[(light, cam.camera_id)], noise_banks[cam.camera_id], out / name / scen / cam.camera_id,
+             split.seed, world, meshes, times[cam.camera_id], split_sun, light)
             for i, cam in enumerate(cams)
         ]
         try:
@@ -345,7 +364,7 @@ def generate(
         timings["frames_s"] += t_frames - t_sim
         # CPU seconds of this process (worker processes not included: meaningful with workers=1)
         timings["frames_cpu_s"] = timings.get("frames_cpu_s", 0.0) + time.process_time() - cpu_sim
-        summaries.append(_finish_split(cfg, out, name, scen, cams, writers, world, times))
+        summaries.append(_finish_split(cfg, out, name, scen, cams, writers, world, times, light))
         timings["finish_s"] += time.perf_counter() - t_frames
         summaries[-1].seconds = time.perf_counter() - t_start
         log.info(
@@ -367,15 +386,15 @@ def _pool(workers: int, jobs: int):
 
 
 def _background_job(args) -> Background:
-    cam, net, clutter, sun, seed = args
-    return make_background(cam, net, clutter, sun, seed=seed)
+    cam, net, clutter, sun, seed, lighting = args
+    return make_background(cam, net, clutter, sun, seed=seed, lighting=lighting)
 
 
 def _camera_job(args, progress: ProgressFn | None = None) -> "_CameraWriter":
     """Render and write one camera of one split (runs in a worker process or in-process)."""
-    cfg, cam, i, bg, noise, folder, seed, world, meshes, times, sun = args
+    cfg, cam, i, bg, noise, folder, seed, world, meshes, times, sun, lighting = args
     cw = _CameraWriter(cfg, cam, i, bg, noise, folder, seed)
-    cw.run(world, meshes, times, sun, progress)
+    cw.run(world, meshes, times, sun, progress, lighting)
     cv2.imwrite(str(folder / "roi.jpg"), bg.roi)
     write_calibration(folder / "calibration.txt", cam.homography, intrinsics=cam.K, distortion=np.zeros(4), reprojection_error=0.0)
     cw.noise = []  # not needed any more; keeps the result small to send back
@@ -401,7 +420,7 @@ def _check_id_ranges(cfg: SynthConfig) -> None:
             )
 
 
-def _finish_split(cfg, out: Path, name: str, scen: str, cams, writers, world: World, times) -> SplitSummary:
+def _finish_split(cfg, out: Path, name: str, scen: str, cams, writers, world: World, times, lighting: Lighting | None = None) -> SplitSummary:
     ann = cfg.annotation
     seen: dict[int, set[str]] = {}
     for cid, cw in writers.items():
@@ -445,7 +464,7 @@ def _finish_split(cfg, out: Path, name: str, scen: str, cams, writers, world: Wo
         looks[(a.vehicle_type, a.colour)] = looks.get((a.vehicle_type, a.colour), 0) + 1
     lookalike = sum(1 for vid in keep if looks[(by_id[vid].appearance.vehicle_type, by_id[vid].appearance.colour)] > 1)
     overlap = camera_overlap(cams, {c.camera_id: writers[c.camera_id].bg.roi for c in cams})
-    _write_meta(out / "synth" / f"{scen}.json", cfg, name, scen, cams, world, times, seen, keep, overlap)
+    _write_meta(out / "synth" / f"{scen}.json", cfg, name, scen, cams, world, times, seen, keep, overlap, lighting)
     return SplitSummary(
         split=name, scenario=scen, cameras=len(cams), frames=sum(len(t) for t in times.values()),
         vehicles_in_gt=len(keep), boxes_in_gt=n_boxes,
@@ -502,7 +521,7 @@ def camera_overlap(cams: Sequence[PinholeCamera], rois: dict[str, np.ndarray], s
     return out
 
 
-def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, keep, overlap=None) -> None:
+def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, keep, overlap=None, lighting: Lighting | None = None) -> None:
     vehicles = []
     for v in world.vehicles:
         t_first = world.t0_s + v.first_step * world.step_s
@@ -522,5 +541,10 @@ def _write_meta(path: Path, cfg, name, scen, cams, world: World, times, seen, ke
         # fraction of one camera's ROI ground that another camera's ROI also covers
         "camera_overlap": overlap or {},
     }
+    if lighting is not None:  # written only off the demo look, whose files stay byte-identical
+        data["lighting"] = {
+            "regime": lighting.regime, "sun": [round(v, 4) for v in lighting.sun],
+            "fog_visibility_m": None if lighting.fog_visibility_m is None else round(lighting.fog_visibility_m, 1),
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -1,0 +1,216 @@
+"""Tracker options beyond Deep SORT (TrackerConfig): stories with one comment per frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mct.track.config import TRACKER_PRESETS, TrackerConfig
+from mct.track.deep_sort import DeepSortTracker, reference_output
+from mct.track.kalman import BatchKalman
+from mct.types import Detections
+
+
+def _box(cx: float, cy: float, w: float = 60.0, h: float = 120.0) -> list[float]:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def _frame(f: int, boxes: list[list[float]], scores: list[float] | None = None) -> Detections:
+    xyxy = np.array(boxes, np.float32).reshape(-1, 4)
+    s = np.full(len(xyxy), 0.9, np.float32) if scores is None else np.array(scores, np.float32)
+    return Detections(f, xyxy, s)
+
+
+def _ids(out: list[tuple[int, int]]) -> dict[int, int]:
+    """detection index -> track id of one frame's output."""
+    return {d: t for t, d in out}
+
+
+# ---------------------------------------------------------------------------- BYTE
+def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> None:
+    # a pedestrian walks right 5 px per frame; frames 6-8 a parked car hides its legs and
+    # the detector's score drops to 0.4, below the high threshold 0.6
+    def run(cfg: TrackerConfig) -> list[dict[int, int]]:
+        tracker = DeepSortTracker(cfg, 10)
+        out = []
+        for f in range(1, 13):
+            score = 0.4 if 6 <= f <= 8 else 0.9
+            out.append(_ids(tracker.update(_frame(f, [_box(100 + 5 * f, 300)], [score]))))
+        return out
+
+    byte = run(TrackerConfig(mode="mct", byte_min_high_score=0.6, min_score=0.1))
+    # frames 1-2: tentative; frames 3-5: confirmed as track 1
+    assert byte[2:5] == [{0: 1}] * 3
+    # frames 6-8: only the low-score box is there; BYTE's second stage keeps it on track 1
+    assert byte[5:8] == [{0: 1}] * 3
+    # frames 9-12: the score is back; still track 1
+    assert byte[8:] == [{0: 1}] * 4
+
+    # the same frames with the low boxes thrown away (a detector threshold of 0.6): the track
+    # is not extended in frames 6-8 (nothing written)
+    dropped = run(TrackerConfig(mode="mct", min_score=0.6))
+    assert dropped[5:8] == [{}] * 3
+
+
+def test_low_score_boxes_never_start_tracks() -> None:
+    # frames 1-5: a lone box scoring 0.4 (below the high threshold 0.6): it is used only to
+    # extend tracks, so it never becomes one (not even tentative)
+    tracker = DeepSortTracker(TrackerConfig(mode="mct", byte_min_high_score=0.6), 10)
+    for f in range(1, 6):
+        assert tracker.update(_frame(f, [_box(300, 300)], [0.4])) == []
+        assert tracker.tentative_matches == [] and len(tracker) == 0
+
+
+def test_min_new_track_score_keeps_weak_boxes_from_starting_tracks() -> None:
+    # frame 1: a box at 0.7 and one at 0.95; only the confident one starts a (tentative) track
+    tracker = DeepSortTracker(TrackerConfig(mode="mct", min_new_track_score=0.9), 10)
+    tracker.update(_frame(1, [_box(100, 300), _box(400, 300)], [0.7, 0.95]))
+    assert [d for _, d in tracker.tentative_matches] == [1]
+
+
+# ---------------------------------------------------------------------------- OC-SORT
+def _walk_with_gap(f: int) -> list[list[float]]:
+    """A pedestrian walking right 3 px per frame (frames 1-10), slowing to 1 px per frame behind a
+    pillar (frames 11-20, unseen), walking on at 1 px per frame (frames 21-40)."""
+    if 11 <= f <= 20:
+        return []
+    x = 100 + 3 * min(f, 10) + 1 * max(f - 10, 0)
+    return [_box(x, 300)]
+
+
+def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
+    # frames 1-10 seen; 11-20 hidden (the track coasts); frame 21 re-found 20 px behind its
+    # prediction. The re-update rewinds the filter to frame 10 and runs it along the straight
+    # line from the frame-10 box to the frame-21 box: afterwards its state must equal that of a
+    # filter that *saw* those interpolated boxes in frames 11-20.
+    oru = DeepSortTracker(TrackerConfig(mode="mct", oc_reupdate=True), 10)
+    seen = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
+    a10, a21 = np.array(_walk_with_gap(10)[0]), np.array(_walk_with_gap(21)[0])
+    for f in range(1, 22):
+        oru.update(_frame(f, _walk_with_gap(f)))
+        virtual = [list(a10 + (a21 - a10) * (f - 10) / 11)] if 11 <= f <= 20 else _walk_with_gap(f)
+        seen.update(_frame(f, virtual))
+    np.testing.assert_allclose(oru._mean, seen._mean, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(oru._cov, seen._cov, rtol=0, atol=1e-9)
+    # without the re-update the state differs, if little (this filter's first update after
+    # coasting already corrects most of the drift: its covariance grew while coasting)
+    plain = DeepSortTracker(TrackerConfig(mode="mct", min_score=1e-9), 10)
+    for f in range(1, 22):
+        plain.update(_frame(f, _walk_with_gap(f)))
+    assert np.abs(plain._mean - oru._mean).max() > 1e-5
+
+
+def test_track_lost_for_ten_frames_continues_on_its_object_after_the_reupdate() -> None:
+    # frames 1-10: track 1 confirmed; frames 11-20: hidden; frames 21-40: walks on slowly
+    tracker = DeepSortTracker(TrackerConfig(mode="mct", oc_reupdate=True, oc_recovery=True), 10)
+    ids = [_ids(tracker.update(_frame(f, _walk_with_gap(f)))) for f in range(1, 41)]
+    assert all(i == {0: 1} for i in ids[2:10])
+    assert all(i == {} for i in ids[10:20])
+    # frame 21 on: the same id, every frame, and no other track was started
+    assert all(i == {0: 1} for i in ids[20:])
+    assert len(tracker) == 1
+
+
+def test_recovery_refinds_a_stopped_object_by_its_last_observed_box() -> None:
+    # frames 1-10: walks right 10 px per frame; frames 11-20: stands hidden where it
+    # vanished; frame 21: seen again where it stopped. The filter coasted 100 px ahead (no
+    # overlap), so only the last *observed* box (OCR) finds it
+    def walk(f: int) -> list[list[float]]:
+        return [] if 11 <= f <= 20 else [_box(100 + 10 * min(f, 10), 300, 40, 80)]
+
+    for recovery, expected in ((True, {0: 1}), (False, {})):
+        tracker = DeepSortTracker(TrackerConfig(mode="mct", oc_recovery=recovery, min_score=1e-9), 10)
+        out = [_ids(tracker.update(_frame(f, walk(f)))) for f in range(1, 22)]
+        assert out[-1] == expected, f"oc_recovery={recovery}"
+
+
+def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
+    # two cars in opposite lanes crawl toward each other at 2 px per frame (frames 1-8),
+    # then both speed up to 20 px per frame and pass each other between frames 8 and 9.
+    # The filter's velocity still says 2 px: by IoU alone each predicted box lies nearer the
+    # *other* car's detection. The direction of each car's last observations tells them apart.
+    def run(weight: float) -> list[dict[int, int]]:
+        cfg = TrackerConfig(mode="mct", cost="fused", matching_cascade=False, oc_direction_weight=weight)
+        tracker = DeepSortTracker(cfg, 10)
+        out = []
+        for f in range(1, 16):
+            if f <= 8:
+                xa, xb = 470 + 2 * f, 530 - 2 * f
+            else:
+                xa, xb = 486 + 20 * (f - 8), 514 - 20 * (f - 8)
+            out.append(_ids(tracker.update(_frame(f, [_box(xa, 300), _box(xb, 310)]))))
+        return out
+
+    with_direction = run(1.0)
+    # frames 3-15: detection 0 (the car going right) is track 1, detection 1 is track 2, throughout
+    assert all(i == {0: 1, 1: 2} for i in with_direction[2:])
+    # without the direction term the ids swap at frame 9
+    without = run(0.0)
+    assert without[7] == {0: 1, 1: 2} and without[8] == {0: 2, 1: 1}
+
+
+# ---------------------------------------------------------------------------- output convention
+def test_reference_output_writes_the_coasted_frame() -> None:
+    # frames 1-4: one car seen (confirmed at frame 3); frames 5-6: missed
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
+    written = []
+    for f in range(1, 7):
+        boxes = [_box(100 + 10 * f, 300)] if f <= 4 else []
+        tracker.update(_frame(f, boxes))
+        ids, xyxy = reference_output(tracker)
+        written.append((ids.tolist(), xyxy))
+    # frames 1-2: tentative, nothing written
+    assert written[0][0] == [] and written[1][0] == []
+    # frames 3-4: matched, the Kalman state box is written (not the detection's)
+    assert written[2][0] == [1] and written[3][0] == [1]
+    assert not np.allclose(written[3][1][0], _box(140, 300))
+    # frame 5: missed, but updated within the last frame: the coasted (predicted) box is written
+    assert written[4][0] == [1]
+    assert written[4][1][0, 0] > written[3][1][0, 0]  # moved on by the filter's velocity
+    # frame 6: two frames since the last match: nothing
+    assert written[5][0] == []
+
+
+# ---------------------------------------------------------------------------- other options
+def test_nsa_moves_the_state_further_towards_a_confident_box() -> None:
+    kf = BatchKalman()
+    mean, cov = kf.initiate(np.array([[100.0, 100.0, 0.5, 100.0]]))
+    mean, cov = kf.predict(mean, cov)
+    z = np.array([[110.0, 100.0, 0.5, 100.0]])
+    plain, _ = kf.update(mean, cov, z)
+    confident, _ = kf.update(mean, cov, z, scores=np.array([0.95]))
+    assert abs(confident[0, 0] - 110.0) < abs(plain[0, 0] - 110.0)
+
+
+def test_xywh_state_tracks_width_and_height() -> None:
+    # frames 1-6: a car turning: its box widens by 8 px per frame at a fixed height
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", filter_state="xywh"), 10)
+    for f in range(1, 7):
+        out = tracker.update(_frame(f, [_box(300, 300, 60 + 8 * f, 80)]))
+    assert out == [(1, 0)]
+    x1, y1, x2, y2 = tracker.state_xyxy([1])[0]
+    assert x2 - x1 == pytest.approx(60 + 8 * 6, abs=4.0) and y2 - y1 == pytest.approx(80, abs=1.0)
+
+
+def test_ema_feature_follows_the_detections() -> None:
+    # frames 1-3: a car with feature e1, then frames 4-10 with e2 (lighting changed): the EMA
+    # track feature moves toward e2, so e2 is closer than e1 by frame 10
+    cfg = TrackerConfig(mode="deep_sort", ema_alpha=0.5)
+    tracker = DeepSortTracker(cfg, 10)
+    e1, e2 = np.array([1.0, 0.0], np.float32), np.array([0.6, 0.8], np.float32)
+    for f in range(1, 11):
+        e = e1 if f <= 3 else e2
+        d = Detections(f, np.array([_box(100, 300)], np.float32), np.array([0.9], np.float32), embeddings=e[None])
+        assert tracker.update(d) == ([(1, 0)] if f >= 3 else [])
+    slot = tracker._slots[0]
+    feature = tracker._galleries.samples(int(slot))[0]
+    assert feature @ e2 > feature @ e1
+
+
+def test_presets_leave_the_faithful_mode_alone() -> None:
+    assert TrackerConfig(mode="deep_sort").uses_options is False
+    cfg = TrackerConfig(mode="mct")
+    for key, value in TRACKER_PRESETS["mct"].items():
+        assert getattr(cfg, key) == value
+    # an explicit option beside the preset wins
+    assert TrackerConfig(mode="mct", max_age=7).max_age == 7
