@@ -1,13 +1,14 @@
 """Re-associate a finished run's tracklets in seconds, and see where its IDF1 goes.
 
-    python scripts/diagnose_association.py runs/demo                       # IDF1 with configs/demo.yaml's association
+    python scripts/diagnose_association.py runs/demo                       # IDF1 with the run's association section
+    python scripts/diagnose_association.py runs/demo --config configs/demo.yaml
     python scripts/diagnose_association.py runs/demo --set terms=[appearance]
     python scripts/diagnose_association.py runs/demo --sweep min_log_lr=-2,0,2
     python scripts/diagnose_association.py runs/demo --truth               # pair statistics against the ground truth
 
-The run's camera stages are reused as they are; the ``association`` section comes from
-``--config`` (default ``configs/demo.yaml``) with ``--set KEY=VALUE`` overrides (keys of
-``association``), so a run made before a change of the association keys still loads.
+The run's camera stages are reused as they are; the ``association`` section is the run's
+own, or ``--config``'s, with ``--set KEY=VALUE`` overrides (keys of ``association``); a run
+made before the association keys changed is read with configs/demo.yaml's section.
 
 Prints the AI City MTMC IDF1 (with ROI) of the re-association, the self-training rounds
 and the fitted term models. ``--truth`` also gives each tracklet the ground-truth id it
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from mct.associate import associate, write_submission_rows  # noqa: E402
 from mct.associate.config import AssociationConfig  # noqa: E402
 from mct.associate.score import term_breakdown  # noqa: E402
-from mct.config import Config, load_topology, load_yaml_tree, validate  # noqa: E402
+from mct.config import Config, ConfigError, load_topology, load_yaml_tree, validate  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
 from mct.data.mot import read_mot  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
@@ -56,14 +57,24 @@ def gt_id_of(tracklet, gt, gt_xyxy: np.ndarray) -> int:
     return max(votes, key=votes.get) if votes else -1
 
 
-def run_config(run_dir: Path, config: Path) -> Config:
-    """The run's config with the association section of ``config``."""
+def run_config(run_dir: Path, config: Path | None) -> Config:
+    """The run's config, with the association section of ``config`` when given (else the
+    run's own, or configs/demo.yaml's when the run's names keys that no longer exist)."""
     tree = load_yaml_tree(run_dir / "config.yaml")
-    tree["association"] = load_yaml_tree(config).get("association", {})
-    return validate(tree, Config, str(run_dir / "config.yaml"))
+    if config is not None:
+        tree["association"] = load_yaml_tree(config).get("association", {})
+        return validate(tree, Config, str(config))
+    try:
+        return validate(tree, Config, str(run_dir / "config.yaml"))
+    except ConfigError as exc:
+        if "association" not in str(exc):
+            raise
+        print(f"{run_dir / 'config.yaml'}: its association section is out of date ({str(exc).splitlines()[0]}); "
+              "using configs/demo.yaml's", file=sys.stderr)
+        return run_config(run_dir, ROOT / "configs" / "demo.yaml")
 
 
-def load_run(run_dir: Path, config: Path, with_labels: bool = False):
+def load_run(run_dir: Path, config: Path | None, with_labels: bool = False):
     """The config, dataset, tracklets, evaluation ground truth and ROIs of a run (and, with
     ``with_labels``, each tracklet's gt id by :func:`gt_id_of`)."""
     cfg = run_config(run_dir, config)
@@ -94,7 +105,7 @@ def reassociate(cfg: Config, data, tracklets, gt_rows, rois, acfg: AssociationCo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "demo.yaml", help="config whose association section is used")
+    parser.add_argument("--config", type=Path, default=None, help="config whose association section is used (default: the run's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="association key override")
     parser.add_argument("--sweep", default="", metavar="KEY=V1,V2", help="re-associate at each value of one association key")
     parser.add_argument("--truth", action="store_true", help="pair statistics against the ground truth, and the oracle IDF1")
@@ -112,13 +123,13 @@ def main() -> int:
     for name, acfg in variants:
         res, details = reassociate(cfg, data, tracklets, gt_rows, rois, acfg)
         model = details["model"]
-        print(f"{name or 'association'} {over}: IDF1 {100 * res.idf1:.2f} IDP {100 * res.idp:.2f} IDR {100 * res.idr:.2f} "
-              f"({details['seconds']:.1f} s, {len(details['rounds'])} rounds: "
-              + ", ".join(f"{r['global_ids']} ids/{r.get('confident', '-')} confident" for r in details["rounds"]) + ")")
         a = model.appearance
-        print(f"  appearance: {a.source}, even odds at cosine {a.even_cosine():.3f}, prior {a.prior:.3f}; "
-              f"direction kappa {model.direction.kappa:.2f}; co-location sigma {model.colocation.sigma_m:.1f} m, "
-              f"radius {model.colocation.radius_m:.0f} m")
+        print(f"  {len(details['rounds'])} rounds ("
+              + ", ".join(f"{r['global_ids']} ids/{r.get('confident', '-')} confident" for r in details["rounds"])
+              + f"), {details['seconds']:.1f} s; appearance: {a.source}, even odds at cosine {a.even_cosine():.3f}, "
+              f"prior {a.prior:.3f}; direction kappa {model.direction.kappa:.2f}; co-location sigma "
+              f"{model.colocation.sigma_m:.1f} m, radius {model.colocation.radius_m:.0f} m")
+        print(f"{name or 'association'} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
     if args.truth:
         truth(cfg, data, tracklets, labels, gt_rows, rois, base)
     return 0
@@ -152,7 +163,7 @@ def truth(cfg, data, tracklets, labels, gt_rows, rois, acfg: AssociationConfig) 
     print(f"true cross-camera pairs {true_pairs.sum()}, among the candidates {found.sum()}")
     assignment = table.assignment(np.where(lab >= 0, lab, 10_000_000 + np.arange(n)))
     res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
-    print(f"oracle association on these tracklets: IDF1 {100 * res.idf1:.2f} IDP {100 * res.idp:.2f} IDR {100 * res.idr:.2f}")
+    print(f"oracle association on these tracklets: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
 
 
 if __name__ == "__main__":

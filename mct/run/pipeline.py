@@ -44,6 +44,8 @@ __all__ = [
 
 ASSIGNMENT_FILE = "assignment.csv"
 SUBMISSION_FILE = "submission.txt"
+#: the camera links the association used (topology file format; docs/association.md)
+LINKS_FILE = "links.yaml"
 METRICS_FILE = "metrics.json"
 
 
@@ -177,20 +179,22 @@ def _associate(
         for r in ok:
             tracklets.extend(stages.load_tracklets(Path(r.stages["track"]["dir"]) / stages.tracklets_name))
         log.info("associating %d tracklets of %d cameras", len(tracklets), len(cams))
-        assignment = stages.associate(tracklets, cams, cfg.association)
+        assignment = stages.associate(tracklets, cams, cfg.association, adir / LINKS_FILE)
         save_assignment(adir / ASSIGNMENT_FILE, assignment)
         with rf.atomic_path(adir / SUBMISSION_FILE) as tmp:
             n_rows = stages.write_submission(tmp, tracklets, assignment)
         seconds = time.perf_counter() - t0
         info = {"seconds": round(seconds, 4), "tracklets": len(tracklets), "global_ids": int(len(np.unique(assignment.global_ids))),
                 "rows": int(n_rows), "cameras": sorted(ok_keys)}
-        rf.mark_stage_done(adir, fp, [ASSIGNMENT_FILE, SUBMISSION_FILE], info)
+        rf.mark_stage_done(adir, fp, [f for f in (ASSIGNMENT_FILE, SUBMISSION_FILE, LINKS_FILE) if (adir / f).exists()], info)
         status = "computed"
     else:
         info = {k: v for k, v in rf.read_json(adir / "done.json").items() if k in ("seconds", "tracklets", "global_ids", "rows", "cameras")}
         status = "cached"
     folder.association_dir.mkdir(parents=True, exist_ok=True)
-    for name in (ASSIGNMENT_FILE, SUBMISSION_FILE):
+    for name in (ASSIGNMENT_FILE, SUBMISSION_FILE, LINKS_FILE):
+        if not (adir / name).exists():
+            continue
         rf.link_atomic(adir / name, folder.association_dir / name)
     rf.link_atomic(adir / SUBMISSION_FILE, folder.root / SUBMISSION_FILE)
     return {"status": status, "fingerprint": fp, "dir": str(adir), "submission": str(folder.root / SUBMISSION_FILE), **info}

@@ -229,11 +229,21 @@ class PipelineStages(Stages):
         gt = ds.ground_truth_path() if ds is not None else None
         return cameras, gt, Path(cfg.root) / cfg.split, failures
 
-    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> Any:
+    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any, links_path: Path | None = None) -> Any:
+        """Global ids; with ``links_path``, the camera links the association used are written
+        there in the topology file format (inspect, edit, reuse as ``association.topology``)."""
         from mct.associate import associate
+        from mct.associate.topology import write_topology
         from mct.config import load_topology
 
-        return associate(tracklets, cameras, cfg, load_topology(cfg.topology) if cfg.topology else None)
+        details: dict[str, Any] = {}
+        assignment = associate(tracklets, cameras, cfg, load_topology(cfg.topology) if cfg.topology else None, details=details)
+        if links_path is not None and "links" in details:
+            from mct.atomic import atomic_path
+
+            with atomic_path(links_path) as tmp:
+                write_topology(tmp, details["links"].to_topology())
+        return assignment
 
     def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: Any) -> int:
         """Write the AI City submission file of the tracklets that have a global id; returns rows."""
