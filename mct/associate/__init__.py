@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mct.associate.score import AppearanceModel, ColocationModel, DirectionModel
     from mct.data.submission import SubmissionRows
 
-__all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS"]
+__all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS", "UNKNOWN_REACH_S"]
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ class _StepClock:
 #: second-best pair of either tracklet into the other's camera.
 CONFIDENT_LOG_ODDS = 4.0
 CONFIDENT_MARGIN = 2.0
-#: cross-camera pairs whose space-time terms alone say at most this log-likelihood ratio
-#: (below) are known different vehicles for the appearance calibration, once there are
-#: MIN_CROSS_NEGATIVES of them.
-SPACE_TIME_NEGATIVE = 6.0
+#: cross-camera pairs whose space-time terms alone say at most minus this log-likelihood
+#: ratio (odds of 1 : 55 or longer) are known different vehicles for the appearance
+#: calibration, once there are MIN_CROSS_NEGATIVES of them. A gap far outside a link's
+#: window alone scores log 0.01 = -4.6 (the links' outlier floor), so look-alikes met at
+#: the wrong time are among them: the negatives that matter.
+SPACE_TIME_NEGATIVE = 4.0
 MIN_CROSS_NEGATIVES = 50
 #: without a known link, the kNN search reaches this far in time (seconds).
 UNKNOWN_REACH_S = 600.0
