@@ -6,23 +6,29 @@ N * N). They are visited best score first; the two clusters holding a pair merge
 1. the merged cluster has at most ``max_cluster_size`` tracklets;
 2. no pair of tracklets across the two is impossible (score ``-inf``: two scenarios, one
    camera at once beyond a handover, faster than any vehicle) — the cannot-links;
-3. the **average** log-likelihood ratio over the ``|A| x |B|`` pairs across the two
-   clusters (pairs of cameras with no direct link left out), plus the prior log-odds, is above ``min_log_lr`` (average linkage: a
-   vehicle's tracklets must agree as a whole, not only along the chain that joined them).
+3. the merge score is above ``min_log_lr``: the appearance log-likelihood ratio of the
+   cosine of the two clusters' mean features (averaging a vehicle's views cancels much of
+   each view's noise; for two single tracklets it is the pair's own), plus the **average**
+   of the space-time terms (travel time, direction, co-location) over the ``|A| x |B|``
+   pairs across the two clusters (pairs of cameras with no direct link left out), plus the
+   prior log-odds (average linkage: a vehicle's tracklets must agree in space and time as
+   a whole, not only along the chain of pairs that joined them).
 
-Pairs that are candidates use their full score (co-location included); the other cross
-pairs are scored on the spot by the same kernel (:func:`mct.associate.score.pair_log_lr`,
-without co-location, which is only measured for candidates). The loop is compiled with numba.
+Pairs that are candidates use their stored space-time score (co-location included); the
+other cross pairs are scored on the spot by the same kernel
+(:func:`mct.associate.score.pair_log_lr`, without co-location, which is only measured for
+candidates). The loop is compiled with numba.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numba
 import numpy as np
 
-from mct.associate.score import PairModel, _pair, pair_log_lr, table_args
+from mct.associate.score import PairModel, _appearance_llr, _pair, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
 __all__ = ["candidate_pairs", "mutual_best", "constrained_agglomerative", "conflicts_within"]
@@ -105,6 +111,8 @@ def _cluster(
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
     l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> tuple:
+    space_time = terms.copy()
+    space_time[0] = 0.0
     parent = np.arange(n)
     size = np.ones(n, np.int64)
     nxt = np.full(n, -1, np.int64)
@@ -135,7 +143,7 @@ def _cluster(
                 s = _lookup(indptr, nbr, val, min(x, y), max(x, y))
                 if np.isnan(s):
                     s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                              l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
+                              l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, space_time, handover_s)
                 if s == -np.inf:
                     ok = False
                     break
@@ -144,7 +152,25 @@ def _cluster(
                     count += 1
                 y = nxt[y]
             x = nxt[x]
-        if not ok or count == 0 or total <= min_mean * count:
+        if not ok or count == 0:
+            refused += 1
+            continue
+        mean = total / count
+        if terms[0] > 0.0:
+            # appearance of the two clusters: the cosine of their mean features (averaging
+            # a vehicle's views cancels much of each view's noise)
+            ca = np.zeros(feats.shape[1])
+            cb = np.zeros(feats.shape[1])
+            x = ra
+            while x >= 0:
+                ca += feats[x]
+                x = nxt[x]
+            y = rb
+            while y >= 0:
+                cb += feats[y]
+                y = nxt[y]
+            mean += _appearance_llr(np.dot(ca, cb) / math.sqrt(np.dot(ca, ca) * np.dot(cb, cb)), app)
+        if mean <= min_mean:
             refused += 1
             continue
         if size[ra] < size[rb]:
@@ -190,9 +216,14 @@ def constrained_agglomerative(
     pair_b = np.asarray(pair_b, np.int64)
     scores = np.asarray(scores, np.float64)
     lo_, hi_ = np.minimum(pair_a, pair_b), np.maximum(pair_a, pair_b)
-    # CSR of the candidate scores, by (lower row, higher row)
+    # CSR of the candidate scores without appearance (the loop adds the clusters' own), by
+    # (lower row, higher row)
+    space_time = scores
+    if model.terms[0] and model.appearance.source != "off":
+        cos = np.einsum("ij,ij->i", table.features[pair_a], table.features[pair_b])
+        space_time = scores - model.appearance.log_lr(cos)
     order = np.lexsort((hi_, lo_))
-    nbr, val = hi_[order], scores[order]
+    nbr, val = hi_[order], space_time[order]
     indptr = np.zeros(n + 1, np.int64)
     np.add.at(indptr, lo_ + 1, 1)
     indptr = np.cumsum(indptr)

@@ -414,17 +414,23 @@ def _pair(
         dot = 0.0
         for d in range(feats.shape[1]):
             dot += feats[i, d] * feats[j, d]
-        c = min(max(dot, -0.999), 0.999)
-        z = 0.5 * math.log((1.0 + c) / (1.0 - c))
-        z = min(max(z, app[4]), app[5])
-        r0 = (z - app[0]) / app[1]
-        r1 = (z - app[2]) / app[3]
-        total += _cap(-0.5 * r1 * r1 - math.log(app[3]) + 0.5 * r0 * r0 + math.log(app[1]))
+        total += _appearance_llr(dot, app)
     if terms[1] > 0.0 and l_known[k] > 0.0:
         total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
     if terms[2] > 0.0:
         total += _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _appearance_llr(cos: float, app: np.ndarray) -> float:
+    """:meth:`AppearanceModel.log_lr` of one cosine (``app``: :attr:`AppearanceModel.params`)."""
+    c = min(max(cos, -_COS_CLIP), _COS_CLIP)
+    z = 0.5 * math.log((1.0 + c) / (1.0 - c))
+    z = min(max(z, app[4]), app[5])
+    r0 = (z - app[0]) / app[1]
+    r1 = (z - app[2]) / app[3]
+    return _cap(-0.5 * r1 * r1 - math.log(app[3]) + 0.5 * r0 * r0 + math.log(app[1]))
 
 
 @numba.njit(cache=True, nogil=True)
