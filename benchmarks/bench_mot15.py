@@ -2,6 +2,7 @@
 
     python benchmarks/bench_mot15.py                      # every mode, all eight sequences
     python benchmarks/bench_mot15.py --modes motion_only mct --sequences ETH-Bahnhof
+    python benchmarks/bench_mot15.py --modes motion_only+oc_recovery=true@state --no-write
 
 Input: ``../shared/data/mot15/<SEQ>/`` (``det.txt``: the Faster R-CNN detections SORT
 ships, ``gt.txt``, ``seqinfo.txt``; see its README). Every frame ``1 .. frames`` is fed in
@@ -175,16 +176,27 @@ def add_counts(a: dict | None, b: dict) -> dict:
 
 
 def mode_config(mode: str) -> tuple[TrackerConfig, str]:
-    """``name[@state]`` -> (config, output convention)."""
-    name, _, convention = mode.partition("@")
+    """``name[+key=value...][@state]`` -> (config, output convention).
+
+    E.g. ``motion_only+byte_min_high_score=0.7@state``: the mode, options on top (YAML
+    values), and the output convention.
+    """
+    import yaml
+
+    spec, _, convention = mode.partition("@")
     convention = convention or "det"
     if convention not in ("det", "state"):
         raise ValueError(f"--modes {mode!r}: output convention must be det or state, got {convention!r}")
-    if name in TRACKER_PRESETS:
-        return TrackerConfig(**TRACKER_PRESETS[name]), convention
-    if name in ("deep_sort", "motion_only"):
-        return TrackerConfig(mode=name), convention
-    raise ValueError(f"--modes {mode!r}: unknown mode; choose from deep_sort, motion_only, {', '.join(TRACKER_PRESETS)}")
+    name, *options = spec.split("+")
+    if name not in TRACKER_PRESETS and name not in ("deep_sort", "motion_only"):
+        raise ValueError(f"--modes {mode!r}: unknown mode; choose from deep_sort, motion_only, {', '.join(TRACKER_PRESETS)}")
+    overrides = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise ValueError(f"--modes {mode!r}: option {option!r} is not key=value")
+        overrides[key] = yaml.safe_load(value)
+    return TrackerConfig(mode=name, **overrides), convention  # a preset's options come with its mode
 
 
 def fmt_row(name: str, r: dict, fps: float | None) -> str:
@@ -197,8 +209,9 @@ def fmt_row(name: str, r: dict, fps: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", default=["motion_only", "deep_sort", "deep_sort@state", "mct"],
-                        help="tracker modes: deep_sort, motion_only or a TRACKER_PRESETS name, optionally @state")
+    parser.add_argument("--modes", nargs="+", default=["motion_only", "deep_sort", "deep_sort@state", "mct", "mct@state"],
+                        help="tracker modes: deep_sort, motion_only or a TRACKER_PRESETS name, then +key=value "
+                             "options, then @state for the reference output convention")
     parser.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--no-write", action="store_true", help="print only (for quick experiments)")

@@ -287,11 +287,11 @@ def _rows_table(title: str, rows: list[dict[str, str]]) -> "object":
               help="Evaluation ground truth (ground_truth_<split>.txt, or a .zip/.tar.gz with one file).")
 @click.option("--pred", "pred_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="Submission: 'camera_id obj_id frame_id xmin ymin width height xworld yworld' per line.")
-@click.option("--roi-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--roi-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder with c0xx/roi.jpg (or a dataset / split folder holding them); without it no ROI filter.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and eval.png (per-camera bars, identity timeline) here.")
-@click.option("--per-camera-gt-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--per-camera-gt-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Also evaluate each camera MOTChallenge-style against its c0xx/gt/gt.txt found below this folder.")
 @click.option("--min-iou", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
               help="IoU a match needs (0.5 in the official evaluation).")
@@ -386,6 +386,31 @@ def train_reid_cmd(ctx: click.Context, config: str, out: str | None, resume: boo
         )
 
 
+@main.command("adapt")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None, help="The first run's folder (overrides run_dir).")
+@set_option("steps=100")
+@click.pass_context
+def adapt_cmd(ctx: click.Context, config: str, run_dir: str | None, overrides: tuple[str, ...]) -> None:
+    """Fine-tune the re-ID model on a scenario's own video, without labels (from a first run)."""
+    from mct.config import load_config
+    from mct.reid.adapt import AdaptError, adapt_reid
+    from mct.reid.config import ReidAdaptConfig
+
+    cfg = load_config(config, [*overrides, *([f"run_dir={run_dir}"] if run_dir else [])], model=ReidAdaptConfig)
+    try:
+        summary = adapt_reid(cfg, progress=not ctx.meta.get("mct.quiet"))
+    except AdaptError as exc:
+        raise fail(str(exc)) from exc
+    console.print(
+        f"model: {summary['model']}  ({summary['steps']} steps on {summary['tracklets_used']} tracklets, "
+        f"{summary['pseudo_identities']} pseudo-identities, {summary['cross_camera_merges']} cross-camera merges; "
+        f"{summary['wall_s']:.0f} s)\nre-run with: --set reid.weights={summary['model']}",
+        highlight=False,
+        markup=False,
+    )
+
+
 @main.command("eval-reid")
 @click.option("--data", "root", type=click.Path(file_okay=False), required=True, help="Dataset root (AI City layout).")
 @click.option("--split", default="validation", show_default=True, help="Split whose gt identities are evaluated.")
@@ -446,6 +471,8 @@ def fit_topology_cmd(
     if (root is None) == (run_dir is None):
         fail("fit-topology: give exactly one of --data and --from-run")
     if run_dir is not None:
+        if scenarios or as_scenario is not None:
+            fail("fit-topology: --scenario and --as-scenario go with --data (a run's links cover its own scenarios)")
         _links_from_run(Path(run_dir), out)
         return
     if out is None:
@@ -470,6 +497,7 @@ def fit_topology_cmd(
 def _links_from_run(run_dir: Path, out: str | None) -> None:
     """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its links."""
     from mct.associate.config import LinksConfig
+    from mct.associate.constraints import load_topology
     from mct.associate.links import SOURCE_NAMES
     from mct.associate.topology import links_from_assignment, write_topology
     from mct.data.aicity import dataset_from_config
@@ -492,12 +520,27 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     if not tracklets:
         fail(f"{run_dir}/cameras: no camera has tracklets.npz")
     links_cfg = getattr(cfg.association, "links", None) or LinksConfig()
-    links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg)
+    topology_path = getattr(cfg.association, "topology", "")
+    topology = load_topology(topology_path) if topology_path else None  # the run's file wins where it has links
+    links = links_from_assignment(tracklets, dataset.cameras, load_assignment(assignment_path), links_cfg, topology)
+    from rich import box
+    from rich.table import Table
+
     path = write_topology(out or run_dir / "association" / "links.yaml", links.to_topology())
     counts: dict[str, int] = {}
-    for ls in links.links.values():
-        for lk in ls.values():
+    table = Table(title="camera links (gap = start in dst - end in src, seconds)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("scenario", "src", "dst", "window", "hard", "overlap", "source", "n"):
+        table.add_column(name, justify="left" if name in ("scenario", "src", "dst", "source") else "right", no_wrap=True)
+    for scen, ls in sorted(links.links.items()):
+        for (src, dst), lk in sorted(ls.items()):
             counts[SOURCE_NAMES[lk.source]] = counts.get(SOURCE_NAMES[lk.source], 0) + 1
+            if src == dst:
+                continue
+            window = "no direct link" if lk.forbidden else f"[{lk.lo_s:.1f}, {lk.hi_s:.1f}]"
+            hard = f"{lk.min_gap_s:.1f}" if abs(lk.min_gap_s) != float("inf") else "-"
+            table.add_row(scen, src, dst, window, hard, "yes" if lk.overlap else "", SOURCE_NAMES[lk.source], str(lk.count or ""))
+    console.print(table)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     console.print(f"wrote {path}: {len(links.links)} scenario(s), links: {summary}", highlight=False)
 

@@ -146,8 +146,8 @@ class LinksConfig(StrictModel):
     max_speed_mps: float = Field(default=25.0, gt=0.0)
     #: time a vehicle may stand at signals between two cameras, s (about one signal cycle).
     stop_time_s: float = Field(default=60.0, ge=0.0)
-    #: how many confident matches the prior window counts for when a link is learned from
-    #: the run (the shrinkage pseudo-count).
+    #: when a link is learned from the run's confident matches, n of them count as
+    #: n^2 / (n + prior_count): few matches leave a wide, soft window within the prior's.
     prior_count: float = Field(default=10.0, ge=0.0)
     #: gap window of two fragments of one visit to one camera (src == dst), s.
     fragment_gap_s: float = Field(default=10.0, ge=0.0)

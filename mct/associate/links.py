@@ -7,8 +7,9 @@ once). Links come from four sources, weakest first:
 
 1. **prior** (:meth:`CameraLinks.from_geometry`, no labels): each camera's calibration
    (``calibration.txt``: ground -> image homography, metres or GPS degrees) puts its ROI on
-   the ground (the *footprint*) and the first and last box bottom centres of its tracklets
-   there (the *entry* and *exit regions*). From A's exit region to B's entry region there is
+   the ground (the *footprint*: the ROI pixels in front of the camera no coarser than
+   2 m per pixel, or as far as its tracklets are seen) and the first and last box bottom
+   centres of its tracklets there (the *entry* and *exit regions*). From A's exit region to B's entry region there is
    a ground distance: the nearest ``d_near`` (a low quantile of each exit point's nearest
    entry point) and the farthest ``d_far`` (a high quantile of all exit-entry distances).
    With the speed range of :class:`LinksConfig` the window is
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
 from mct.associate.config import LinksConfig, ScenarioTopology, TopologyFile, Transition
@@ -102,8 +104,9 @@ TRACKED_QUANTILE, TRACKED_MARGIN = 0.95, 1.2
 MIN_REGION_POINTS = 5
 #: quantiles of the distances behind the prior window (robust to a few misplaced points).
 NEAR_QUANTILE, FAR_QUANTILE = 0.1, 0.9
-#: points kept per region when measuring distances (pairwise distances cost P^2).
-MAX_REGION_POINTS = 400
+#: points kept per region when measuring nearest distances, and for the far quantile
+#: over all pairs (which costs FAR_POINTS^2).
+MAX_REGION_POINTS, FAR_POINTS = 400, 100
 #: a learned link needs at least this many (weighted) matches; fewer leave the prior.
 MIN_LEARN_COUNT = 2.0
 #: quantiles of the matched gaps taken as the data's window (robust to a wrong match).
@@ -127,6 +130,8 @@ class Link:
         count: observations behind the window (matches, ground-truth transitions).
         distance_m: ground distance from the exit region to the entry region (prior links).
         exit_zone, entry_zone: zones of a topology file (kept for writing it back).
+        fixed: read from a topology file given to the run: never relearned, whatever its
+            recorded ``source`` (a run's ``links.yaml`` edited and given back, say).
     """
 
     lo_s: float
@@ -139,6 +144,7 @@ class Link:
     distance_m: float = math.nan
     exit_zone: str = ""
     entry_zone: str = ""
+    fixed: bool = False
 
     @property
     def forbidden(self) -> bool:
@@ -150,7 +156,8 @@ class Link:
 class LinkArrays:
     """Camera links compiled for one TrackletTable, indexed ``[scenario code, src camera code,
     dst camera code]`` with the table's codes. Gaps are ``start_s(dst tracklet) -
-    end_s(src tracklet)``, seconds (negative = seen at once).
+    end_s(src tracklet)``, seconds (negative = seen at once), the src tracklet being the
+    one that starts first (as labelled and learned windows are fitted; ties: either).
 
     Attributes:
         lo, hi: ``(S, C, C) float64`` the plausible gap window (``nan`` where not known).
@@ -162,7 +169,7 @@ class LinkArrays:
             scenario): callers fall back to appearance and a wide window.
         source: ``(S, C, C) int8`` 0 none, 1 prior, 2 learned, 3 labelled, 4 file.
         horizon_s: ``(S,) float64`` different vehicles' gaps are taken as uniform over
-            ``[-horizon_s, horizon_s]`` (the scenario's time span).
+            ``[-horizon_s, horizon_s]`` (the candidate horizon, see :meth:`CameraLinks.compile`).
     """
 
     lo: np.ndarray
@@ -194,8 +201,9 @@ class LinkArrays:
         """``(P,) float64`` log-likelihood ratio of the gap, same vehicle vs different vehicles.
 
         Same vehicle: the window ``[lo, hi]`` with Gaussian edges of width ``spread_s``
-        (a uniform density convolved with a Gaussian), renormalised to the horizon
-        ``[-H, H]``, mixed with :data:`OUTLIER_RATE` of the different-vehicles density.
+        (a uniform density convolved with a Gaussian) mixed with :data:`OUTLIER_RATE` of
+        the different-vehicles density, conditioned on the gap lying within ``[-H, H]``
+        as the different-vehicles density is.
         Different vehicles: uniform over ``[-H, H]``. ``-inf`` where
         ``gap < min_gap_s``; 0 where not known.
 
@@ -213,10 +221,17 @@ class LinkArrays:
         lo, hi, sd = self.lo[s[k], a[k], b[k]], self.hi[s[k], a[k], b[k]], self.spread_s[s[k], a[k], b[k]]
         horizon = np.maximum(self.horizon_s[s[k]], 1e-9)
         g = gap[k]
-        density = _window_density(g, lo, hi, sd) / np.maximum(_window_mass(-horizon, horizon, lo, hi, sd), 1e-12)
         uniform = 1.0 / (2.0 * horizon)
+        # same vehicle: the window mixed with outliers, conditioned on the gap lying within
+        # the horizon, as the different-vehicles density is (both tracklets were seen): a
+        # window reaching beyond a short recording is not evidence against its true pairs,
+        # and the threshold on the summed evidence does not depend on the recording's length.
+        # Outliers first, so that a window wholly beyond the horizon says nothing rather
+        # than blowing up its Gaussian tail.
+        same = (1.0 - OUTLIER_RATE) * _window_density(g, lo, hi, sd) + OUTLIER_RATE * uniform
+        mass = (1.0 - OUTLIER_RATE) * _window_mass(-horizon, horizon, lo, hi, sd) + OUTLIER_RATE
         with np.errstate(divide="ignore"):
-            lr = np.log((1.0 - OUTLIER_RATE) * density + OUTLIER_RATE * uniform) - np.log(uniform)
+            lr = np.log(same / mass) - np.log(uniform)
         lr[g < self.min_gap_s[s[k], a[k], b[k]]] = -np.inf
         out[k] = lr
         return out
@@ -248,7 +263,7 @@ def _window_mass(t0: np.ndarray, t1: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     lower = _phi_integral((t1 - hi) / sd) - _phi_integral((t0 - hi) / sd)
     mass = sd * (upper - lower) / w
     point = ndtr((t1 - lo) / sd) - ndtr((t0 - lo) / sd)
-    return np.where(wide, mass, point)
+    return np.clip(np.where(wide, mass, point), 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- ground geometry
@@ -263,12 +278,20 @@ class _View:
     footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (P, 2) metres
     area: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) m^2 per footprint sample
     cell: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) metres per pixel there
+    entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
+    exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     # every ROI sample in front of the camera, of which the footprint is the near part
     all_footprint: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     all_area: np.ndarray = field(default_factory=lambda: np.zeros(0))
     all_cell: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    entry: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) metres
-    exit: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    _bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``((x_min, y_min), (x_max, y_max))`` of the footprint, metres (computed once)."""
+        if self._bounds is None:
+            lo, hi = self.footprint.min(axis=0), self.footprint.max(axis=0)
+            self._bounds = ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+        return self._bounds
 
 
 class _Frame:
@@ -396,6 +419,8 @@ def _make_view(camera: Camera, frame: _Frame, units: Units, table_points: np.nda
     else:
         w = np.array([1.0])
     front = float(np.sign(w[0])) or 1.0
+    if np.isfinite(w[0]) and w[0] != 0.0:
+        inverse = inverse / abs(float(w[0]))  # a homography's scale is arbitrary: w = 1 at the reference pixel
     degrees = GroundMotion(units=units).scale(camera) != 1.0
     view = _View(camera, inverse, front, degrees)
     if camera.frame_size is not None:
@@ -459,6 +484,11 @@ def _in_view(view: _View, frame: _Frame, xy_m: np.ndarray) -> np.ndarray:
 
 def _overlap(va: _View, vb: _View, frame: _Frame) -> tuple[float, float]:
     """Ground area (m^2) the two footprints share, and the extent (m) of the shared part."""
+    if not len(va.footprint) or not len(vb.footprint):
+        return 0.0, 0.0
+    (lo_a, hi_a), (lo_b, hi_b) = va.bounds(), vb.bounds()
+    if hi_a[0] < lo_b[0] or hi_a[1] < lo_b[1] or hi_b[0] < lo_a[0] or hi_b[1] < lo_a[1]:
+        return 0.0, 0.0  # bounding boxes apart: nothing shared
     b_in_a = _in_view(va, frame, vb.footprint)
     a_in_b = _in_view(vb, frame, va.footprint)
     area = max(float(vb.area[b_in_a].sum()), float(va.area[a_in_b].sum()))
@@ -467,17 +497,35 @@ def _overlap(va: _View, vb: _View, frame: _Frame) -> tuple[float, float]:
     return area, extent
 
 
-def _prior_link(va: _View, vb: _View, frame: _Frame, cfg: LinksConfig) -> Link:
-    """The prior link ``va -> vb`` (different cameras)."""
-    exits = va.exit if len(va.exit) >= MIN_REGION_POINTS else va.footprint
-    entries = vb.entry if len(vb.entry) >= MIN_REGION_POINTS else vb.footprint
-    x, e = _subsample(exits, MAX_REGION_POINTS), _subsample(entries, MAX_REGION_POINTS)
-    d = np.hypot(x[:, None, 0] - e[None, :, 0], x[:, None, 1] - e[None, :, 1])
-    d_near = float(np.quantile(d.min(axis=1), NEAR_QUANTILE))
-    d_far = float(np.quantile(d, FAR_QUANTILE))
-    d_min = float(d.min())
+@dataclass
+class _Regions:
+    """A camera's exit and entry regions as used for distances (its footprint when it has
+    fewer than :data:`MIN_REGION_POINTS` points), subsampled, with a k-d tree of entries."""
+
+    exits: np.ndarray  # (<= MAX_REGION_POINTS, 2) metres
+    entries: np.ndarray
+    entry_tree: cKDTree
+    exits_far: np.ndarray  # (<= FAR_POINTS, 2): for the far quantile of all pairs
+    entries_far: np.ndarray
+
+    @classmethod
+    def of(cls, view: _View) -> "_Regions":
+        exits = view.exit if len(view.exit) >= MIN_REGION_POINTS else view.footprint
+        entries = view.entry if len(view.entry) >= MIN_REGION_POINTS else view.footprint
+        exits, entries = _subsample(exits, MAX_REGION_POINTS), _subsample(entries, MAX_REGION_POINTS)
+        return cls(exits, entries, cKDTree(entries), _subsample(exits, FAR_POINTS), _subsample(entries, FAR_POINTS))
+
+
+def _prior_link(ra: _Regions, rb: _Regions, shared: tuple[float, float], cfg: LinksConfig) -> Link:
+    """The prior link from the camera of ``ra`` to that of ``rb`` (different cameras);
+    ``shared``: their footprints' shared area (m^2) and its extent (m), see :func:`_overlap`."""
+    nearest, _ = rb.entry_tree.query(ra.exits)
+    d_near = float(np.quantile(nearest, NEAR_QUANTILE))
+    d_min = float(nearest.min())
+    x, e = ra.exits_far, rb.entries_far
+    d_far = float(np.quantile(np.hypot(x[:, None, 0] - e[None, :, 0], x[:, None, 1] - e[None, :, 1]), FAR_QUANTILE))
     hi = d_far / cfg.min_speed_mps + cfg.stop_time_s
-    area, extent = _overlap(va, vb, frame)
+    area, extent = shared
     if area >= MIN_OVERLAP_M2:
         lo = -(extent / cfg.min_speed_mps + cfg.stop_time_s)
         hard = -math.inf
@@ -493,6 +541,25 @@ def _prior_link(va: _View, vb: _View, frame: _Frame, cfg: LinksConfig) -> Link:
 def _fragment_link(cfg: LinksConfig, source: int = SOURCE_PRIOR) -> Link:
     """Two fragments of one visit to one camera (handovers are the score's own rule)."""
     return Link(0.0, cfg.fragment_gap_s, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * cfg.fragment_gap_s), -math.inf, False, source)
+
+
+def _endpoint_excess(width: float, bound: float, n: float, qs: Sequence[float]) -> tuple[float, ...]:
+    """Quantiles ``qs`` of how far a uniform distribution's end lies beyond the farthest of
+    ``n`` draws spanning ``width`` seconds, with a flat prior over ``[0, bound]``: the
+    likelihood of an end ``e`` beyond is ``(width + e)^-n``, so the posterior CDF is
+    ``(1 - (1 + e/w)^(1-n)) / (1 - (1 + bound/w)^(1-n))`` (log-uniform for n = 1)."""
+    if bound <= 0:
+        return tuple(0.0 for _ in qs)
+    w = max(width, MIN_SPREAD_S)
+    out = []
+    for q in qs:
+        if abs(n - 1.0) < 1e-9:
+            e = w * math.exp(q * math.log1p(bound / w)) - w
+        else:
+            r = math.exp((1.0 - n) * math.log1p(bound / w))  # (1 + bound/w)^(1-n)
+            e = w * (1.0 - q * (1.0 - r)) ** (1.0 / (1.0 - n)) - w
+        out.append(min(max(e, 0.0), bound))
+    return tuple(out)
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
@@ -513,9 +580,13 @@ class CameraLinks:
         cfg: the physical bounds used.
         camera_keys: the camera codes of the table the links were built on (``(scenario,
             camera_id)`` per code; empty when not built on a table), for :meth:`learned`.
-        unknown: ``(scenario, camera_id)`` of cameras with no calibration.
+        unknown: ``(scenario, camera_id)`` of cameras with no prior link (no calibration, or
+            neither a frame size nor a tracklet to place on the ground).
         footprints, entries, exits: ``{(scenario, camera_id): (P, 2) float64}`` ground
             points, metres (prior links only).
+        base: the links before any learning (prior, overridden by file and labelled
+            links), the starting point and the prior of every :meth:`learned` call;
+            ``None``: ``links``.
     """
 
     links: Mapping[str, Mapping[tuple[str, str], Link]]
@@ -525,6 +596,7 @@ class CameraLinks:
     footprints: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     entries: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
     exits: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    base: Mapping[str, Mapping[tuple[str, str], Link]] | None = None
 
     def link(self, scenario: str, src: str, dst: str) -> Link | None:
         """The link ``src -> dst`` of ``scenario``, or ``None``."""
@@ -554,14 +626,21 @@ class CameraLinks:
         cfg = cfg or LinksConfig()
         frames: dict[str, _Frame] = {}
         views: dict[tuple[str, str], _View] = {}
-        unknown: list[tuple[str, str]] = []
+        unknown: list[tuple[str, str]] = []  # no calibration
+        unplaced: list[tuple[str, str]] = []  # calibration, but nothing to place on the ground
         code = {key: i for i, key in enumerate(table.camera_keys)} if table is not None else {}
+        if table is not None:  # rows of each camera code, without a pass over the table per camera
+            by_camera = np.argsort(table.camera, kind="stable")
+            bounds = np.searchsorted(table.camera[by_camera], np.arange(len(table.camera_keys) + 1))
         for cam in cameras:
             if cam.homography is None:
                 unknown.append(cam.key)
                 continue
             frame = frames.setdefault(cam.scenario, _Frame())
-            rows = np.flatnonzero(table.camera == code[cam.key]) if cam.key in code and table is not None else np.zeros(0, np.int64)
+            if table is not None and cam.key in code:
+                rows = by_camera[bounds[code[cam.key]] : bounds[code[cam.key] + 1]]
+            else:
+                rows = np.zeros(0, np.int64)
             entry_px = table.entry_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             exit_px = table.exit_xy[rows].astype(np.float64) if len(rows) else np.zeros((0, 2))
             view = _make_view(cam, frame, units, entry_px)
@@ -578,8 +657,9 @@ class CameraLinks:
                 view.footprint = np.concatenate([view.entry, view.exit])
                 view.area = np.zeros(len(view.footprint))
             if not len(view.footprint):
-                log.warning("camera %s/%s: no frame size and no tracklet on the ground: no camera links", *cam.key)
-                unknown.append(cam.key)
+                log.warning("camera %s/%s: no frame size and no tracklet on the ground: no camera links; "
+                            "appearance and a wide time window only there", *cam.key)
+                unplaced.append(cam.key)
                 continue
             views[cam.key] = view
         if unknown:
@@ -588,12 +668,17 @@ class CameraLinks:
                 ", ".join(f"{s}/{c}" for s, c in unknown),
             )
         links: dict[str, dict[tuple[str, str], Link]] = {}
-        for (sa, ca), va in views.items():
+        regions = {key: _Regions.of(v) for key, v in views.items()}
+        keys = list(views)
+        for i, (sa, ca) in enumerate(keys):
             out = links.setdefault(sa, {})
-            for (sb, cb), vb in views.items():
+            out[(ca, ca)] = _fragment_link(cfg)
+            for sb, cb in keys[i + 1 :]:
                 if sb != sa:
                     continue
-                out[(ca, cb)] = _fragment_link(cfg) if ca == cb else _prior_link(va, vb, frames[sa], cfg)
+                shared = _overlap(views[(sa, ca)], views[(sb, cb)], frames[sa])
+                out[(ca, cb)] = _prior_link(regions[(sa, ca)], regions[(sb, cb)], shared, cfg)
+                out[(cb, ca)] = _prior_link(regions[(sb, cb)], regions[(sa, ca)], shared, cfg)
         for scen, ls in links.items():
             for (src, dst), lk in sorted(ls.items()):
                 if src != dst:
@@ -603,11 +688,28 @@ class CameraLinks:
             links=links,
             cfg=cfg,
             camera_keys=tuple(table.camera_keys) if table is not None else (),
-            unknown=tuple(unknown),
+            unknown=tuple(unknown + unplaced),
             footprints={k: v.footprint for k, v in views.items()},
             entries={k: v.entry for k, v in views.items()},
             exits={k: v.exit for k, v in views.items()},
         )
+
+    @classmethod
+    def for_run(
+        cls,
+        cameras: Sequence[Camera],
+        table: TrackletTable,
+        cfg: LinksConfig | None = None,
+        topology: TopologyFile | None = None,
+        units: Units = "auto",
+    ) -> "CameraLinks":
+        """The links a run starts from: the prior from geometry, overridden by ``topology``
+        (a file or labelled links) for every pair it has a link for. Raises as
+        :meth:`from_geometry` and :meth:`from_topology`."""
+        links = cls.from_geometry(cameras, table, cfg, units)
+        if topology is not None:
+            links = links.overridden_by(cls.from_topology(topology, cameras, cfg))
+        return links
 
     # ------------------------------------------------------------------ file / labelled
     @classmethod
@@ -616,9 +718,10 @@ class CameraLinks:
 
         A scenario's own entry applies, else the ``"*"`` entry. Several transitions of one
         camera pair (different zones) become one window covering all of them. Pairs not
-        listed: ``unlisted: forbid`` makes them links with no direct gap allowed
-        (``min_gap_s = +inf``); ``allow`` with ``max_unlisted_gap_s > 0`` a window
-        ``[-max, max]``; ``allow`` alone leaves them to the other sources.
+        listed, of cameras the file names: ``unlisted: forbid`` makes them links with no
+        direct gap allowed (``min_gap_s = +inf``); ``allow`` with ``max_unlisted_gap_s > 0``
+        a window ``[-max, max]``; ``allow`` alone leaves them to the other sources. A
+        camera the file never names is left to the other sources (with a warning).
 
         Raises:
             ValueError: a transition or zone names a camera that is not among ``cameras``
@@ -660,24 +763,36 @@ class CameraLinks:
                 if src not in ids or dst not in ids:
                     continue  # '*' entries for cameras this scenario lacks
                 out[(src, dst)] = _link_of(ts)
+            # the unlisted rule covers the cameras the file speaks of; a camera it never
+            # names keeps the links of the other sources (a file written for some cameras
+            # must not cut the others off)
+            named = {t.src for t in scen.transitions} | {t.dst for t in scen.transitions} | set(scen.cameras)
+            covered = [c for c in ids if c in named]
+            silent = sorted(set(ids) - named)
+            if silent and (scen.unlisted == "forbid" or scen.max_unlisted_gap_s > 0):
+                log.warning("topology of %s says nothing of camera(s) %s: their links come from geometry and the run",
+                            s_name, ", ".join(silent))
             if scen.unlisted == "forbid":
-                for src in ids:
-                    for dst in ids:
-                        out.setdefault((src, dst), Link(0.0, 0.0, MIN_SPREAD_S, math.inf, False, SOURCE_FILE))
+                for src in covered:
+                    for dst in covered:
+                        out.setdefault((src, dst), Link(0.0, 0.0, MIN_SPREAD_S, math.inf, False, SOURCE_FILE, fixed=True))
             elif scen.max_unlisted_gap_s > 0:
                 g = scen.max_unlisted_gap_s
-                for src in ids:
-                    for dst in ids:
-                        out.setdefault((src, dst), Link(-g, g, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * 2 * g), -math.inf, False, SOURCE_FILE))
+                for src in covered:
+                    for dst in covered:
+                        out.setdefault((src, dst), Link(-g, g, max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * 2 * g), -math.inf, False, SOURCE_FILE,
+                                                        fixed=True))
         return cls(links=links, cfg=cfg)
 
     def overridden_by(self, other: "CameraLinks") -> "CameraLinks":
         """These links with ``other``'s replacing them per camera pair (a file or labelled
         links over prior or learned ones); footprints and regions are kept."""
         merged = {s: dict(ls) for s, ls in self.links.items()}
+        base = {s: dict(ls) for s, ls in (self.base if self.base is not None else self.links).items()}
         for s, ls in other.links.items():
             merged.setdefault(s, {}).update(ls)
-        return replace(self, links=merged, camera_keys=self.camera_keys or other.camera_keys)
+            base.setdefault(s, {}).update(ls)
+        return replace(self, links=merged, base=base, camera_keys=self.camera_keys or other.camera_keys)
 
     # ------------------------------------------------------------------ learned
     def learned(
@@ -692,13 +807,24 @@ class CameraLinks:
         """Links refitted from confident matches: row ``p`` says a vehicle went from camera
         code ``a[p]`` to ``b[p]`` of scenario code ``s[p]`` with gap ``gap_s[p]`` seconds.
 
+        Each call refits from :attr:`base` (the links before any learning), so that a
+        second pass of self-training learns from its own matches, not from the first
+        pass's windows; pairs with too few matches keep their base link.
+
         Per directed camera pair with at least :data:`MIN_LEARN_COUNT` (weighted) matches
-        above its hard bound: the data's window is the :data:`LEARN_QUANTILES` of the gaps
-        and its edge softness ``width / (n + 1)`` (the spacing of n draws); the learned
-        window blends it with the prior's by ``w = n / (n + prior_count)``, never narrower
-        than the data's window, never below the hard bound. A pair with no prior window
-        takes the data's, its softness scaled by ``1 + prior_count / n``. One camera with
-        itself is never learned (fragments are the tracker's business).
+        above its hard bound: the data's window is the :data:`LEARN_QUANTILES` of the gaps.
+        Each of its edges may lie further out, up to the prior window's edge: the gaps are
+        taken as draws of a uniform over the true window, whose end beyond the data's has
+        the posterior ``(width + e)^-n`` over ``[0, room to the prior's edge]`` (a flat
+        prior there; :func:`_endpoint_excess`), with ``n`` discounted to
+        ``n^2 / (n + prior_count)`` against wrong matches. The learned edge is the
+        posterior median, the softness the median-to-90% distance (at least the spacing
+        ``width / (n + 1)`` of n draws): many matches give a tight window, few a wide and
+        soft one; never narrower than the data's window, never beyond the prior's nor
+        below the hard bound. A pair with no prior window takes the data's, its softness
+        scaled by ``1 + prior_count / n``. One camera with
+        itself is never learned (fragments are the tracker's business), nor are labelled
+        links and links read from a file (:attr:`Link.fixed`).
 
         Args:
             s, a, b: ``(P,)`` scenario and camera codes of ``table`` (default: the table
@@ -714,49 +840,68 @@ class CameraLinks:
         w = np.ones(len(gap)) if weight is None else np.asarray(weight, np.float64)
         if not (len(a) == len(b) == len(gap) == len(w) == len(np.asarray(s))):
             raise ValueError(f"CameraLinks.learned: s, a, b, gap_s, weight differ in length ({len(np.asarray(s))}, {len(a)}, {len(b)}, {len(gap)}, {len(w)})")
-        merged = {sc: dict(ls) for sc, ls in self.links.items()}
+        base = self.base if self.base is not None else self.links
+        merged = {sc: dict(ls) for sc, ls in base.items()}
         n0 = self.cfg.prior_count
-        pair = a * len(keys) + b
-        for p in np.unique(pair).tolist():
+        usable = (w > 0) & np.isfinite(gap)
+        pair = (a * len(keys) + b)[usable]
+        gap, w = gap[usable], w[usable]
+        order = np.argsort(pair, kind="stable")
+        pair, gap, w = pair[order], gap[order], w[order]
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, np.int64)
+        for lo_row, hi_row in zip(starts.tolist(), np.r_[starts[1:], len(pair)].tolist()):
+            p = int(pair[lo_row])
             ca, cb = keys[p // len(keys)], keys[p % len(keys)]
             if ca[0] != cb[0] or ca[1] == cb[1]:
                 continue
             scen, src, dst = ca[0], ca[1], cb[1]
             prior = merged.get(scen, {}).get((src, dst))
-            if prior is not None and prior.source >= SOURCE_LABELLED:
-                continue  # labelled and hand-written links are not relearned
-            m = (pair == p) & (w > 0) & np.isfinite(gap)
+            if prior is not None and (prior.fixed or prior.source >= SOURCE_LABELLED):
+                continue  # labelled links and links of a file are not relearned
+            g, wp = gap[lo_row:hi_row], w[lo_row:hi_row]
             if prior is not None:
-                m &= gap >= prior.min_gap_s
-            n = float(w[m].sum())
+                keep = g >= prior.min_gap_s
+                g, wp = g[keep], wp[keep]
+            n = float(wp.sum())
             if n < MIN_LEARN_COUNT:
                 continue
-            lo_d, hi_d = _weighted_quantiles(gap[m], w[m], LEARN_QUANTILES)
+            lo_d, hi_d = _weighted_quantiles(g, wp, LEARN_QUANTILES)
             spread_d = max(MIN_SPREAD_S, (hi_d - lo_d) / (n + 1.0))
-            if prior is None or prior.forbidden:
+            if prior is None:
                 lo, hi, spread = lo_d, hi_d, spread_d * (1.0 + n0 / n)
                 hard, overlap = -math.inf, bool(lo_d < 0)
             else:
-                k = n / (n + n0)
-                lo = min(k * lo_d + (1 - k) * prior.lo_s, lo_d)
-                hi = max(k * hi_d + (1 - k) * prior.hi_s, hi_d)
-                spread = k * spread_d + (1 - k) * prior.spread_s
-                hard, overlap = prior.min_gap_s, prior.overlap or bool(lo_d < 0)
+                # each edge: the posterior of a uniform's endpoint beyond the data's, flat
+                # over the prior window (see _endpoint_excess), on n discounted by the
+                # prior's pseudo-count; its median is the edge, its spread the softness
+                n_eff = n * n / (n + n0)
+                width = hi_d - lo_d
+                hard, overlap = prior.min_gap_s, prior.overlap
+                up50, up90 = _endpoint_excess(width, prior.hi_s - hi_d, n_eff, (0.5, 0.9))
+                down_to = max(prior.lo_s, hard)
+                dn50, dn90 = _endpoint_excess(width, lo_d - down_to, n_eff, (0.5, 0.9))
+                lo, hi = lo_d - dn50, hi_d + up50
+                spread = max(spread_d, 0.5 * ((up90 - up50) + (dn90 - dn50)))
+                # overlap is the footprints' word: a few negative gaps (clock offsets, a
+                # wrong match) do not make two views share ground
                 lo = max(lo, hard)
             merged.setdefault(scen, {})[(src, dst)] = Link(
                 float(lo), float(hi), float(spread), hard, overlap, SOURCE_LEARNED, int(round(n)),
                 prior.distance_m if prior is not None else math.nan,
             )
             log.debug("learned link %s %s->%s from %.1f matches: [%.1f, %.1f] s", scen, src, dst, n, lo, hi)
-        return replace(self, links=merged, camera_keys=keys)
+        return replace(self, links=merged, base=base, camera_keys=keys)
 
     # ------------------------------------------------------------------ out
     def compile(self, table: TrackletTable, horizon_s: np.ndarray | None = None) -> LinkArrays:
         """:class:`LinkArrays` for ``table``'s scenario and camera codes.
 
         Args:
-            horizon_s: ``(S,)`` the different-vehicles gap horizon per scenario code;
-                default: each scenario's time span in the table (at least 1 s).
+            horizon_s: ``(S,)`` the different-vehicles gap horizon per scenario code (the
+                candidate pairs' gaps lie within it); default: the links' reach (the
+                largest window edge plus 3 spreads) where every camera pair of the
+                scenario has a link, else its time span in the table; at most the time
+                span, at least 1 s.
         """
         n_s, n_c = len(table.scenarios), len(table.camera_keys)
         shape = (n_s, n_c, n_c)
@@ -777,10 +922,17 @@ class CameraLinks:
                 overlap[k], known[k], source[k] = lk.overlap, True, lk.source
         if horizon_s is None:
             horizon_s = np.ones(n_s)
+            usable = known & (hard < np.inf)
+            edge = np.where(usable, np.maximum(np.abs(lo), np.abs(hi)) + 3 * spread, 0.0)
             for i in range(n_s):
                 rows = table.scenario == i
                 if rows.any():
-                    horizon_s[i] = max(1.0, float(table.end_s[rows].max() - table.start_s[rows].min()))
+                    span = float(table.end_s[rows].max() - table.start_s[rows].min())
+                    cams = np.unique(table.camera[rows])
+                    # a camera pair with no link is searched over the whole span
+                    all_known = bool(known[i][np.ix_(cams, cams)].all())
+                    reach = float(edge[i].max()) if all_known else math.inf
+                    horizon_s[i] = max(1.0, min(span, reach))
         return LinkArrays(lo, hi, spread, hard, overlap, known, source, np.asarray(horizon_s, np.float64))
 
     def to_topology(self) -> TopologyFile:
@@ -832,4 +984,5 @@ def _link_of(ts: list[Transition]) -> Link:
     exit_zone, entry_zone = zones.pop() if len(zones) == 1 else ("", "")
     if len(ts) > 1:
         log.debug("topology %s->%s: %d transitions taken as one window [%.1f, %.1f] s", ts[0].src, ts[0].dst, len(ts), lo, hi)
-    return Link(lo, hi, spread, hard, bool(overlap), _SOURCE_CODE[ts[0].source], sum(t.count for t in ts), math.nan, exit_zone, entry_zone)
+    return Link(lo, hi, spread, hard, bool(overlap), _SOURCE_CODE[ts[0].source], sum(t.count for t in ts), math.nan, exit_zone, entry_zone,
+                fixed=True)

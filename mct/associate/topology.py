@@ -161,12 +161,17 @@ def match_gaps(table: TrackletTable, global_ids: np.ndarray) -> tuple[np.ndarray
 
 
 def links_from_assignment(
-    tracklets: Sequence[Tracklet], cameras: Sequence[Camera], assignment: GlobalAssignment, cfg: LinksConfig | None = None
+    tracklets: Sequence[Tracklet],
+    cameras: Sequence[Camera],
+    assignment: GlobalAssignment,
+    cfg: LinksConfig | None = None,
+    topology: TopologyFile | None = None,
 ) -> "CameraLinks":
     """Camera links of a finished run: prior links from the cameras' geometry and the
-    tracklets' entry and exit regions, learned from the run's own cross-camera matches
-    (every pair of tracklets of one global id in two cameras, see :func:`match_gaps`).
-    Tracklets without a global id only shape the entry and exit regions."""
+    tracklets' entry and exit regions, overridden by ``topology`` where it has links (the
+    run's topology file), learned from the run's own cross-camera matches (every pair of
+    tracklets of one global id in two cameras, see :func:`match_gaps`). Tracklets without
+    a global id only shape the entry and exit regions."""
     from mct.associate.config import AssociationConfig
     from mct.associate.links import CameraLinks
     from mct.associate.table import TrackletTable
@@ -175,7 +180,7 @@ def links_from_assignment(
     found = (assignment.global_id(*table.camera_keys[c], t) for c, t in zip(table.camera.tolist(), table.track_id.tolist()))
     gid = np.array([-1 if g is None else g for g in found], np.int64)
     s, a, b, gap = match_gaps(table, gid)
-    links = CameraLinks.from_geometry(cameras, table, cfg)
+    links = CameraLinks.for_run(cameras, table, cfg, topology)
     log.info("links from the run: %d cross-camera matches in %d global ids", len(gap), len(np.unique(gid[gid >= 0])))
     return links.learned(s, a, b, gap, table=table)
 

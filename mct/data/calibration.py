@@ -42,6 +42,10 @@ _REPROJECTION = "reprojection error"
 _MIN_REL_W = 1e-12
 
 
+#: the key whose line a :class:`Calibration` check's message (by its start) is about.
+_CHECK_PREFIX = {_HOMOGRAPHY: "homography:", _INTRINSICS: "intrinsics:", _DISTORTION: "distortion"}
+
+
 class CalibrationError(ValueError):
     """A calibration file is malformed; the message names the file and line."""
 
@@ -205,7 +209,10 @@ def read_calibration(path: str | Path) -> Calibration:
             reprojection_error=get(_REPROJECTION),  # type: ignore[arg-type]
         )
     except CalibrationError as exc:
-        raise CalibrationError(f"{path}: {exc}") from None
+        # name the line of the key the check is about
+        text = str(exc)
+        key = next((k for k, prefix in _CHECK_PREFIX.items() if text.startswith(prefix)), _HOMOGRAPHY)
+        raise CalibrationError(f"{path}:{found[key][0]}: {text}") from None
 
 
 def _format_matrix(matrix: np.ndarray) -> str:

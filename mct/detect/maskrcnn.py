@@ -310,13 +310,16 @@ def _load_coco(model: str, allow_download: bool) -> dict[str, torch.Tensor]:
     return load_checkpoint_file(path, "detector.weights")
 
 
-def resolve_weights_path(weights: str) -> Path:
-    """A checkpoint path as given, else relative to the repository; error if neither exists."""
+def resolve_weights_path(weights: str, key: str = "detector.weights") -> Path:
+    """A checkpoint path as given, else relative to the repository; error if neither exists.
+
+    ``key`` is the config key that names the file, for the error message.
+    """
     path = find_weights_file(weights)
     if path is None:
         where = Path(weights).expanduser()
         folders = [str(where.parent)] if where.is_absolute() else list(dict.fromkeys(map(str, (Path.cwd(), REPO_ROOT))))
-        raise FileNotFoundError(f"detector.weights: checkpoint {weights!r} not found (looked in {' and '.join(folders)})")
+        raise FileNotFoundError(f"{key}: checkpoint {weights!r} not found (looked in {' and '.join(folders)})")
     return path
 
 
@@ -497,7 +500,11 @@ class MaskRCNNDetector:
         heads = self.model.roi_heads
         box_features = heads.box_head(heads.box_roi_pool(features, proposals, image_sizes))
         class_logits, box_regression = heads.box_predictor(box_features)
-        boxes, scores, labels = heads.postprocess_detections(class_logits, box_regression, proposals, image_sizes)
+        # boxes decoded in float32: under autocast the predictor's outputs are fp16 (bf16),
+        # whose spacing is 0.5-1 px (2-4 px) at 1,000 px, and the decoded boxes would keep it
+        boxes, scores, labels = heads.postprocess_detections(
+            class_logits.float(), box_regression.float(), [p.float() for p in proposals], image_sizes
+        )
         lut = torch.from_numpy(self._label_lut).to(self.device)
         outputs = []
         for b, s, lab in zip(boxes, scores, labels):

@@ -271,8 +271,8 @@ def _initial_model(cfg: DetectorTrainConfig) -> torch.nn.Module:
     if cfg.init_weights == "coco":
         state, source = _load_coco(cfg.model, True), f"COCO weights of {cfg.model}"
     else:
-        path = resolve_weights_path(cfg.init_weights)
-        state, source = read_checkpoint(path)["state_dict"], str(path)
+        path = resolve_weights_path(cfg.init_weights, "init_weights")
+        state, source = read_checkpoint(path, "init_weights")["state_dict"], str(path)
     own = model.state_dict()
     # a head of another class count is re-initialised (fine-tuning COCO -> fewer classes)
     skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]

@@ -98,9 +98,18 @@ def camera_rows(result: MtmcResult) -> list[dict[str, str]]:
     return rows
 
 
+#: the single-camera table: the summary columns plus HOTA and its parts (mct.evaluate.hota).
+MOT_COLUMNS: tuple[tuple[str, str, str], ...] = SUMMARY_COLUMNS + (
+    ("HOTA", "hota", "pct"),
+    ("DetA", "det_a", "pct"),
+    ("AssA", "ass_a", "pct"),
+    ("LocA", "loc_a", "pct"),
+)
+
+
 def mot_rows(per_camera: Mapping[int, MotMetrics]) -> list[dict[str, str]]:
-    """One row per camera of the single-camera (MOTChallenge) evaluation."""
-    return [_metric_row(f"c{cam:03d}", m) for cam, m in sorted(per_camera.items())]
+    """One row per camera of the single-camera (MOTChallenge) evaluation, HOTA included."""
+    return [_metric_row(f"c{cam:03d}", m, MOT_COLUMNS) for cam, m in sorted(per_camera.items())]
 
 
 def write_json(path: str | Path, result: MtmcResult, per_camera_mot: Mapping[int, MotMetrics] | None = None) -> Path:

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from mct.schema import StrictModel
 
-__all__ = ["ARCHS", "EmbedderConfig", "ReidCropConfig", "ReidTrainConfig"]
+__all__ = ["ARCHS", "EmbedderConfig", "ReidCropConfig", "ReidTrainConfig", "ReidAdaptConfig"]
 
 #: The backbones; ``compact`` is the small width-reduced ResNet of the shipped demo model.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "compact")
@@ -104,6 +104,23 @@ class ReidTrainConfig(StrictModel):
     #: clipped box is resized to the crop). 0 = off (the shipped model before it).
     truncate_prob: float = Field(default=0.0, ge=0, le=1)
     truncate_min_keep: float = Field(default=0.4, gt=0, le=1)
+    #: photometric augmentation (0 = off, the shipped demo model): brightness, contrast
+    #: and saturation each scaled by a factor in [1 - j, 1 + j], and each colour channel by
+    #: one in [1 - j/2, 1 + j/2] (a camera's colour cast)
+    colour_jitter: float = Field(default=0.0, ge=0, lt=1)
+    #: Gaussian blur (sigma 0.5-1.5 px) with this probability: far or defocused vehicles
+    blur_prob: float = Field(default=0.0, ge=0, le=1)
+    #: a JPEG round trip at a quality drawn from ``jpeg_quality`` with this probability:
+    #: a compressed camera stream
+    jpeg_prob: float = Field(default=0.0, ge=0, le=1)
+    jpeg_quality: tuple[int, int] = (30, 90)
+    #: grey crops with this probability (night footage, colour that cannot be trusted)
+    grayscale_prob: float = Field(default=0.0, ge=0, le=1)
+    #: mixed precision (autocast, bfloat16) when training on CUDA; ignored on the CPU
+    amp: bool = True
+    #: stop after this many minutes even before ``epochs`` (0 = no limit); the learning
+    #: rate schedule then follows elapsed time (whichever is further along)
+    max_minutes: float = Field(default=0.0, ge=0)
     #: torch CPU threads (the training machines are small and shared).
     num_threads: int = Field(default=2, ge=1)
     #: write ``last.pt`` every this many epochs (and always at the end).
@@ -117,4 +134,61 @@ class ReidTrainConfig(StrictModel):
     def _check_losses(self) -> "ReidTrainConfig":
         if self.ce_weight == 0 and self.triplet_weight == 0:
             raise ValueError("ce_weight and triplet_weight are both 0: nothing to train")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError(f"jpeg_quality: {list(self.jpeg_quality)} must be 1 <= low <= high <= 100")
         return self
+
+
+class ReidAdaptConfig(StrictModel):
+    """A ``mct adapt`` config: fine-tune a re-ID model on a scenario's own video, no labels.
+
+    The tracklets and the cross-camera association of a first run (``run_dir``) give the
+    training signal: crops of one tracklet are one vehicle; two tracklets alive at the same
+    time in one camera are two vehicles; tracklets of different cameras that the first run
+    gave one global id, with a cosine similarity of at least ``min_cross_camera_cosine``,
+    are one vehicle. Nothing else is assumed (two tracklets of different cameras with
+    different global ids are neither a positive nor a negative).
+    """
+
+    name: str = "adapt"
+    seed: int = 0
+    #: the first run's folder (``mct run``): its ``config.yaml``, ``cameras/*/tracklets.npz``
+    #: and ``association/assignment.csv``
+    run_dir: str
+    #: the model to adapt; "" = the first run's ``reid.weights``. Never overwritten.
+    weights: str = ""
+    #: checkpoints, loss log, and the adapted model ``<out_dir>/model.pt``
+    out_dir: str = "runs/adapt"
+    #: tracklets with fewer boxes of at least ``min_box_px`` on each side are not used
+    min_tracklet_boxes: int = Field(default=10, ge=2)
+    min_box_px: int = Field(default=16, ge=1)
+    #: crops per tracklet, evenly spread over its usable boxes
+    crops_per_tracklet: int = Field(default=12, ge=2)
+    #: fewer usable tracklets than this, or fewer with a concurrent one in their camera
+    #: (``min_tracklets // 2``), and adapt refuses: the model is left as it is
+    min_tracklets: int = Field(default=20, ge=2)
+    #: two tracklets of one camera are concurrent (two vehicles) when they share this many frames
+    min_overlap_frames: int = Field(default=1, ge=1)
+    #: cross-camera positives: tracklets of one global id whose features are this similar
+    use_cross_camera: bool = True
+    min_cross_camera_cosine: float = Field(default=0.5, ge=-1, le=1)
+    #: batches: P pseudo-identities (a seed and vehicles concurrent with it) x K crops
+    num_identities: int = Field(default=16, ge=2)
+    num_instances: int = Field(default=4, ge=2)
+    steps: int = Field(default=300, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    weight_decay: float = Field(default=5e-4, ge=0)
+    triplet_margin: float = Field(default=0.3, gt=0)
+    #: augmentation, as in :class:`ReidTrainConfig`
+    flip_prob: float = Field(default=0.5, ge=0, le=1)
+    pad_pixels: int = Field(default=8, ge=0)
+    erasing_prob: float = Field(default=0.5, ge=0, le=1)
+    colour_jitter: float = Field(default=0.2, ge=0, lt=1)
+    blur_prob: float = Field(default=0.2, ge=0, le=1)
+    #: ``auto`` (cuda when available), ``cpu`` or ``cuda``; bfloat16 autocast on CUDA with ``amp``
+    device: str = "auto"
+    amp: bool = True
+    num_threads: int = Field(default=2, ge=1)
+    checkpoint_every_steps: int = Field(default=50, ge=1)
+    resume: bool = True

@@ -32,7 +32,10 @@ from mct.reid.crops import crop_boxes, frame_to_tensor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set", "load_crop_set"]
+__all__ = [
+    "CropSet", "find_gt_cameras", "select_gt_boxes", "occlusion_fraction", "build_crop_set", "load_crop_set",
+    "concat_crop_sets",
+]
 
 #: bump when the way crops are selected or cut changes (invalidates old caches).
 _CACHE_VERSION = 1
@@ -255,3 +258,16 @@ def load_crop_set(path: str | Path) -> CropSet:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: crop set not found")
     return CropSet.load(path)
+
+
+def concat_crop_sets(sets: Sequence[CropSet]) -> CropSet:
+    """One :class:`CropSet` of several (e.g. one per scenario, cut in parallel); tracks are
+    renumbered over the whole (an (identity, camera) pair in two sets is one track)."""
+    if not sets:
+        raise ValueError("concat_crop_sets: no crop set given")
+    cams = np.concatenate([c.cams for c in sets])
+    ids = np.concatenate([c.ids for c in sets])
+    _, tracks = np.unique(np.char.add(np.char.add(cams.astype(str), "#"), ids.astype(str)), return_inverse=True)
+    return CropSet(
+        np.concatenate([c.images for c in sets]), ids, cams, np.concatenate([c.frames for c in sets]), tracks.astype(np.int64)
+    )

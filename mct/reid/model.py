@@ -62,8 +62,11 @@ class GeM(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.p.clamp(min=1.0)
-        return F.adaptive_avg_pool2d(x.clamp(min=self.eps).pow(p), 1).pow(1.0 / p).flatten(1)
+        # in float32 whatever the input: in fp16, x**3 overflows from x = 41 (65504 is the
+        # largest fp16), and a half-precision embedder would return inf features
+        p = self.p.float().clamp(min=1.0)
+        pooled = F.adaptive_avg_pool2d(x.float().clamp(min=self.eps).pow(p), 1).pow(1.0 / p).flatten(1)
+        return pooled.to(x.dtype)
 
 
 class CompactResNet(nn.Module):

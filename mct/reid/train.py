@@ -136,14 +136,15 @@ def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor, margin
 def augment(crops_bgr: torch.Tensor, cfg: ReidTrainConfig, generator: torch.Generator) -> torch.Tensor:
     """Training augmentation of a batch ``(B, H, W, 3) uint8`` BGR -> ``(B, 3, H, W)`` float, normalised.
 
-    Per crop: horizontal flip (``flip_prob``), edge truncation (``truncate_prob``: keep a
+    First the photometric steps, each off at its default (:func:`photometric`: JPEG round
+    trip, colour jitter, blur, grey). Then per crop: horizontal flip (``flip_prob``), edge truncation (``truncate_prob``: keep a
     band of ``truncate_min_keep``..1 of the crop along a random side and stretch it back to
     the crop size, as a vehicle cut by the frame edge is cropped at run time), reflect-pad
     by ``pad_pixels`` and crop back at a random offset, then random erasing
     (``erasing_prob``) of a rectangle covering 2-40% of the area with aspect 0.3-3.3 (the
     random-erasing paper's ranges), filled with 0 (the mean colour after normalisation).
     """
-    x = normalize_bgr(crops_bgr.permute(0, 3, 1, 2).float())
+    x = normalize_bgr(photometric(crops_bgr, cfg, generator))
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=generator) < cfg.flip_prob
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -167,6 +168,68 @@ def augment(crops_bgr: torch.Tensor, cfg: ReidTrainConfig, generator: torch.Gene
                 x[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
                 break
     return x
+
+
+def photometric(crops_bgr: torch.Tensor, cfg: ReidTrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """``(B, H, W, 3) uint8`` BGR -> ``(B, 3, H, W)`` float32 in 0..255, with the photometric
+    augmentations of ``cfg``: a JPEG round trip (``jpeg_prob``, quality in ``jpeg_quality``),
+    colour jitter (``colour_jitter``), Gaussian blur (``blur_prob``), grey (``grayscale_prob``).
+    A step whose probability or strength is 0 draws no random number."""
+    b = crops_bgr.shape[0]
+    if cfg.jpeg_prob > 0:
+        chosen = torch.nonzero(torch.rand(b, generator=generator) < cfg.jpeg_prob).flatten().tolist()
+        if chosen:
+            import cv2
+
+            lo, hi = cfg.jpeg_quality
+            quality = torch.randint(lo, hi + 1, (len(chosen),), generator=generator).tolist()
+            arr = crops_bgr.numpy().copy()
+            for i, q in zip(chosen, quality):
+                ok, buf = cv2.imencode(".jpg", arr[i], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+                if ok:
+                    arr[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            crops_bgr = torch.from_numpy(arr)
+    x = crops_bgr.permute(0, 3, 1, 2).float()
+    j = cfg.colour_jitter
+    if j > 0:
+        u = torch.rand(b, 6, generator=generator) * 2 - 1  # in [-1, 1]
+        grey = x.mean(1, keepdim=True)
+        # saturation: towards or away from the crop's own grey
+        x = grey + (x - grey) * (1 + j * u[:, 0, None, None, None])
+        # contrast about the crop's mean, then brightness, then a per-channel cast
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * (1 + j * u[:, 1, None, None, None])
+        x = x * (1 + j * u[:, 2, None, None, None])
+        x = x * (1 + 0.5 * j * u[:, 3:6, None, None])
+    if cfg.blur_prob > 0:
+        chosen = torch.nonzero(torch.rand(b, generator=generator) < cfg.blur_prob).flatten()
+        if len(chosen):
+            sigma = 0.5 + torch.rand(len(chosen), generator=generator)
+            x = x.clone()
+            for i, s in zip(chosen.tolist(), sigma.tolist()):
+                x[i] = _gaussian_blur(x[i], s)
+    if cfg.grayscale_prob > 0:
+        grey_mask = torch.rand(b, generator=generator) < cfg.grayscale_prob
+        x = torch.where(grey_mask[:, None, None, None], x.mean(1, keepdim=True).expand_as(x), x)
+    return x.clamp(0.0, 255.0)
+
+
+def _gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(3, H, W)`` float image blurred by a separable Gaussian of ``sigma`` pixels (radius 2 sigma)."""
+    r = max(1, int(math.ceil(2 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=img.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.pad(img[None], (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+    return x[0]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def _truncate(x: torch.Tensor, prob: float, min_keep: float, generator: torch.Generator) -> torch.Tensor:
@@ -205,10 +268,11 @@ def _lr_at(cfg: ReidTrainConfig, progress: float) -> float:
 def _embed_crop_set(model: ReidNet, crops: CropSet, batch_size: int = 128) -> np.ndarray:
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for start in range(0, len(crops), batch_size):
         x = normalize_bgr(torch.from_numpy(crops.images[start : start + batch_size]).permute(0, 3, 1, 2).float())
-        out.append(F.normalize(model(x), dim=1).numpy())
+        out.append(F.normalize(model(x.to(device)).float(), dim=1).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
@@ -244,7 +308,12 @@ class ReidTrainer:
             len(train_crops), num_classes, train_crops.num_cameras, cfg.num_identities, cfg.num_instances,
         )
         self.sampler = PKSampler(self.labels, cfg.num_identities, cfg.num_instances, cfg.seed)
+        self.device = _device(mcfg.device)
         self.model, self.model_cfg = self._init_model(num_classes)
+        self.model.to(self.device)
+        #: autocast in bfloat16 on CUDA (no loss scaling needed); full precision on the CPU
+        self.amp = cfg.amp and self.device.type == "cuda"
+        log.info("re-ID training on %s%s", self.device, " with bfloat16 autocast" if self.amp else "")
         self.optimizer = torch.optim.Adam(
             [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -253,6 +322,7 @@ class ReidTrainer:
         self.batches_per_epoch = cfg.batches_per_epoch or max(1, len(train_crops) // self.sampler.batch_size)
         self.epoch = 0  # epochs completed
         self.step = 0
+        self.elapsed_s = 0.0  # training seconds over all runs (for max_minutes)
         self.history: list[dict[str, Any]] = []
 
     def _init_model(self, num_classes: int) -> tuple[ReidNet, EmbedderConfig]:
@@ -262,7 +332,7 @@ class ReidTrainer:
         # fine-tune a project checkpoint: its backbone and neck, a fresh classifier. The
         # crop size is the training config's (convolutions and pooling work at any size),
         # so a model can be fine-tuned at a larger crop than it was trained at.
-        model, merged = load_checkpoint(mcfg.weights, mcfg)
+        model, merged = load_checkpoint(mcfg.weights, mcfg, key="model.weights")
         size = {"crop_height": mcfg.crop_height, "crop_width": mcfg.crop_width}
         if (merged.crop_height, merged.crop_width) != (mcfg.crop_height, mcfg.crop_width):
             log.info(
@@ -289,6 +359,7 @@ class ReidTrainer:
                 "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "history": self.history,
+                "elapsed_s": self.elapsed_s,
             },
             "label_values": self.label_values.tolist(),
             "train_config": self.cfg.model_dump(mode="json"),
@@ -308,6 +379,7 @@ class ReidTrainer:
         self.generator.set_state(st["generator"])
         torch.set_rng_state(st["torch_rng"])
         self.epoch, self.step, self.history = st["epoch"], st["step"], list(st["history"])
+        self.elapsed_s = float(st.get("elapsed_s", 0.0))
         self._truncate_log()
         log.info("resumed %s at epoch %d (step %d)", self.last_path, self.epoch, self.step)
         return True
@@ -329,9 +401,12 @@ class ReidTrainer:
         """One optimiser step on the crops ``index``; returns the losses and accuracy."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = augment(torch.from_numpy(self.train_crops.images[index]), self.cfg, self.generator)
-        y = torch.from_numpy(self.labels[index]).long()
-        pooled, logits = self.model(x)
+        x = augment(torch.from_numpy(self.train_crops.images[index]), self.cfg, self.generator).to(self.device, non_blocking=True)
+        y = torch.from_numpy(self.labels[index]).long().to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            pooled, logits = self.model(x)
+        # the losses in float32: the triplet's distances are differences of near numbers
+        pooled, logits = pooled.float(), logits.float()
         ce = self.ce(logits, y) if self.cfg.ce_weight > 0 else pooled.sum() * 0.0
         tri = batch_hard_triplet_loss(pooled, y, self.cfg.triplet_margin) if self.cfg.triplet_weight > 0 else pooled.sum() * 0.0
         loss = self.cfg.ce_weight * ce + self.cfg.triplet_weight * tri
@@ -350,12 +425,15 @@ class ReidTrainer:
         log_path = self.out / "loss_log.csv"
         new_log = not log_path.is_file()
         started = time.time()
+        elapsed_before = self.elapsed_s
+        budget_s = 60.0 * cfg.max_minutes if cfg.max_minutes else math.inf
+        out_of_time = False
         with log_path.open("a", newline="") as log_file:
             writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
             if new_log:
                 writer.writeheader()
             self.model.train()
-            while self.epoch < cfg.epochs:
+            while self.epoch < cfg.epochs and not out_of_time:
                 sums = {"loss": 0.0, "ce": 0.0, "triplet": 0.0, "acc": 0.0}
                 bar = tqdm(
                     enumerate(self.sampler.epoch(self.batches_per_epoch)),
@@ -365,9 +443,16 @@ class ReidTrainer:
                     leave=False,
                 )
                 for i, index in bar:
-                    lr = _lr_at(cfg, self.epoch + i / self.batches_per_epoch)
+                    self.elapsed_s = elapsed_before + time.time() - started
+                    # with a time budget the schedule follows whichever is further along
+                    progress = max(self.epoch + i / self.batches_per_epoch, cfg.epochs * self.elapsed_s / budget_s)
+                    lr = _lr_at(cfg, progress)
                     stats = self.train_step(index, lr)
                     self.step += 1
+                    if self.elapsed_s >= budget_s:
+                        out_of_time = True
+                        log.info("max_minutes %.1f reached at epoch %d step %d", cfg.max_minutes, self.epoch + 1, self.step)
+                        break
                     for k in sums:
                         sums[k] += stats[k]
                     bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc']:.2f}")
@@ -375,12 +460,13 @@ class ReidTrainer:
                         writer.writerow({"epoch": self.epoch + 1, "step": self.step, "lr": f"{lr:.3g}", **{k: f"{v:.5f}" for k, v in stats.items()}})
                         log_file.flush()
                 self.epoch += 1
+                self.elapsed_s = elapsed_before + time.time() - started
                 record: dict[str, Any] = {"epoch": self.epoch, **{k: v / self.batches_per_epoch for k, v in sums.items()}}
                 if self.val_crops is not None and cfg.eval_every_epochs and self.epoch % cfg.eval_every_epochs == 0:
                     record["val"] = evaluate_crop_set(_embed_crop_set(self.model, self.val_crops), self.val_crops).as_dict()
                 self.history.append(record)
                 log.info("epoch %d: %s", self.epoch, json.dumps(record))
-                if self.epoch % cfg.checkpoint_every_epochs == 0 or self.epoch == cfg.epochs:
+                if self.epoch % cfg.checkpoint_every_epochs == 0 or self.epoch == cfg.epochs or out_of_time:
                     self.save()
         final = save_checkpoint(
             self.out / "model.pt", self.model, self.model_cfg, fp16=True, with_classifier=False,

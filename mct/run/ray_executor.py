@@ -68,6 +68,14 @@ def run_ray(
     """Run ``jobs`` as Ray tasks; results in the order of ``jobs``."""
     started = _init(run_cfg.ray.address, run_cfg.workers)
     try:
+        gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        # a local instance never gains GPUs: Ray would wait for them for ever (a cluster
+        # that joins may scale up, so it is left to Ray)
+        if started and run_cfg.ray.num_gpus_per_camera > gpus:
+            raise ValueError(
+                f"run.ray.num_gpus_per_camera: {run_cfg.ray.num_gpus_per_camera:g} GPUs per camera job, "
+                f"but the Ray cluster has {gpus:g}"
+            )
         progress_queue = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(_ray_task).options(
             num_cpus=run_cfg.ray.num_cpus_per_camera,

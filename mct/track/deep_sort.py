@@ -131,6 +131,10 @@ class DeepSortTracker:
         self._last_frame: int | None = None
         self._galleries = GalleryPool(1 if cfg.ema_alpha is not None else cfg.nn_budget)
         self._hist_len = cfg.oc_direction_span + 1
+        # what the options need remembered per observation (skipped otherwise: it costs per frame)
+        self._keep_obs = cfg.oc_reupdate or cfg.oc_recovery
+        self._keep_hist = cfg.oc_direction_weight > 0
+        self._options = cfg.uses_options
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 3, 4))  # compact covariance, see BatchKalman
         self._ids = np.zeros(0, dtype=np.int64)
@@ -231,7 +235,7 @@ class DeepSortTracker:
         meas = self._measure(dets) if n_dets else np.zeros((0, 4))
 
         # 2. + 3. associate
-        if cfg.uses_options:
+        if self._options:
             matches, unmatched_tracks, unmatched_dets = self._associate_options(dets, meas, features)
         else:
             matches, unmatched_tracks, unmatched_dets = self._associate(dets, meas, features)
@@ -393,7 +397,10 @@ class DeepSortTracker:
         low_dets = np.flatnonzero(usable & ~high)
         unmatched = np.flatnonzero(high)
         matches: list[tuple[int, int]] = []
-        confirmed = np.flatnonzero(self._confirmed)
+        # a track past its buffer (more frames since its last match than max_age) takes part
+        # in no stage and is deleted this frame, as in the cascade (whose levels end at max_age)
+        expired = np.flatnonzero(self._confirmed & (self._tsu > self.max_age)).tolist()
+        confirmed = np.flatnonzero(self._confirmed & (self._tsu <= self.max_age))
         unmatched_conf: list[int] = confirmed.tolist()
         # stage 1: confirmed tracks against the high detections (cascade or one assignment)
         if len(confirmed) and len(unmatched):
@@ -439,17 +446,19 @@ class DeepSortTracker:
             pending = [t for t in pending if t not in taken]
             unmatched = np.asarray(rest, dtype=np.int64)
         unmatched = unmatched[scores[unmatched] >= cfg.min_new_track_score]
-        return matches, sorted(pending) + dead_tentative, sorted(int(d) for d in unmatched)
+        return matches, sorted(pending + expired) + dead_tentative, sorted(int(d) for d in unmatched)
 
     # ------------------------------------------------------------------ options' state
     def _observe(self, rows: np.ndarray, meas: np.ndarray) -> None:
-        """Remember the filter after this observation, the observation, and its centre (OCM)."""
-        self._obs_mean[rows] = self._mean[rows]
-        self._obs_cov[rows] = self._cov[rows]
-        self._obs_meas[rows] = meas
-        self._hist[rows, :-1] = self._hist[rows, 1:]
-        self._hist[rows, -1] = meas[:, :2]
-        self._hist_n[rows] = np.minimum(self._hist_n[rows] + 1, self._hist_len)
+        """Remember the filter after this observation and the observation (ORU, OCR), and its centre (OCM)."""
+        if self._keep_obs:
+            self._obs_mean[rows] = self._mean[rows]
+            self._obs_cov[rows] = self._cov[rows]
+            self._obs_meas[rows] = meas
+        if self._keep_hist:
+            self._hist[rows, :-1] = self._hist[rows, 1:]
+            self._hist[rows, -1] = meas[:, :2]
+            self._hist_n[rows] = np.minimum(self._hist_n[rows] + 1, self._hist_len)
 
     def _reupdate(self, rows: np.ndarray, meas: np.ndarray) -> None:
         """ORU: tracks re-found after ``k >= 1`` coasted frames are rewound to their last
@@ -470,12 +479,13 @@ class DeepSortTracker:
     def _add_features(self, rows: np.ndarray, features: np.ndarray) -> None:
         slots = self._slots[rows]
         have = slots >= 0
-        if self.cfg.ema_alpha is None:
-            self._galleries.add(slots[have], features[have])
-        else:
-            self._galleries.blend(slots[have], features[have], self.cfg.ema_alpha)
         if not have.all():  # tracks born on frames without embeddings get a gallery now
             self._slots[rows[~have]] = self._galleries.allocate(features[~have])
+            slots, features = slots[have], features[have]
+        if self.cfg.ema_alpha is None:
+            self._galleries.add(slots, features)
+        else:
+            self._galleries.blend(slots, features, self.cfg.ema_alpha)
 
     # ------------------------------------------------------------------ bookkeeping
     def _add(self, meas: np.ndarray, features: np.ndarray | None) -> None:

@@ -78,3 +78,13 @@ def test_eval_names_the_missing_ground_truth_and_its_option(tmp_path: Path) -> N
     text = " ".join(res.output.split())
     assert "--gt" in text and "ground_truth_validation.txt" in text and "does not exist" in text, res.output
     assert "submission" not in text
+
+
+def test_eval_names_a_missing_folder_with_its_option(tmp_path: Path) -> None:
+    (tmp_path / "pred.txt").write_text(f"1 10 1 {CAR} -1 -1\n")
+    for option in ("--roi-dir", "--per-camera-gt-dir"):
+        res = CliRunner().invoke(main, ["eval", "--gt", str(_gt(tmp_path)), "--pred", str(tmp_path / "pred.txt"),
+                                        option, str(tmp_path / "validation")])
+        assert res.exit_code == 2
+        text = " ".join(res.output.split())
+        assert option in text and "validation" in text and "does not exist" in text, res.output

@@ -187,6 +187,10 @@ def test_perspective_cameras_in_metres_and_in_degrees_agree() -> None:
                                           np.tile([[320.0, 350.0]], (12, 1)), np.tile([[320.0, 200.0]], (12, 1)))
         links = CameraLinks.from_geometry(cams, table)
         found.append(links.link("S01", "c001", "c002"))
+    # a homography is defined up to scale: one stored times 1e15 is the same camera
+    scaled = [Camera(scenario="S01", camera_id=c, fps=10.0, frame_size=(W, H), homography=perspective_homography(x) * 1e15)
+            for c, x in (("c001", 0.0), ("c002", 300.0))]
+    assert CameraLinks.from_geometry(scaled, table).link("S01", "c001", "c002").distance_m == pytest.approx(found[1].distance_m, rel=1e-6)
     metres, degrees = found
     assert not metres.overlap
     assert degrees.distance_m == pytest.approx(metres.distance_m, rel=1e-3)
@@ -299,6 +303,7 @@ def test_a_topology_file_wins_over_the_prior_per_pair(road_300m) -> None:
     topo = TopologyFile(scenarios={"*": ScenarioTopology(
         transitions=[Transition(src="c001", dst="c002", min_gap_s=18.0, max_gap_s=25.0)], unlisted="allow")})
     links = prior.overridden_by(CameraLinks.from_topology(topo, cams))
+    assert links.links == CameraLinks.for_run(cams, table, topology=topo).links  # the same in one call
     lk = links.link("S01", "c001", "c002")
     assert (lk.lo_s, lk.hi_s, lk.source) == (18.0, 25.0, SOURCE_FILE)
     # pairs the file does not list keep their prior (unlisted: allow)
@@ -354,3 +359,151 @@ def test_links_round_trip_through_a_topology_file(road_300m, tmp_path: Path) -> 
 def test_forbidden_link_has_no_direct_gap() -> None:
     lk = Link(0.0, 0.0, 1.0, math.inf)
     assert lk.forbidden
+
+
+def test_the_gap_horizon_is_the_links_reach_or_the_span(road_300m) -> None:
+    cams, table = road_300m
+    # tracklets start every 30 s for 20 tracklets: the span is 19 * 30 + 5 = 575 s
+    links = CameraLinks.from_geometry(cams, table)
+    lk = links.link("S01", "c002", "c001")  # the widest window of the two
+    reach = max(abs(lk.lo_s), abs(lk.hi_s)) + 3 * lk.spread_s
+    assert reach < 575.0
+    assert links.compile(table).horizon_s[0] == pytest.approx(reach)
+    # a camera without calibration may be searched over the whole span
+    with_unknown = cams + [Camera(scenario="S01", camera_id="c009", fps=10.0, frame_size=(W, H))]
+    table3 = road_table(with_unknown)
+    assert CameraLinks.from_geometry(with_unknown, table3).compile(table3).horizon_s[0] == pytest.approx(29 * 30 + 5)
+    # a caller that knows its candidate horizon gives it
+    assert links.compile(table, horizon_s=np.array([100.0])).horizon_s.tolist() == [100.0]
+
+
+def test_the_documented_topology_example_gives_file_links(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "association.md").read_text()
+    section = doc.split("## Camera links and the topology file", 1)[1]
+    block = section.split("### Topology file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.yaml").write_text(block)
+    cams = [down_camera(f"c00{i}", 100.0 * i, "S02") for i in range(6, 10)]
+    links = CameraLinks.from_topology(load_topology(tmp_path / "example.yaml"), cams)
+    full = links.link("S02", "c007", "c008")
+    assert (full.lo_s, full.hi_s, full.spread_s, full.min_gap_s, full.overlap) == (8.0, 60.0, 3.0, 4.0, False)
+    assert (full.exit_zone, full.entry_zone) == ("east", "west")
+    short = links.link("S02", "c006", "c007")
+    assert short.overlap and short.min_gap_s == -math.inf and short.spread_s == pytest.approx(3.7)
+    # unlisted: allow, max_unlisted_gap_s 0: the file says nothing of the other pairs
+    assert links.link("S02", "c008", "c009") is None
+
+
+def test_each_learning_pass_starts_again_from_the_prior(road_300m) -> None:
+    cams, table = road_300m
+    prior = CameraLinks.from_geometry(cams, table)
+    first = prior.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    # the second pass finds the same 20 matches: the same window, not one shrunk twice
+    again = first.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    assert again.link("S01", "c001", "c002") == first.link("S01", "c001", "c002")
+    # the second pass finds no match for the pair any more: back to the prior
+    none = first.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+    assert none.link("S01", "c001", "c002") == prior.link("S01", "c001", "c002")
+    # a file given before learning stays the base of every pass
+    topo = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c002", dst="c001", min_gap_s=10.0, max_gap_s=30.0)], unlisted="allow")})
+    with_file = prior.overridden_by(CameraLinks.from_topology(topo, cams))
+    learned = with_file.learned(np.zeros(20), np.zeros(20), np.ones(20), np.linspace(18.0, 22.0, 20))
+    assert learned.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)).link("S01", "c002", "c001").source == SOURCE_FILE
+
+
+def test_no_tracklets_uses_the_footprints(road_300m) -> None:
+    cams, _ = road_300m
+    empty = TrackletTable.from_arrays([c.key for c in cams], np.zeros(0, np.int32), np.zeros(0), np.zeros(0), np.zeros(0),
+                                      np.zeros((0, 1), np.float32))
+    for table in (empty, None):
+        lk = CameraLinks.from_geometry(cams, table).link("S01", "c001", "c002")
+        # footprint to footprint: c001 ends at x = 64 m, c002 begins at x = 364 m; the near
+        # distance is the 10% quantile over c001's ground (its last 6.4 m): 306.4 m
+        assert lk.distance_m == pytest.approx(306.4, abs=0.5)
+        assert lk.lo_s < 20.0 < lk.hi_s
+    assert len(CameraLinks.from_geometry(cams, empty).compile(empty).lo) == 1
+    # and no matches learn nothing
+    prior = CameraLinks.from_geometry(cams, empty)
+    none = prior.learned(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), table=road_300m[1])
+    assert none.links == prior.links
+
+
+def test_a_run_s_links_given_back_as_a_file_are_not_relearned(road_300m, tmp_path: Path) -> None:
+    cams, table = road_300m
+    n = 30
+    learned = CameraLinks.from_geometry(cams, table).learned(np.zeros(n), np.zeros(n), np.ones(n), np.linspace(17.0, 23.0, n))
+    path = write_topology(tmp_path / "links.yaml", learned.to_topology())
+    # the user keeps the file (perhaps edited) and gives it to the next run
+    given = CameraLinks.from_geometry(cams, table).overridden_by(CameraLinks.from_topology(load_topology(path), cams))
+    lk = given.link("S01", "c001", "c002")
+    assert lk.fixed and lk.source == SOURCE_LEARNED  # its recorded source, for information
+    again = given.learned(np.zeros(n), np.zeros(n), np.ones(n), np.full(n, 60.0))
+    assert again.link("S01", "c001", "c002") == lk
+
+
+def test_travel_time_evidence_against_the_horizon(road_300m) -> None:
+    cams, table = road_300m
+    far = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=100.0, max_gap_s=200.0, spread_s=5.0)], unlisted="allow")})
+    links = CameraLinks.for_run(cams, table, topology=far)
+    # a 40 s recording: every gap it can hold lies before the window; the pairs it holds
+    # are outliers if one vehicle at all, so the gap says nothing (not an inflated tail)
+    arrays = links.compile(table, horizon_s=np.array([40.0]))
+    assert lr(arrays, table, "c001", "c002", [10.0, 39.0]) == pytest.approx([0.0, 0.0], abs=0.01)
+    # a 400 s recording: inside the window, 0.99 / 100 s + 0.01 / 800 s against 1 / 800 s
+    arrays = links.compile(table, horizon_s=np.array([400.0]))
+    inside, before = lr(arrays, table, "c001", "c002", [150.0, 10.0])
+    assert inside == pytest.approx(math.log(0.99 / 100.0 * 800.0 + 0.01), abs=1e-3)
+    assert before == pytest.approx(math.log(OUTLIER_RATE), abs=1e-3)
+    # a window of 160 s in a 40 s recording: given that both tracklets were seen, the trip
+    # took 0-40 s, about 1 / 40 s against 1 / 80 s for different vehicles (log 2 = 0.69,
+    # a little less for the outliers); a negative gap is outside the window
+    wide = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=0.0, max_gap_s=160.0, spread_s=1.0)], unlisted="allow")})
+    arrays = CameraLinks.for_run(cams, table, topology=wide).compile(table, horizon_s=np.array([40.0]))
+    inside, before = lr(arrays, table, "c001", "c002", [20.0, -20.0])
+    assert inside == pytest.approx(0.67, abs=0.01) and before < -3.0
+
+
+def test_a_file_about_some_cameras_does_not_cut_off_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    # three cameras on the road; the file (unlisted: forbid) speaks of c001 and c002 only
+    cams = [down_camera("c001", 0.0), down_camera("c002", 364.0), down_camera("c003", 728.0)]
+    table = road_table(cams)
+    topo = TopologyFile(scenarios={"S01": ScenarioTopology(
+        transitions=[Transition(src="c001", dst="c002", min_gap_s=18.0, max_gap_s=25.0)])})
+    with caplog.at_level(logging.WARNING, logger="mct.associate.links"):
+        links = CameraLinks.for_run(cams, table, topology=topo)
+    assert "says nothing of camera(s) c003" in caplog.text
+    assert links.link("S01", "c002", "c001").forbidden  # named, not listed: forbidden
+    # c003 keeps its prior links with both
+    assert links.link("S01", "c002", "c003").source == SOURCE_PRIOR
+    assert links.link("S01", "c003", "c001").source == SOURCE_PRIOR
+
+
+def test_a_topology_file_with_an_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    from mct.config import ConfigError
+
+    path = tmp_path / "topo.yaml"
+    path.write_text("scenarios:\n  S01:\n    transitions:\n    - {src: c001, dst: c002, min_gap_s: 1, max_gap_s: 5, speed: 3}\n")
+    with pytest.raises(ConfigError, match=r"topo.yaml: scenarios.S01.transitions.0.speed: unknown key"):
+        load_topology(path)
+    path.write_text("scenarios:\n  S01:\n    transitions:\n    - {src: c001, dst: c002, min_gap_s: 1, max_gap_s: 5, source: guessed}\n")
+    with pytest.raises(ConfigError, match=r"scenarios.S01.transitions.0.source"):
+        load_topology(path)
+
+
+def test_how_far_a_window_reaches_beyond_its_matches() -> None:
+    from mct.associate.links import _endpoint_excess
+
+    # 2 draws over 10 s, room of 100 s: the end may well be far (median 10 s: 1/(1+e/10) = 1/2)
+    few = _endpoint_excess(10.0, 100.0, 2.0, (0.5, 0.9))
+    assert few[0] == pytest.approx(10.0 * (1 / (1 - 0.5 * (1 - 1 / 11.0)) - 1), rel=1e-6)
+    assert few[1] > few[0] > 5.0
+    # 50 draws: the end is close to the farthest draw (median 10 (2^(1/49) - 1) = 0.14 s)
+    many = _endpoint_excess(10.0, 100.0, 50.0, (0.5, 0.9))
+    assert many[0] == pytest.approx(10.0 * (2 ** (1 / 49) - 1), rel=1e-3)
+    assert many[1] < 1.0
+    # no room beyond the data: nothing; one draw: log-uniform over the room, within it
+    assert _endpoint_excess(10.0, 0.0, 5.0, (0.5,)) == (0.0,)
+    one = _endpoint_excess(10.0, 100.0, 1.0, (0.5, 1.0))
+    assert one[0] == pytest.approx(10.0 * (math.sqrt(11.0) - 1)) and one[1] == pytest.approx(100.0)

@@ -143,5 +143,7 @@ def test_cli_fit_topology_from_a_finished_run(tmp_path: Path):
     # one source only
     both = CliRunner().invoke(main, ["fit-topology", "--from-run", str(run), "--data", str(root)])
     assert both.exit_code != 0 and "exactly one of --data and --from-run" in both.output
+    scen = CliRunner().invoke(main, ["fit-topology", "--from-run", str(run), "--as-scenario", "*"])
+    assert scen.exit_code != 0 and "--scenario and --as-scenario go with --data" in scen.output
     no_out = CliRunner().invoke(main, ["fit-topology", "--data", str(root)])
     assert no_out.exit_code != 0 and "--out is required with --data" in no_out.output

@@ -135,3 +135,28 @@ def test_a_missing_detector_checkpoint_lists_each_folder_once(monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         maskrcnn.resolve_weights_path("models/nope.pt")
     assert str(err.value) == f"detector.weights: checkpoint 'models/nope.pt' not found (looked in {REPO_ROOT})"
+
+
+def test_the_detector_training_config_names_its_own_key(tmp_path):
+    # configs/detector/*.yaml choose the starting weights with init_weights, not detector.weights
+    from mct.detect.config import DetectorTrainConfig
+    from mct.detect.train import _initial_model
+
+    cfg = DetectorTrainConfig(root=str(tmp_path), model="small", init_weights=str(tmp_path / "start.pt"))
+    with pytest.raises(FileNotFoundError, match=r"^init_weights: checkpoint '.*start.pt' not found"):
+        _initial_model(cfg)
+    (tmp_path / "start.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"start.pt: cannot load this checkpoint: it is empty or cut short.*set init_weights"):
+        _initial_model(cfg)
+
+
+def test_the_reid_training_config_names_its_own_key(tmp_path):
+    # configs/reid/*.yaml choose the starting checkpoint with model.weights, not reid.weights
+    from types import SimpleNamespace
+
+    from mct.reid.config import ReidTrainConfig
+    from mct.reid.train import ReidTrainer
+
+    cfg = ReidTrainConfig.model_validate({"model": {"arch": "compact", "weights": str(tmp_path / "start.pt")}})
+    with pytest.raises(FileNotFoundError, match=r"^model.weights: re-ID checkpoint .*start.pt not found; set model.weights"):
+        ReidTrainer._init_model(SimpleNamespace(cfg=cfg), 5)

@@ -1,6 +1,10 @@
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from mct.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 SUBCOMMANDS = ("synth", "run", "eval", "train-detector", "train-reid", "eval-reid", "fit-topology", "render", "bench", "config")
 
@@ -53,7 +57,7 @@ def _invoke_run(monkeypatch, summary, *args):
     monkeypatch.setattr(pipeline, "run_pipeline", lambda *a, **k: summary)
     before = signal.getsignal(signal.SIGTERM)  # the command installs its own SIGTERM handler
     try:
-        return CliRunner().invoke(main, ["-q", "run", "configs/demo.yaml", *args])
+        return CliRunner().invoke(main, ["-q", "run", str(REPO / "configs" / "demo.yaml"), *args])
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -121,10 +125,10 @@ def _config_models():
     from mct.config import Config
     from mct.data.synth.config import SynthConfig
     from mct.detect.config import DetectorTrainConfig
-    from mct.reid.config import ReidTrainConfig
+    from mct.reid.config import ReidAdaptConfig, ReidTrainConfig
 
     return {"config": Config, "run": Config, "synth": SynthConfig, "train-detector": DetectorTrainConfig,
-            "train-reid": ReidTrainConfig}
+            "train-reid": ReidTrainConfig, "adapt": ReidAdaptConfig}
 
 
 def _has_key(model, dotted: str) -> bool:

@@ -110,9 +110,15 @@ def test_unknown_key_is_warned_not_fatal(tmp_path: Path, caplog: pytest.LogCaptu
          "2: 'Homography matrix' given twice (first on line 1)"),
         ("Homography matrix: 1 0 0;0 1 0;0 0 1\nReprojection error: big\n", "2: Reprojection error: expected a number, got 'big'"),
         ("this line has no key\n", "1: expected 'Key: values', got 'this line has no key'"),
-        ("Homography matrix: 0 0 0;0 0 0;0 0 0\n", ": homography: the matrix is singular (determinant 0)"),
+        ("Homography matrix: 0 0 0;0 0 0;0 0 0\n", "1: homography: the matrix is singular (determinant 0)"),
+        ("Homography matrix: 1 2 3;2 4 6;0 0 1\n", "1: homography: the matrix is singular (determinant 0)"),
         ("Homography matrix: 1 0 0;0 1 0;0 0 1\nDistortion coefficients: 0.1 0 0 0\n",
-         ": distortion coefficients need an intrinsic parameter matrix"),
+         "2: distortion coefficients need an intrinsic parameter matrix"),
+        ("Homography matrix: 1 0 0;0 1 0;0 0 1\nIntrinsic parameter matrix: 800 0 320;0 800 180;0 0 1\n"
+         "Distortion coefficients: 0.1 0 0\n", "3: distortion: expected 4, 5, 8, 12 or 14 coefficients, got 3"),
+        ("Reprojection error: 1.0\nHomography matrix: 1 0 0;0 nan 0;0 0 1\n", "2: Homography matrix: values must be finite"),
+        ("Homography matrix:\n", "1: Homography matrix: expected 3 rows of 3 values separated by ';', got 1 rows of 0 values"),
+        ("Homography matrix: 1 0 0;0 1 0;0 0 1\nDistortion coefficients:\n", "2: Distortion coefficients: no values"),
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:

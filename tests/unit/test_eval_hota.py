@@ -175,3 +175,12 @@ def test_equal_to_trackeval_on_mot15() -> None:
     for key in ("HOTA", "DetA", "AssA", "LocA"):
         np.testing.assert_allclose(ours[key], combined[key], atol=1e-9, err_msg=f"combined {key}")
     assert ours_total.summary().hota == pytest.approx(float(np.mean(combined["HOTA"])), abs=1e-6)
+
+
+def test_single_camera_table_shows_hota() -> None:
+    from mct.evaluate.report import mot_rows
+
+    gt = read_mot(DATA / "TUD-Campus" / "gt.txt", "gt")
+    m = evaluate_mot(gt, read_mot(DATA / "TUD-Campus" / "test.txt", "pred"))
+    row = mot_rows({1: m})[0]
+    assert row["HOTA"] == f"{100 * GOLDEN_TUD_CAMPUS[0]:.2f}" and row["AssA"] == f"{100 * GOLDEN_TUD_CAMPUS[2]:.2f}"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from mct.evaluate.metrics import TrackBoxes
+from mct.evaluate.mot import evaluate_mot
 
 from mct.track.config import TRACKER_PRESETS, TrackerConfig
 from mct.track.deep_sort import DeepSortTracker, reference_output
@@ -38,7 +43,7 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
             out.append(_ids(tracker.update(_frame(f, [_box(100 + 5 * f, 300)], [score]))))
         return out
 
-    byte = run(TrackerConfig(mode="mct", byte_min_high_score=0.6, min_score=0.1))
+    byte = run(TrackerConfig(mode="motion_only", byte_min_high_score=0.6, min_score=0.1))
     # frames 1-2: tentative; frames 3-5: confirmed as track 1
     assert byte[2:5] == [{0: 1}] * 3
     # frames 6-8: only the low-score box is there; BYTE's second stage keeps it on track 1
@@ -48,14 +53,14 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
 
     # the same frames with the low boxes thrown away (a detector threshold of 0.6): the track
     # is not extended in frames 6-8 (nothing written)
-    dropped = run(TrackerConfig(mode="mct", min_score=0.6))
+    dropped = run(TrackerConfig(mode="motion_only", min_score=0.6))
     assert dropped[5:8] == [{}] * 3
 
 
 def test_low_score_boxes_never_start_tracks() -> None:
     # frames 1-5: a lone box scoring 0.4 (below the high threshold 0.6): it is used only to
     # extend tracks, so it never becomes one (not even tentative)
-    tracker = DeepSortTracker(TrackerConfig(mode="mct", byte_min_high_score=0.6), 10)
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", byte_min_high_score=0.6), 10)
     for f in range(1, 6):
         assert tracker.update(_frame(f, [_box(300, 300)], [0.4])) == []
         assert tracker.tentative_matches == [] and len(tracker) == 0
@@ -63,7 +68,7 @@ def test_low_score_boxes_never_start_tracks() -> None:
 
 def test_min_new_track_score_keeps_weak_boxes_from_starting_tracks() -> None:
     # frame 1: a box at 0.7 and one at 0.95; only the confident one starts a (tentative) track
-    tracker = DeepSortTracker(TrackerConfig(mode="mct", min_new_track_score=0.9), 10)
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", min_new_track_score=0.9), 10)
     tracker.update(_frame(1, [_box(100, 300), _box(400, 300)], [0.7, 0.95]))
     assert [d for _, d in tracker.tentative_matches] == [1]
 
@@ -83,7 +88,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     # prediction. The re-update rewinds the filter to frame 10 and runs it along the straight
     # line from the frame-10 box to the frame-21 box: afterwards its state must equal that of a
     # filter that *saw* those interpolated boxes in frames 11-20.
-    oru = DeepSortTracker(TrackerConfig(mode="mct", oc_reupdate=True), 10)
+    oru = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True), 10)
     seen = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
     a10, a21 = np.array(_walk_with_gap(10)[0]), np.array(_walk_with_gap(21)[0])
     for f in range(1, 22):
@@ -94,7 +99,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     np.testing.assert_allclose(oru._cov, seen._cov, rtol=0, atol=1e-9)
     # without the re-update the state differs, if little (this filter's first update after
     # coasting already corrects most of the drift: its covariance grew while coasting)
-    plain = DeepSortTracker(TrackerConfig(mode="mct", min_score=1e-9), 10)
+    plain = DeepSortTracker(TrackerConfig(mode="motion_only", min_score=1e-9), 10)
     for f in range(1, 22):
         plain.update(_frame(f, _walk_with_gap(f)))
     assert np.abs(plain._mean - oru._mean).max() > 1e-5
@@ -102,7 +107,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
 
 def test_track_lost_for_ten_frames_continues_on_its_object_after_the_reupdate() -> None:
     # frames 1-10: track 1 confirmed; frames 11-20: hidden; frames 21-40: walks on slowly
-    tracker = DeepSortTracker(TrackerConfig(mode="mct", oc_reupdate=True, oc_recovery=True), 10)
+    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True, oc_recovery=True), 10)
     ids = [_ids(tracker.update(_frame(f, _walk_with_gap(f)))) for f in range(1, 41)]
     assert all(i == {0: 1} for i in ids[2:10])
     assert all(i == {} for i in ids[10:20])
@@ -119,7 +124,7 @@ def test_recovery_refinds_a_stopped_object_by_its_last_observed_box() -> None:
         return [] if 11 <= f <= 20 else [_box(100 + 10 * min(f, 10), 300, 40, 80)]
 
     for recovery, expected in ((True, {0: 1}), (False, {})):
-        tracker = DeepSortTracker(TrackerConfig(mode="mct", oc_recovery=recovery, min_score=1e-9), 10)
+        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_recovery=recovery, min_score=1e-9), 10)
         out = [_ids(tracker.update(_frame(f, walk(f)))) for f in range(1, 22)]
         assert out[-1] == expected, f"oc_recovery={recovery}"
 
@@ -130,7 +135,7 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
     # The filter's velocity still says 2 px: by IoU alone each predicted box lies nearer the
     # *other* car's detection. The direction of each car's last observations tells them apart.
     def run(weight: float) -> list[dict[int, int]]:
-        cfg = TrackerConfig(mode="mct", cost="fused", matching_cascade=False, oc_direction_weight=weight)
+        cfg = TrackerConfig(mode="motion_only", cost="fused", matching_cascade=False, oc_direction_weight=weight)
         tracker = DeepSortTracker(cfg, 10)
         out = []
         for f in range(1, 16):
@@ -210,7 +215,71 @@ def test_ema_feature_follows_the_detections() -> None:
 def test_presets_leave_the_faithful_mode_alone() -> None:
     assert TrackerConfig(mode="deep_sort").uses_options is False
     cfg = TrackerConfig(mode="mct")
+    assert cfg.uses_options
     for key, value in TRACKER_PRESETS["mct"].items():
         assert getattr(cfg, key) == value
     # an explicit option beside the preset wins
-    assert TrackerConfig(mode="mct", max_age=7).max_age == 7
+    assert TrackerConfig(mode="motion_only", max_age=7).max_age == 7
+
+
+def test_mct_mode_runs_with_and_without_embeddings() -> None:
+    # deep_sort needs embeddings; mct uses them when the detections carry them, motion alone otherwise
+    plain = _frame(1, [_box(100, 300)], [0.99])  # above the preset's new-track threshold
+    with pytest.raises(ValueError, match="embeddings"):
+        DeepSortTracker(TrackerConfig(mode="deep_sort"), 10).update(plain)
+    DeepSortTracker(TrackerConfig(mode="mct"), 10).update(plain)
+    with_features = Detections(1, plain.xyxy, plain.scores, embeddings=np.ones((1, 4), np.float32))
+    tracker = DeepSortTracker(TrackerConfig(mode="mct"), 10)
+    tracker.update(with_features)
+    assert len(tracker) == 1 and tracker._slots[0] >= 0  # a track with a gallery was started
+
+
+MOT15 = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot15"
+
+
+@pytest.mark.skipif(not (MOT15 / "ETH-Sunnyday").is_dir(), reason="../shared/data/mot15 not present")
+def test_mct_mode_golden_on_eth_sunnyday() -> None:
+    # golden numbers of benchmarks/bench_mot15.py (mode mct, matched detection boxes) on one
+    # real sequence: a change of the tracker's behaviour moves them
+    folder = MOT15 / "ETH-Sunnyday"
+    det = np.loadtxt(folder / "det.txt", delimiter=",", ndmin=2)
+    gt = np.loadtxt(folder / "gt.txt", delimiter=",", ndmin=2)
+    tracker = DeepSortTracker(TrackerConfig(mode="mct"), 14.0)
+    rows = []
+    for f in range(1, 355):
+        d = det[det[:, 0] == f]
+        xyxy = np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1).astype(np.float32)
+        for track_id, k in tracker.update(Detections(f, xyxy, d[:, 6].astype(np.float32))):
+            rows.append((f, track_id, *d[k, 2:6]))
+    pred = np.array(rows)
+    keep = gt[:, 6] != 0
+    m = evaluate_mot(
+        TrackBoxes(gt[keep, 0].astype(np.int64), gt[keep, 1].astype(np.int64), gt[keep, 2:6]),
+        TrackBoxes(pred[:, 0].astype(np.int64), pred[:, 1].astype(np.int64), pred[:, 2:6]),
+    )
+    assert (round(100 * m.idf1, 2), round(100 * m.mota, 2), m.num_switches) == GOLDEN_SUNNYDAY
+
+
+GOLDEN_SUNNYDAY = (77.12, 59.9, 7)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"min_score": 1e-9}, {"matching_cascade": False}, {"oc_recovery": True}, {"matching_cascade": False, "oc_recovery": True}],
+    ids=["cascade", "one_assignment", "recovery", "one_assignment_recovery"],
+)
+def test_a_track_refound_on_the_frame_it_expires_keeps_its_id_and_not_one_frame_later(options) -> None:
+    # max_age 5. A standing car seen in frames 1-4 (confirmed at frame 3), hidden from frame 5.
+    # Case A: seen again at frame 9, five frames after its last match (the last frame its
+    # buffer allows): it is track 1 again. Case B: seen again at frame 10, six frames after:
+    # the track has expired, whatever the association stages, and a new track starts.
+    def run(back: int) -> list[dict[int, int]]:
+        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", max_age=5, n_init=1, **options), 10)
+        out = []
+        for f in range(1, back + 1):
+            boxes = [_box(300, 300)] if f <= 4 or f == back else []
+            out.append(_ids(tracker.update(_frame(f, boxes))))
+        return out
+
+    assert run(9)[-1] == {0: 1}
+    assert run(10)[-1] == {}  # a new, tentative track (n_init 1 still waits for a second hit)
