@@ -17,7 +17,6 @@ negatives the appearance calibration is fitted on) and the search plan
 from __future__ import annotations
 
 import logging
-import math
 from typing import Sequence
 
 import numpy as np
@@ -179,6 +178,3 @@ def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: floa
             parts.append(rows[lo:hi])
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
-
-def reach_or_inf(x: float) -> float:
-    return x if x > 0 else math.inf
