@@ -113,7 +113,7 @@ def test_search_plan_covers_every_query_once_and_every_plausible_pair():
 
 def test_the_documented_example_topology_loads(tmp_path: Path):
     doc = (Path(__file__).resolve().parents[2] / "docs" / "association.md").read_text()
-    block = doc.split("### The topology file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = next(b.split("```", 1)[0] for b in doc.split("```yaml\n")[1:] if "c007" in b.split("```", 1)[0])
     (tmp_path / "example.yaml").write_text(block)
     scen = load_topology(tmp_path / "example.yaml").scenarios["S02"]
     assert len(scen.transitions) == 3 and set(scen.cameras) == {"c007", "c008"}
