@@ -59,6 +59,8 @@ CONFIDENT_MARGIN = 2.0
 #: the wrong time are among them: the negatives that matter.
 SPACE_TIME_NEGATIVE = 4.0
 MIN_CROSS_NEGATIVES = 50
+#: rows filtered at a time after the kNN search (bounds the temporaries).
+ROW_CHUNK = 100_000
 #: without a known link, the kNN search reaches this far in time (seconds).
 UNKNOWN_REACH_S = 600.0
 
@@ -121,14 +123,23 @@ def associate_table(
     blocks = search_blocks(table, reach, camera_adjacency(table, arrays), cfg.index.time_slice_s)
     depth = 2 * (cfg.k + 1)  # block bases hold a little more than each query reaches: search deeper, drop, trim
     sims, idx = blocked_knn(feats, blocks, depth, cfg.index, len(blocks), progress)
-    rows = np.arange(n)[:, None]
-    ok = (idx >= 0) & (idx != rows) & within_reach(table, reach, rows, np.maximum(idx, 0))
-    negative = ok & same_camera_concurrent(table, np.broadcast_to(rows, idx.shape), np.maximum(idx, 0), cfg.same_camera_max_overlap_s)
-    neg_cos = sims[negative]
-    sims = np.where(ok & ~negative, sims, -np.inf).astype(np.float32)
-    order = np.argsort(-sims, axis=1, kind="stable")[:, : cfg.k]
-    sims = np.take_along_axis(sims, order, 1)
-    idx = np.where(np.isfinite(sims), np.take_along_axis(idx, order, 1), -1)
+    neg_parts: list[np.ndarray] = []
+    out_s = np.empty((n, cfg.k), np.float32)
+    out_i = np.empty((n, cfg.k), np.int64)
+    for lo in range(0, n, ROW_CHUNK):  # in chunks: a few (chunk, depth) temporaries at a time
+        hi = min(n, lo + ROW_CHUNK)
+        s_c, i_c = sims[lo:hi], idx[lo:hi]
+        rows = np.arange(lo, hi)[:, None]
+        ok = (i_c >= 0) & (i_c != rows) & within_reach(table, reach, rows, np.maximum(i_c, 0))
+        negative = ok & same_camera_concurrent(table, np.broadcast_to(rows, i_c.shape), np.maximum(i_c, 0), cfg.same_camera_max_overlap_s)
+        neg_parts.append(s_c[negative])
+        s_c = np.where(ok & ~negative, s_c, -np.inf).astype(np.float32)
+        order = np.argsort(-s_c, axis=1, kind="stable")[:, : cfg.k]
+        out_s[lo:hi] = np.take_along_axis(s_c, order, 1)
+        out_i[lo:hi] = np.where(np.isfinite(out_s[lo:hi]), np.take_along_axis(i_c, order, 1), -1)
+    neg_cos = np.concatenate(neg_parts) if neg_parts else np.zeros(0, np.float32)
+    del sims, idx
+    sims, idx = out_s, out_i
     clock.stop("knn")
     details["knn_idx"], details["knn_sims"] = idx, sims
 
