@@ -96,7 +96,7 @@ def associate_table(
     from mct.associate.index import blocked_knn, fit_pca
     from mct.associate.score import (
         AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel, colocation_distance,
-        direction_cosines, pair_log_lr, score_pairs, terms_mask,
+        direction_cosines, pair_cosines, pair_log_lr, score_pairs, terms_mask,
     )
 
     timings = {} if timings is None else timings
@@ -145,7 +145,7 @@ def associate_table(
 
     clock.start()
     a, b = candidate_pairs(idx)
-    cos = np.einsum("ij,ij->i", table.features[a], table.features[b]).astype(np.float64)
+    cos = pair_cosines(table.features, a, b)
     cross = table.camera[a] != table.camera[b]
     direction, colocation = DirectionModel(), ColocationModel()
     distance = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)

@@ -28,7 +28,7 @@ import math
 import numba
 import numpy as np
 
-from mct.associate.score import PairModel, _appearance_llr, _pair, pair_log_lr, table_args
+from mct.associate.score import PairModel, _appearance_llr, _pair, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
 __all__ = ["candidate_pairs", "mutual_best", "constrained_agglomerative", "conflicts_within"]
@@ -220,7 +220,7 @@ def constrained_agglomerative(
     # (lower row, higher row)
     space_time = scores
     if model.terms[0] and model.appearance.source != "off":
-        cos = np.einsum("ij,ij->i", table.features[pair_a], table.features[pair_b])
+        cos = pair_cosines(table.features, pair_a, pair_b)
         space_time = scores - model.appearance.log_lr(cos)
     order = np.lexsort((hi_, lo_))
     nbr, val = hi_[order], space_time[order]
