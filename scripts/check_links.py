@@ -179,6 +179,7 @@ def main() -> None:
                     help="with --run: also learn links from the run's own confident appearance matches (no labels)")
     ap.add_argument("--min-margin", type=float, default=0.1, help="--self-train: cosine margin over the second best")
     ap.add_argument("--topology", default=None, help="with --run: also score this topology file's links (e.g. fitted on train)")
+    ap.add_argument("--write-links", default=None, metavar="DIR", help="write each set of links as DIR/<name>.yaml (topology format)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dataset = load_dataset(args.data, args.split)
@@ -208,6 +209,13 @@ def main() -> None:
             sep = out[name]["pairs"]
             print(f"{name:>13}: AUC {sep['auc']:.3f}; mean log-LR same {sep['mean_same']:+.2f}, different {sep['mean_different']:+.2f}; "
                   f"same ruled out {sep['same_ruled_out']} of {sep['same']}, different ruled out {sep['different_ruled_out']} of {sep['different']}")
+    if args.write_links:
+        from pathlib import Path
+
+        from mct.associate.topology import write_topology
+
+        for name, links in sets.items():
+            print(f"wrote {write_topology(Path(args.write_links) / f'{name}.yaml', links.to_topology())}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

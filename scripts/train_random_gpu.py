@@ -155,10 +155,10 @@ def main() -> int:
     from mct.reid.dataset import concat_crop_sets
     from mct.reid.train import ReidTrainer
 
-    cuda = torch.cuda.is_available()
-    summary: dict = {"cuda": cuda, "device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
-                     "worlds": args.worlds, "seconds": args.seconds, "parallel": parallel, "phases": {}}
-    log.info("start: %s, %d CPU processes, %d worlds of %.0f s", summary["device"], parallel, args.worlds, args.seconds)
+    # CUDA is first touched after the crop workers have been forked (a forked child must not
+    # inherit a CUDA context)
+    summary: dict = {"torch": torch.__version__, "worlds": args.worlds, "seconds": args.seconds, "parallel": parallel, "phases": {}}
+    log.info("start: %d CPU processes, %d worlds of %.0f s", parallel, args.worlds, args.seconds)
     work = args.work
     if work.exists():
         shutil.rmtree(work)
@@ -200,6 +200,10 @@ def main() -> int:
     summary["crops"], summary["identities"] = len(crops), crops.num_identities
     summary["phases"]["crops_s"] = round(time.time() - t1, 1)
     log.info("crops: %d of %d identities in %.0f s", len(crops), crops.num_identities, time.time() - t1)
+
+    cuda = torch.cuda.is_available()
+    summary["cuda"], summary["device"] = cuda, torch.cuda.get_device_name(0) if cuda else "cpu"
+    log.info("device: %s", summary["device"])
 
     # 3. training: re-ID here, the detector in a subprocess on the same GPU
     train_s = max(20.0, t0 + args.budget_s - args.reserve_s - time.time())

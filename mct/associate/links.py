@@ -14,7 +14,9 @@ once). Links come from four sources, weakest first:
    entry point) and the farthest ``d_far`` (a high quantile of all exit-entry distances).
    With the speed range of :class:`LinksConfig` the window is
    ``[d_near / max_speed, d_far / min_speed + stop_time]``, and the hard bound (faster than
-   any vehicle) ``(d_min - 10 m) / (1.5 max_speed) - 2 s``. Two cameras whose footprints
+   any vehicle) ``(d_min - 10 m) / (1.5 max_speed) - 2 s``, ``d_min`` the nearest all the ground
+   the two cameras might see (up to 10 m per pixel) or their regions come; none when
+   that is under 10 m. Two cameras whose footprints
    share more than 20 m^2 of ground *overlap*: the window opens to
    ``-(overlap extent / min_speed + stop_time)`` and there is no hard bound. One camera
    with itself (fragments of one visit): ``[0, fragment_gap_s]``.
@@ -507,13 +509,19 @@ class _Regions:
     entry_tree: cKDTree
     exits_far: np.ndarray  # (<= FAR_POINTS, 2): for the far quantile of all pairs
     entries_far: np.ndarray
+    reach: np.ndarray  # (<= MAX_REGION_POINTS, 2): all the ground the camera might see, for the hard bound
+    reach_tree: cKDTree
 
     @classmethod
     def of(cls, view: _View) -> "_Regions":
         exits = view.exit if len(view.exit) >= MIN_REGION_POINTS else view.footprint
         entries = view.entry if len(view.entry) >= MIN_REGION_POINTS else view.footprint
         exits, entries = _subsample(exits, MAX_REGION_POINTS), _subsample(entries, MAX_REGION_POINTS)
-        return cls(exits, entries, cKDTree(entries), _subsample(exits, FAR_POINTS), _subsample(entries, FAR_POINTS))
+        with np.errstate(invalid="ignore"):
+            seen = view.all_footprint[view.all_cell <= MAX_TRACKED_METRES_PER_PIXEL] if len(view.all_cell) else view.footprint
+        reach = _subsample(np.concatenate([seen, view.footprint, view.entry, view.exit]), MAX_REGION_POINTS)
+        return cls(exits, entries, cKDTree(entries), _subsample(exits, FAR_POINTS), _subsample(entries, FAR_POINTS),
+                   reach, cKDTree(reach))
 
 
 def _prior_link(ra: _Regions, rb: _Regions, shared: tuple[float, float], cfg: LinksConfig) -> Link:
@@ -521,7 +529,10 @@ def _prior_link(ra: _Regions, rb: _Regions, shared: tuple[float, float], cfg: Li
     ``shared``: their footprints' shared area (m^2) and its extent (m), see :func:`_overlap`."""
     nearest, _ = rb.entry_tree.query(ra.exits)
     d_near = float(np.quantile(nearest, NEAR_QUANTILE))
-    d_min = float(nearest.min())
+    # the hard bound's distance: the nearest the two views may come (all the ground each
+    # might see, up to 10 m per pixel), or the regions if nearer: a detector that finds
+    # vehicles in part of a view only must not push the bound past what the ground allows
+    d_min = min(float(nearest.min()), float(rb.reach_tree.query(ra.reach)[0].min()))
     x, e = ra.exits_far, rb.entries_far
     d_far = float(np.quantile(np.hypot(x[:, None, 0] - e[None, :, 0], x[:, None, 1] - e[None, :, 1]), FAR_QUANTILE))
     hi = d_far / cfg.min_speed_mps + cfg.stop_time_s
@@ -532,7 +543,10 @@ def _prior_link(ra: _Regions, rb: _Regions, shared: tuple[float, float], cfg: Li
         overlap = True
     else:
         lo = d_near / cfg.max_speed_mps
-        hard = max(d_min - POSITION_SLACK_M, 0.0) / (HARD_SPEED_FACTOR * cfg.max_speed_mps) - CLOCK_SLACK_S
+        # views that may come within the position slack of each other may share ground
+        # out of the footprints' reach: no speed bound then
+        hard = (d_min - POSITION_SLACK_M) / (HARD_SPEED_FACTOR * cfg.max_speed_mps) - CLOCK_SLACK_S
+        hard = hard if d_min > POSITION_SLACK_M else -math.inf
         overlap = False
     spread = max(MIN_SPREAD_S, PRIOR_SPREAD_FRAC * (hi - lo))
     return Link(lo, hi, spread, hard, overlap, SOURCE_PRIOR, 0, d_near)

@@ -24,7 +24,13 @@ per-track version used as the oracle in the tests and the baseline in the benchm
 
 Options beyond the reference (``TrackerConfig``): ``mode: motion_only`` (no embeddings;
 the cascade uses the gated ``1 - IoU`` of the predicted box), ``motion_weight`` (the
-paper's combined cost ``lambda d_mahalanobis + (1 - lambda) d_cosine``), ``max_age_s``.
+paper's combined cost ``lambda d_mahalanobis + (1 - lambda) d_cosine``), ``max_age_s``;
+and the ideas of later trackers (BYTE's low-score stage, OC-SORT's re-update, direction
+cost and recovery, EMA features, NSA, one assignment without the cascade, the fused cost,
+the xywh state), each a switch, run by :meth:`DeepSortTracker._associate_options` when any
+association option is on, so that the faithful path stays the reference's code
+(``docs/tracking.md``). ``mode: mct`` is a preset of them (``TRACKER_PRESETS``).
+:func:`reference_output` gives the reference application's output convention.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from mct.track.matching import (
 )
 from mct.types import Detections, xyah_to_xyxy, xyxy_to_xyah
 
-__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "skipped_frames"]
+__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "reference_output", "skipped_frames"]
 
 logger = logging.getLogger(__name__)
 

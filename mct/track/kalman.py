@@ -12,6 +12,11 @@ al. 2017): with ``wp = std_weight_position`` (1/20) and ``wv = std_weight_veloci
 
 where ``h`` is the height of the current state mean (the measured height for a new track).
 
+Options beyond the reference (``BatchKalman`` only): ``state="xywh"`` (BoT-SORT's filter:
+state ``(x, y, w, h, ...)``, the x and w noise scaled by the width, y and h by the height,
+no fixed aspect terms) and ``update(..., scores=...)`` (StrongSORT's NSA: measurement noise
+std times ``1 - score``).
+
 Two implementations that give the same numbers (``tests/unit/test_track_kalman.py``
 checks it to 1e-9):
 

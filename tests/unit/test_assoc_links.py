@@ -507,3 +507,20 @@ def test_how_far_a_window_reaches_beyond_its_matches() -> None:
     assert _endpoint_excess(10.0, 0.0, 5.0, (0.5,)) == (0.0,)
     one = _endpoint_excess(10.0, 100.0, 1.0, (0.5, 1.0))
     assert one[0] == pytest.approx(10.0 * (math.sqrt(11.0) - 1)) and one[1] == pytest.approx(100.0)
+
+
+def test_the_hard_bound_comes_from_the_views_not_only_from_the_tracklets() -> None:
+    # c001's detector finds vehicles only in the left quarter of its view (x < 16 m); c002
+    # begins at x = 100 m, 36 m past c001's right edge: a vehicle can cover that 36 m
+    cams = [down_camera("c001", 0.0), down_camera("c002", 100.0)]
+    n = 10
+    rows = np.r_[np.zeros(n), np.ones(n)].astype(int)
+    entry = np.c_[np.full(2 * n, 2.0), np.full(2 * n, 180.0)]
+    exit_ = np.c_[np.where(rows == 0, 150.0, W - 2.0), np.full(2 * n, 180.0)]
+    table = TrackletTable.from_arrays([c.key for c in cams], rows, np.arange(2 * n), np.arange(2 * n) * 30.0,
+                                      np.arange(2 * n) * 30.0 + 5, np.ones((2 * n, 1), np.float32), entry, exit_)
+    lk = CameraLinks.from_geometry(cams, table).link("S01", "c001", "c002")
+    # regions: 15 m -> 100 m = 85 m; views: 64 m -> 100 m = 36 m; at 37.5 m/s 36 m less the
+    # 10 m slack take 0.7 s (not 2 s for 85 m): a fast car leaving c001's view is allowed
+    assert lk.distance_m == pytest.approx(85.0, abs=0.5)
+    assert lk.min_gap_s == pytest.approx((36.0 - 10.0) / 37.5 - 2.0, abs=0.1)
