@@ -497,7 +497,7 @@ def fit_topology_cmd(
 def _links_from_run(run_dir: Path, out: str | None) -> None:
     """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its links."""
     from mct.associate.config import LinksConfig
-    from mct.associate.constraints import load_topology
+    from mct.config import load_topology
     from mct.associate.links import SOURCE_NAMES
     from mct.associate.topology import links_from_assignment, write_topology
     from mct.data.aicity import dataset_from_config

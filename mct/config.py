@@ -26,7 +26,7 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from mct.associate.config import AssociationConfig
+from mct.associate.config import AssociationConfig, TopologyFile
 from mct.data.config import DatasetConfig
 from mct.detect.config import DetectorConfig
 from mct.evaluate.config import EvaluationConfig
@@ -44,6 +44,7 @@ __all__ = [
     "set_dotted",
     "validate",
     "dump_config",
+    "load_topology",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -279,3 +280,31 @@ def load_config(
 def dump_config(config: BaseModel) -> str:
     """The resolved config as YAML (for the run folder); loads back to an equal object."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def load_topology(path: str | Path) -> TopologyFile:
+    """Read a topology file (``association.topology``), or every ``*.yaml`` file of a folder
+    (one per scenario, say), into one :class:`TopologyFile`.
+
+    Raises :class:`ConfigError` naming the file and key on a bad file, ``FileNotFoundError``
+    naming the path, and ``ValueError`` when two files define the same scenario.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        if not files:
+            raise FileNotFoundError(f"{path}: topology folder holds no *.yaml file")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{path}: topology file not found (association.topology)")
+    merged: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    for f in files:
+        topo = load_config(f, model=TopologyFile)
+        for name, scen in topo.scenarios.items():
+            if name in merged:
+                raise ValueError(f"{f}: scenarios.{name}: already defined in {origin[name]}")
+            merged[name] = scen
+            origin[name] = f
+    return TopologyFile(scenarios=merged)

@@ -193,7 +193,7 @@ def main() -> None:
             print(f"== self-training on the appearance of {args.run} (no labels)")
             sets["self-trained"] = self_train(prior, run_table, args.self_train, args.min_margin, run_truth(args.run, run_table))
     if args.run and args.topology:
-        from mct.associate.constraints import load_topology
+        from mct.config import load_topology
 
         sets["file"] = CameraLinks.for_run(dataset.cameras, _run_table(args.run), topology=load_topology(args.topology))
     out = {}

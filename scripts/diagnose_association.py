@@ -1,24 +1,27 @@
-"""Where a run's cross-camera IDF1 goes: tracking or association, re-ID or constraints.
+"""Re-associate a finished run's tracklets in seconds, and see where its IDF1 goes.
 
-    python scripts/diagnose_association.py runs/demo
-    python scripts/diagnose_association.py runs/demo --sweep 0.4,0.5,0.6 --set use_direction=true
+    python scripts/diagnose_association.py runs/demo                       # IDF1 with the run's association section
+    python scripts/diagnose_association.py runs/demo --config configs/demo.yaml
+    python scripts/diagnose_association.py runs/demo --set terms=[appearance]
+    python scripts/diagnose_association.py runs/demo --sweep min_log_lr=-2,0,2
+    python scripts/diagnose_association.py runs/demo --truth               # pair statistics against the ground truth
 
-Each tracklet of the run gets the ground-truth id it overlaps most (IoU >= 0.5 frames).
-Then it reports, for tracklet pairs of different cameras:
+The run's camera stages are reused as they are; the ``association`` section is the run's
+own, or ``--config``'s, with ``--set KEY=VALUE`` overrides (keys of ``association``); a run
+made before the association keys changed is read with configs/demo.yaml's section.
 
-* true pairs (same gt id) and how many the space-time constraints allow (LINK);
-* the cosine similarity of true pairs against false pairs (distribution quantiles);
-* the oracle association: the run's tracklets with global id = their gt id, scored by the
-  AI City protocol, i.e. the IDF1 a perfect association would reach on these tracklets.
-
-``--sweep`` instead re-associates the run's tracklets at each ``min_similarity`` (other
-``association`` keys from ``--set``) and scores each result (AI City protocol, with ROI).
+Prints the AI City MTMC IDF1 (with ROI) of the re-association, the self-training rounds
+and the fitted term models. ``--truth`` also gives each tracklet the ground-truth id it
+overlaps most (IoU >= 0.5 frames) and reports, for candidate pairs of different cameras,
+each term's log-likelihood ratio for true and false pairs, and the oracle association
+(every tracklet with its true id: the IDF1 a perfect association reaches on these tracklets).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mct.associate import associate, write_submission_rows  # noqa: E402
-from mct.associate.clustering import mutual_best  # noqa: E402
 from mct.associate.config import AssociationConfig  # noqa: E402
-from mct.associate.constraints import LINK, Constraints, load_topology  # noqa: E402
-from mct.associate.table import TrackletTable  # noqa: E402
-from mct.config import load_config  # noqa: E402
+from mct.associate.score import term_breakdown  # noqa: E402
+from mct.config import Config, ConfigError, load_topology, load_yaml_tree, validate  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
 from mct.data.mot import read_mot  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
@@ -56,10 +57,27 @@ def gt_id_of(tracklet, gt, gt_xyxy: np.ndarray) -> int:
     return max(votes, key=votes.get) if votes else -1
 
 
-def load_run(run_dir: Path, with_labels: bool = False):
-    """The run's config, dataset, tracklets, evaluation ground truth and ROIs (and, with
+def run_config(run_dir: Path, config: Path | None) -> Config:
+    """The run's config, with the association section of ``config`` when given (else the
+    run's own, or configs/demo.yaml's when the run's names keys that no longer exist)."""
+    tree = load_yaml_tree(run_dir / "config.yaml")
+    if config is not None:
+        tree["association"] = load_yaml_tree(config).get("association", {})
+        return validate(tree, Config, str(config))
+    try:
+        return validate(tree, Config, str(run_dir / "config.yaml"))
+    except ConfigError as exc:
+        if "association" not in str(exc):
+            raise
+        print(f"{run_dir / 'config.yaml'}: its association section is out of date ({str(exc).splitlines()[0]}); "
+              "using configs/demo.yaml's", file=sys.stderr)
+        return run_config(run_dir, ROOT / "configs" / "demo.yaml")
+
+
+def load_run(run_dir: Path, config: Path | None, with_labels: bool = False):
+    """The config, dataset, tracklets, evaluation ground truth and ROIs of a run (and, with
     ``with_labels``, each tracklet's gt id by :func:`gt_id_of`)."""
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = run_config(run_dir, config)
     data = load_dataset(cfg.dataset.root, cfg.dataset.split)
     tracklets, labels = [], []
     for cam in data.cameras:
@@ -74,77 +92,78 @@ def load_run(run_dir: Path, with_labels: bool = False):
     return cfg, data, tracklets, np.array(labels, np.int64), gt_rows, rois
 
 
+def reassociate(cfg: Config, data, tracklets, gt_rows, rois, acfg: AssociationConfig) -> tuple[object, dict]:
+    topo = load_topology(acfg.topology) if acfg.topology else None
+    details: dict = {}
+    t0 = time.perf_counter()
+    assignment = associate(tracklets, data.cameras, acfg, topo, details=details)
+    details["seconds"] = time.perf_counter() - t0
+    res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
+    return res, details
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--sweep", default="", help="comma-separated min_similarity values to re-associate at")
+    parser.add_argument("--config", type=Path, default=None, help="config whose association section is used (default: the run's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="association key override")
+    parser.add_argument("--sweep", default="", metavar="KEY=V1,V2", help="re-associate at each value of one association key")
+    parser.add_argument("--truth", action="store_true", help="pair statistics against the ground truth, and the oracle IDF1")
     args = parser.parse_args()
     import yaml
 
     over = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    cfg, data, tracklets, labels, gt_rows, rois = load_run(args.run_dir, args.config, with_labels=args.truth)
+    base = AssociationConfig.model_validate({**cfg.association.model_dump(exclude_defaults=True), **over})
+    variants = [("", base)]
     if args.sweep:
-        sweep(args.run_dir, [float(v) for v in args.sweep.split(",")], **over)
-        return 0
-    cfg, data, tracklets, labels, gt_rows, rois = load_run(args.run_dir, with_labels=True)
-    acfg: AssociationConfig = cfg.association.model_copy(update=over)
-    topo = load_topology(acfg.topology) if acfg.topology else None
-    table = TrackletTable.from_tracklets(tracklets, data.cameras, acfg)
-    lab = labels[table.source]
-    cons = Constraints.build(table, topo, acfg)
-    n = len(table)
-    i, j = np.triu_indices(n, 1)
-    diff_cam = table.camera[i] != table.camera[j]
-    i, j = i[diff_cam], j[diff_cam]
-    same = (lab[i] == lab[j]) & (lab[i] >= 0)
-    status = cons.status(table, i, j)
-    sim = np.sum(table.features[i] * table.features[j], axis=1)
-    print(f"tracklets {n} ({(lab < 0).sum()} without a gt id), gt ids {len(set(lab[lab >= 0]))}")
-    print(f"cross-camera pairs {len(i)}: true {same.sum()}, of which LINK {(status[same] == LINK).sum()}")
-    q = [0.05, 0.25, 0.5, 0.75, 0.95]
-    print("similarity quantiles", q)
-    print("  true pairs        ", np.round(np.quantile(sim[same], q), 3))
-    print("  true LINK pairs   ", np.round(np.quantile(sim[same & (status == LINK)], q), 3))
-    fl = ~same & (status == LINK)
-    print(f"  false LINK pairs ({fl.sum()})", np.round(np.quantile(sim[fl], q), 3))
-    # each tracklet's most similar LINK partner in any other camera
-    best = {}
-    for a, b, s, st in zip(i, j, sim, status):
-        if st != LINK:
-            continue
-        for x, y in ((a, b), (b, a)):
-            if s > best.get(x, (-9, -1))[0]:
-                best[x] = (s, y)
-    link = status == LINK
-    mutual = mutual_best(table, i[link], j[link], sim[link])
-    true_link = same[link]
-    for th in (0.2, 0.3, 0.5):
-        m = mutual & (sim[link] >= th)
-        o = ~mutual & (sim[link] >= th)
-        print(f"pairs the rules allow, cosine >= {th}: mutual-best {m.sum()} ({true_link[m].sum()} one vehicle), others {o.sum()} ({true_link[o].sum()} one vehicle)")
-    top1 = np.mean([lab[x] == lab[y] for x, (s, y) in best.items() if lab[x] >= 0])
-    print(f"top-1 LINK neighbour has the same gt id: {top1:.3f} of {len(best)} tracklets")
-    for c in range(len(table.camera_keys)):
-        m = table.camera == c
-        print(f"  {table.camera_keys[c][1]}: {m.sum()} tracklets, mean length {np.mean([len(tracklets[s]) for s in table.source[m]]):.0f}")
-    # oracle association: every tracklet with a gt id gets it, the others an id of their own
-    assignment = table.assignment(np.where(lab >= 0, lab, 10_000_000 + np.arange(n)))
-    res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
-    print(f"oracle association on these tracklets: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
+        key, values = args.sweep.split("=", 1)
+        variants = [(f"{key}={v}", AssociationConfig.model_validate({**base.model_dump(exclude_defaults=True), key: yaml.safe_load(v)}))
+                    for v in values.split(",")]
+    for name, acfg in variants:
+        res, details = reassociate(cfg, data, tracklets, gt_rows, rois, acfg)
+        model = details["model"]
+        a = model.appearance
+        print(f"  {len(details['rounds'])} rounds ("
+              + ", ".join(f"{r['global_ids']} ids/{r.get('confident', '-')} confident" for r in details["rounds"])
+              + f"), {details['seconds']:.1f} s; appearance: {a.source}, even odds at cosine {a.even_cosine():.3f}, "
+              f"prior {a.prior:.3f}; direction kappa {model.direction.kappa:.2f}; co-location sigma "
+              f"{model.colocation.sigma_m:.1f} m, radius {model.colocation.radius_m:.0f} m")
+        print(f"{name or 'association'} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
+    if args.truth:
+        truth(cfg, data, tracklets, labels, gt_rows, rois, base)
     return 0
 
 
-def sweep(run_dir: Path, values: list[float], **over) -> None:
-    """IDF1 of the run's tracklets re-associated with other association settings."""
-    cfg, data, tracklets, _, gt_rows, rois = load_run(run_dir)
-    topology = over.get("topology", cfg.association.topology)  # --set topology=FILE is honoured
-    topo = load_topology(topology) if topology else None
-    for v in values:
-        acfg = cfg.association.model_copy(update={"min_similarity": v, **over})
-        assignment = associate(tracklets, data.cameras, acfg, topo)
-        res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
-        ids = len(np.unique(assignment.global_ids))
-        print(f"min_similarity {v:.2f} {over}: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f} ids {ids}")
+def truth(cfg, data, tracklets, labels, gt_rows, rois, acfg: AssociationConfig) -> None:
+    """Each term's evidence on true and false candidate pairs, and the oracle IDF1."""
+    from mct.associate.table import TrackletTable
+
+    _, details = reassociate(cfg, data, tracklets, gt_rows, rois, acfg)
+    table = TrackletTable.from_tracklets(tracklets, data.cameras, acfg)
+    lab = labels[table.source]
+    a, b, scores = details["pairs"]
+    cross = table.camera[a] != table.camera[b]
+    same = (lab[a] == lab[b]) & (lab[a] >= 0)
+    print(f"tracklets {len(table)} ({(lab < 0).sum()} without a gt id); candidate pairs {len(a)}, "
+          f"cross-camera {cross.sum()} of which true {(same & cross).sum()}")
+    terms = term_breakdown(table, details["model"], a, b)
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    print("log-LR quantiles", q)
+    for name, v in [*terms.items(), ("total", scores)]:
+        for kind, m in (("true ", same & cross), ("false", ~same & cross)):
+            vals = v[m][np.isfinite(v[m])]
+            print(f"  {name:11s} {kind} {np.round(np.quantile(vals, q), 2) if len(vals) else '-'}")
+    # true pairs that never became candidates
+    n = len(table)
+    i, j = np.triu_indices(n, 1)
+    true_pairs = (lab[i] == lab[j]) & (lab[i] >= 0) & (table.camera[i] != table.camera[j])
+    cand = set((a * n + b).tolist())
+    found = np.array([x in cand for x in (i[true_pairs] * n + j[true_pairs]).tolist()])
+    print(f"true cross-camera pairs {true_pairs.sum()}, among the candidates {found.sum()}")
+    assignment = table.assignment(np.where(lab >= 0, lab, 10_000_000 + np.arange(n)))
+    res = evaluate_mtmc_rows(gt_rows, write_submission_rows(tracklets, assignment), rois)
+    print(f"oracle association on these tracklets: IDF1 {res.idf1:.4f} IDP {res.idp:.4f} IDR {res.idr:.4f}")
 
 
 if __name__ == "__main__":

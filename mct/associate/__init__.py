@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from mct.associate.config import AssociationConfig, TopologyFile
+from mct.associate.links import CameraLinks
 from mct.associate.table import TrackletTable
 from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
 
 if TYPE_CHECKING:
+    from mct.associate.links import LinkArrays
+    from mct.associate.score import AppearanceModel, ColocationModel, DirectionModel
     from mct.data.submission import SubmissionRows
 
-__all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS"]
+__all__ = ["associate", "associate_table", "write_submission_rows", "SUBMISSION_COLUMNS", "UNKNOWN_REACH_S"]
 
 log = logging.getLogger(__name__)
 
@@ -39,88 +42,192 @@ class _StepClock:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
 
     def stop(self, name: str) -> None:
-        self.out[name] = time.perf_counter() - self.t0
-        self.out[f"{name}_cpu"] = time.process_time() - self.c0
+        """Add the time since :meth:`start` to step ``name`` (a step run in rounds sums up)."""
+        self.out[name] = self.out.get(name, 0.0) + time.perf_counter() - self.t0
+        self.out[f"{name}_cpu"] = self.out.get(f"{name}_cpu", 0.0) + time.process_time() - self.c0
+
+
+#: a confident match (taught to the links and term models): posterior log-odds at least
+#: this (about 50 : 1), mutual best between its two cameras, and this far above the
+#: second-best pair of either tracklet into the other's camera.
+CONFIDENT_LOG_ODDS = 4.0
+CONFIDENT_MARGIN = 2.0
+#: cross-camera pairs whose space-time terms alone say at most minus this log-likelihood
+#: ratio (odds of 1 : 55 or longer) are known different vehicles for the appearance
+#: calibration, once there are MIN_CROSS_NEGATIVES of them. A gap far outside a link's
+#: window alone scores log 0.01 = -4.6 (the links' outlier floor), so look-alikes met at
+#: the wrong time are among them: the negatives that matter.
+SPACE_TIME_NEGATIVE = 4.0
+MIN_CROSS_NEGATIVES = 50
+#: rows filtered at a time after the kNN search (bounds the temporaries).
+ROW_CHUNK = 100_000
+#: without a known link, the kNN search reaches this far in time (seconds).
+UNKNOWN_REACH_S = 600.0
 
 
 def associate_table(
     table: TrackletTable,
     cfg: AssociationConfig,
-    topology: TopologyFile | None = None,
+    links: "CameraLinks | None" = None,
+    labelled: "CameraLinks | None" = None,
     timings: dict[str, float] | None = None,
     progress: bool = True,
-    details: dict[str, np.ndarray] | None = None,
+    details: dict | None = None,
 ) -> np.ndarray:
     """Cluster the rows of ``table`` into vehicles.
 
     Args:
-        topology: the topology (``None``: none; ``cfg.topology`` is not read here).
+        links: the prior camera links (``None``: nothing known of any camera pair).
+        labelled: labelled links (a topology file, ``mct fit-topology``); per camera pair
+            they win over the prior and over what the self-training learns.
         timings: if given, filled with wall-clock seconds per step (``pca``, ``knn``,
-            ``rerank``, ``pairs``, ``cluster``) and the process's CPU seconds (``<step>_cpu``).
+            ``calibrate``, ``pairs``, ``cluster``, ``learn``; the last three summed over
+            rounds) and the process's CPU seconds (``<step>_cpu``).
         details: if given, filled with ``knn_idx`` ``(N, k + 1) int64`` (each row's kNN
-            rows, itself usually first, -1 pads) and ``knn_sims``, for measuring recall.
+            rows, -1 pads), ``links`` (the :class:`CameraLinks` of the last round),
+            ``model`` (the :class:`~mct.associate.score.PairModel`), ``pairs`` ``(a, b,
+            scores)`` and ``rounds`` (one dict per round).
 
     Returns:
         ``(N,) int64`` labels ``0..M-1`` (one per vehicle), numbered by first row.
     """
-    from mct.associate.clustering import candidate_pairs, constrained_agglomerative, k_reciprocal_rerank, order_pairs
-    from mct.associate.constraints import Constraints, search_blocks
+    from mct.associate.clustering import candidate_pairs, constrained_agglomerative, mutual_best, second_best_margin
+    from mct.associate.constraints import camera_adjacency, camera_reach, same_camera_concurrent, search_blocks, within_reach
     from mct.associate.index import blocked_knn, fit_pca
-    from mct.associate.motion import overlap_distance
+    from mct.associate.score import (
+        AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel, colocation_distance,
+        direction_cosines, pair_cosines, pair_log_lr, score_pairs, terms_mask,
+    )
 
     timings = {} if timings is None else timings
+    details = {} if details is None else details
     clock = _StepClock(timings)
     n = len(table)
+    if links is None:
+        links = CameraLinks(links={}, cfg=cfg.links, camera_keys=table.camera_keys)
+    prior = links
+    current = prior if labelled is None else prior.overridden_by(labelled)
+    details["links"] = current
     if n == 0:
         return np.zeros(0, np.int64)
+    terms = terms_mask(cfg.terms)
     clock.start()
-    constraints = Constraints.build(table, topology, cfg)
     feats = table.features
-    if cfg.pca_dim and cfg.pca_dim < table.dim:
-        feats = fit_pca(feats, cfg.pca_dim, cfg.pca_sample).apply(feats)
+    if cfg.index.pca_dim and cfg.index.pca_dim < table.dim:
+        feats = fit_pca(feats, cfg.index.pca_dim, cfg.index.pca_sample).apply(feats)
     clock.stop("pca")
 
     clock.start()
-    k = cfg.k + 1  # a tracklet may find itself
-    blocks = search_blocks(table, constraints, cfg.time_slice_s)
-    # block bases hold a little more than each query reaches: search deeper, drop, trim
-    sims, idx = blocked_knn(feats, blocks, 2 * k, cfg, len(blocks), progress)
-    ok = (idx >= 0) & constraints.within_reach(table, np.arange(n)[:, None], np.maximum(idx, 0))
-    sims = np.where(ok, sims, -np.inf).astype(np.float32)
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    sims = np.take_along_axis(sims, order, 1)
-    idx = np.where(np.isfinite(sims), np.take_along_axis(idx, order, 1), -1)
+    arrays = current.compile(table)
+    reach = camera_reach(table, arrays, UNKNOWN_REACH_S)
+    blocks = search_blocks(table, reach, camera_adjacency(table, arrays), cfg.index.time_slice_s)
+    depth = 2 * (cfg.k + 1)  # block bases hold a little more than each query reaches: search deeper, drop, trim
+    sims, idx = blocked_knn(feats, blocks, depth, cfg.index, len(blocks), progress)
+    neg_parts: list[np.ndarray] = []
+    out_s = np.empty((n, cfg.k), np.float32)
+    out_i = np.empty((n, cfg.k), np.int64)
+    for lo in range(0, n, ROW_CHUNK):  # in chunks: a few (chunk, depth) temporaries at a time
+        hi = min(n, lo + ROW_CHUNK)
+        s_c, i_c = sims[lo:hi], idx[lo:hi]
+        rows = np.arange(lo, hi)[:, None]
+        ok = (i_c >= 0) & (i_c != rows) & within_reach(table, reach, rows, np.maximum(i_c, 0))
+        negative = ok & same_camera_concurrent(table, np.broadcast_to(rows, i_c.shape), np.maximum(i_c, 0), cfg.same_camera_max_overlap_s)
+        neg_parts.append(s_c[negative])
+        s_c = np.where(ok & ~negative, s_c, -np.inf).astype(np.float32)
+        order = np.argsort(-s_c, axis=1, kind="stable")[:, : cfg.k]
+        out_s[lo:hi] = np.take_along_axis(s_c, order, 1)
+        out_i[lo:hi] = np.where(np.isfinite(out_s[lo:hi]), np.take_along_axis(i_c, order, 1), -1)
+    neg_cos = np.concatenate(neg_parts) if neg_parts else np.zeros(0, np.float32)
+    del sims, idx
+    sims, idx = out_s, out_i
     clock.stop("knn")
-    if details is not None:
-        details["knn_idx"], details["knn_sims"] = idx, sims
+    details["knn_idx"], details["knn_sims"] = idx, sims
 
     clock.start()
-    if cfg.rerank:
-        sims = k_reciprocal_rerank(idx, sims, cfg.rerank_lambda)
-    clock.stop("rerank")
+    a, b = candidate_pairs(idx)
+    cos = pair_cosines(table.features, a, b)
+    cross = table.camera[a] != table.camera[b]
+    direction, colocation = DirectionModel(), ColocationModel()
+    distance = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
+    together = np.isfinite(distance)
+    if together.sum() >= 20:  # the different-vehicles disc: where pairs seen at once stand apart
+        colocation = ColocationModel(colocation.sigma_m, max(float(np.quantile(distance[together], 0.95)), 6 * colocation.sigma_m))
+    appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg) if terms[0] else AppearanceModel()
+    clock.stop("calibrate")
 
-    clock.start()
-    pair_min = cfg.rerank_min_similarity if cfg.rerank else cfg.min_similarity
-    mutual_min = cfg.mutual_min_similarity
-    coloc_min = cfg.colocation_min_similarity if cfg.colocation_max_m > 0 and table.ground is not None else None
-    lowest = min(v for v in (pair_min, mutual_min, coloc_min) if v is not None)
-    a, b, s = candidate_pairs(table, constraints, idx, sims, lowest)
-    colocated = None
-    if coloc_min is not None:
-        dist = overlap_distance(table.ground, a, b, cfg.colocation_min_overlap_s)
-        colocated = dist <= cfg.colocation_max_m  # NaN (not seen together): False
-    # centroid linkage: co-located and mutual-best pairs at their own thresholds, the others
-    # at min_similarity (the cosine one, also when the pairs were re-ranked)
-    a, b, thresholds = order_pairs(table, a, b, s, pair_min, mutual_min, colocated, coloc_min, cfg.min_similarity)
-    clock.stop("pairs")
-
-    clock.start()
-    labels = constrained_agglomerative(
-        table, constraints, feats, a, b, thresholds, cfg.max_cluster_size, progress, cfg.all_pairs_link
-    )
-    clock.stop("cluster")
-    log.info("association: %d tracklets -> %d global ids (%d candidate pairs)", n, int(labels.max()) + 1, len(a))
+    rounds: list[dict] = []
+    labels = np.zeros(n, np.int64)
+    for r in range(cfg.self_training_rounds + 1):
+        t0 = time.perf_counter()
+        model = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays),
+                          terms, cfg.same_camera_max_overlap_s)
+        clock.start()
+        scores = score_pairs(table, model, a, b, distance)
+        clock.stop("pairs")
+        clock.start()
+        new = constrained_agglomerative(table, model, a, b, scores, cfg.min_log_lr, cfg.max_cluster_size)
+        clock.stop("cluster")
+        changed = int((new != labels).sum()) if r else n
+        labels = new
+        info = {"round": r, "global_ids": int(labels.max()) + 1, "changed": changed}
+        if r == cfg.self_training_rounds or (r and changed == 0):
+            info["seconds"] = round(time.perf_counter() - t0, 3)
+            rounds.append(info)
+            break
+        # confident matches teach the links and the term models
+        clock.start()
+        ranked = np.where(np.isnan(scores), -np.inf, scores)  # NaN: no direct link
+        conf = (
+            cross & (labels[a] == labels[b]) & (ranked + model.prior_log_odds >= CONFIDENT_LOG_ODDS)
+            & mutual_best(table, a, b, ranked) & (second_best_margin(table, a, b, ranked) >= CONFIDENT_MARGIN)
+        )
+        ca, cb = a[conf], b[conf]
+        first = (table.start_s[ca] < table.start_s[cb]) | ((table.start_s[ca] == table.start_s[cb]) & (table.end_s[ca] <= table.end_s[cb]))
+        src, dst = np.where(first, ca, cb), np.where(first, cb, ca)
+        gap = table.start_s[dst] - table.end_s[src]
+        learned = prior.learned(table.scenario[src].astype(np.int64), table.camera[src].astype(np.int64),
+                                table.camera[dst].astype(np.int64), gap, None, table)
+        current = learned if labelled is None else learned.overridden_by(labelled)
+        arrays = current.compile(table)
+        if terms[2]:
+            direction = DirectionModel().fit(direction_cosines(table, ca, cb))
+        if terms[3]:
+            colocation = colocation.fit(distance[conf])
+        if terms[0]:
+            appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg)
+        clock.stop("learn")
+        info.update(confident=int(conf.sum()), kappa=round(direction.kappa, 3), colocation_sigma_m=round(colocation.sigma_m, 3),
+                    seconds=round(time.perf_counter() - t0, 3))
+        rounds.append(info)
+        log.info("self-training round %d: %d global ids, %d confident matches; direction kappa %.2f, co-location sigma %.1f m",
+                 r, info["global_ids"], info["confident"], direction.kappa, colocation.sigma_m)
+    details.update(links=current, model=model, pairs=(a, b, scores), rounds=rounds)
+    log.info("association: %d tracklets -> %d global ids (%d candidate pairs, %d rounds)", n, int(labels.max()) + 1, len(a), len(rounds))
     return labels
+
+
+def _appearance(
+    table: TrackletTable, terms: np.ndarray, cos: np.ndarray, cross: np.ndarray, a: np.ndarray, b: np.ndarray,
+    distance: np.ndarray, within_camera_cos: np.ndarray, direction: "DirectionModel", colocation: "ColocationModel",
+    arrays: "LinkArrays", cfg: AssociationConfig,
+) -> "AppearanceModel":
+    """The appearance calibration: EM on the cross-camera candidates ``cos[cross]`` with the
+    different-vehicles component fitted on known negatives: cross-camera candidate pairs
+    that the space-time terms alone rule out (log-likelihood ratio <= -SPACE_TIME_NEGATIVE:
+    chosen without looking at appearance, and seen from two cameras as true candidates
+    are), else, when there are fewer than MIN_CROSS_NEGATIVES of them, pairs of one camera
+    seen at once (``within_camera_cos``; one view makes two vehicles look more alike, so the
+    calibration is then more cautious)."""
+    from mct.associate.score import AppearanceModel, LinkTable, PairModel, score_pairs
+
+    if terms[1:].any():
+        space_time = terms.copy()
+        space_time[0] = False
+        probe = PairModel(AppearanceModel(), direction, colocation, LinkTable.from_arrays(arrays), space_time, cfg.same_camera_max_overlap_s)
+        ruled_out = cross & (score_pairs(table, probe, a, b, distance) <= -SPACE_TIME_NEGATIVE)
+        if ruled_out.sum() >= MIN_CROSS_NEGATIVES:
+            return AppearanceModel.fit_scene(cos[ruled_out], cos[cross])
+    return AppearanceModel.fit_scene(within_camera_cos, cos[cross])
 
 
 def associate(
@@ -128,26 +235,31 @@ def associate(
     cameras: Sequence[Camera],
     cfg: AssociationConfig,
     topology: TopologyFile | None = None,
+    details: dict | None = None,
 ) -> GlobalAssignment:
     """Give the tracklets of all cameras global ids.
 
     Args:
         tracklets: every camera's tracklets; keys ``(scenario, camera_id, track_id)`` unique.
-        cameras: the cameras they come from (fps and time offset put them on one clock).
-        cfg: the association config; ``cfg.topology`` names the topology file(s) unless
-            ``topology`` is given.
+        cameras: the cameras they come from (fps and time offset put them on one clock;
+            calibration gives the prior camera links).
+        cfg: the association config.
+        topology: the labelled links of ``cfg.topology``, read by the caller
+            (:func:`mct.config.load_topology`); ``None`` when there are none. Raises
+            ``ValueError`` when ``cfg.topology`` names a file and none is given.
+        details: see :func:`associate_table`; ``details["links"]`` holds the links used.
 
     Returns:
         A :class:`GlobalAssignment` holding the tracklets that pass
         ``cfg.min_tracklet_frames`` / ``cfg.min_tracklet_mean_score`` (the others have no
         global id), with global ids ``1..M``.
     """
-    from mct.associate.constraints import load_topology
-
-    if topology is None and cfg.topology and cfg.use_constraints:
-        topology = load_topology(cfg.topology)
+    if cfg.topology and topology is None:
+        raise ValueError(f"association.topology: {cfg.topology!r} is set but no topology was given (read it with mct.config.load_topology)")
     table = TrackletTable.from_tracklets(tracklets, cameras, cfg)
-    labels = associate_table(table, cfg, topology)
+    prior = CameraLinks.from_geometry(cameras, table, cfg.links, cfg.world_units)
+    labelled = CameraLinks.from_topology(topology, cameras, cfg.links) if topology is not None else None
+    labels = associate_table(table, cfg, prior, labelled, details=details)
     return table.assignment(labels + 1)
 
 

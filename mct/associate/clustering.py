@@ -1,142 +1,62 @@
-"""From kNN lists to global ids: candidate pairs, k-reciprocal re-ranking, constrained
-agglomerative clustering.
+"""From scored candidate pairs to global ids: constrained average-linkage agglomeration.
 
-Only the pairs found in each tracklet's k nearest neighbours are ever scored (N * k pairs,
-never N * N). Clustering is agglomerative over that sparse candidate graph:
+Only pairs found in each tracklet's k nearest neighbours are candidates (N * k pairs, never
+N * N). They are visited best score first; the two clusters holding a pair merge when
 
-1. candidate pairs with similarity >= ``min_similarity`` whose constraint status is
-   :data:`~mct.associate.constraints.LINK` are visited in order of descending similarity;
-2. the two clusters holding a pair are merged only if the cosine similarity of their mean
-   features (centroid linkage) is still >= ``min_similarity`` — this stops the chaining of
-   single linkage, where A~B and B~C merge A with C however unlike they are;
-3. and only if no tracklet of one cluster is in :data:`~mct.associate.constraints.CONFLICT`
-   with a tracklet of the other (two time-overlapping tracklets of one camera) and the
-   merged cluster has at most ``max_cluster_size`` tracklets;
-4. with ``all_pairs_link`` (``association.all_pairs_link``), only if every pair of
-   tracklets across the two clusters is :data:`~mct.associate.constraints.LINK`: complete
-   linkage on the space-time rules, so one vehicle's tracklets are pairwise consistent in
-   time, travel windows and direction, not only along the chain of pairs that merged them.
+1. the merged cluster has at most ``max_cluster_size`` tracklets;
+2. no pair of tracklets across the two is impossible (score ``-inf``: two scenarios, one
+   camera at once beyond a handover, faster than any vehicle) — the cannot-links;
+3. the merge score is above ``min_log_lr``: the appearance log-likelihood ratio of the
+   cosine of the two clusters' mean features (averaging a vehicle's views cancels much of
+   each view's noise; for two single tracklets it is the pair's own), plus the **average**
+   of the space-time terms (travel time, direction, co-location) over the ``|A| x |B|``
+   pairs across the two clusters (pairs of cameras with no direct link left out), plus the
+   prior log-odds (average linkage: a vehicle's tracklets must agree in space and time as
+   a whole, not only along the chain of pairs that joined them).
+
+Pairs that are candidates use their stored space-time score (co-location included); the
+other cross pairs are scored on the spot by the same kernel
+(:func:`mct.associate.score.pair_log_lr`, without co-location, which is only measured for
+candidates). The loop is compiled with numba.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
+import numba
 import numpy as np
-from tqdm import tqdm
 
-from mct.associate.constraints import CONFLICT, LINK, Constraints
+from mct.associate.score import PairModel, _appearance_llr, _pair, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
-__all__ = ["candidate_pairs", "k_reciprocal_rerank", "mutual_best", "order_pairs", "constrained_agglomerative"]
+__all__ = ["candidate_pairs", "mutual_best", "constrained_agglomerative", "conflicts_within"]
 
 log = logging.getLogger(__name__)
 
-#: visit candidate pairs in chunks of this many (bounds the Python lists made from them).
-_CHUNK = 200_000
 
-
-def k_reciprocal_rerank(idx: np.ndarray, sims: np.ndarray, lam: float) -> np.ndarray:
-    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) restricted to the kNN lists.
-
-    For each tracklet ``i`` its reciprocal set ``R(i)`` holds ``i`` and the ``j`` in its kNN
-    list whose own list holds ``i``. Each ``R(i)`` becomes a weight vector
-    ``V_i[j] = exp(-(2 - 2 s_ij))`` (squared distance of unit vectors), normalised to sum 1;
-    the Jaccard similarity ``J = sum min(V_i, V_j) / sum max(V_i, V_j)`` is blended with the
-    original similarity: ``(1 - lam) * J + lam * s`` (the paper's ``d* = (1 - lam) d_J + lam d``
-    for similarities). The paper's expansion of ``R(i)`` by half-size reciprocal sets and its
-    local query expansion are left out.
-
-    Args:
-        idx: ``(N, k) int64`` neighbour rows, -1 pads (rows of the same table).
-        sims: ``(N, k) float32`` their similarities.
-        lam: weight of the original similarity.
-
-    Returns:
-        ``(N, k) float32`` re-ranked similarities for the same ``idx`` entries (-inf at pads).
-    """
-    n, k = idx.shape
-    if n == 0:
-        return sims.copy()
-    valid = idx >= 0
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    cols = idx.ravel()
-    ok = valid.ravel()
-    code = rows[ok] * n + cols[ok]
-    rev = cols[ok] * n + rows[ok]
-    recip = np.zeros(n * k, bool)
-    recip[np.flatnonzero(ok)] = np.isin(rev, code)
-    recip = recip.reshape(n, k) | (idx == np.arange(n)[:, None])
-    # reciprocal sets as (N, k + 1) padded rows: self first
-    set_idx = np.where(recip, idx, -1)
-    set_w = np.where(recip, np.exp(-(2.0 - 2.0 * sims.astype(np.float64))), 0.0)
-    self_in = (idx == np.arange(n)[:, None]).any(axis=1)
-    set_idx = np.concatenate([np.where(self_in, -1, np.arange(n))[:, None], set_idx], axis=1)
-    set_w = np.concatenate([np.where(self_in, 0.0, 1.0)[:, None], set_w], axis=1)
-    set_w /= np.maximum(set_w.sum(axis=1, keepdims=True), 1e-12)
-    out = np.full((n, k), -np.inf, np.float32)
-    chunk = max(1, 2_000_000 // (k * (k + 1) * (k + 1)))
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        qi = np.repeat(np.arange(lo, hi), k)
-        qj = idx[lo:hi].ravel()
-        vj = qj >= 0
-        a_idx, a_w = set_idx[qi], set_w[qi]  # (E, k+1)
-        b_idx, b_w = set_idx[np.maximum(qj, 0)], set_w[np.maximum(qj, 0)]
-        same = (a_idx[:, :, None] == b_idx[:, None, :]) & (a_idx[:, :, None] >= 0)  # (E, k+1, k+1)
-        inter = np.minimum(a_w[:, :, None], b_w[:, None, :])
-        smin = (inter * same).sum(axis=(1, 2))
-        smax = a_w.sum(axis=1) + b_w.sum(axis=1) - smin
-        jac = smin / np.maximum(smax, 1e-12)
-        s = sims[lo:hi].ravel().astype(np.float64)
-        new = (1.0 - lam) * jac + lam * s
-        out[lo:hi] = np.where(vj, new, -np.inf).reshape(hi - lo, k).astype(np.float32)
-    return out
-
-
-def candidate_pairs(
-    table: TrackletTable,
-    constraints: Constraints,
-    idx: np.ndarray,
-    sims: np.ndarray,
-    min_similarity: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unordered pairs ``(i < j)`` from the kNN lists with similarity >= ``min_similarity``
-    that the constraints allow to link; ``(E,) int64, (E,) int64, (E,) float32`` sorted by
-    descending similarity (a pair found from both ends keeps its larger similarity)."""
+def candidate_pairs(idx: np.ndarray, table: TrackletTable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered pairs ``(i < j)`` from kNN lists ``idx`` ``(N, k) int64`` (-1 pads), each
+    once, itself excluded; ``(E,) int64`` each, sorted by ``(i, j)``."""
     n, k = idx.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), k)
     cols = idx.ravel()
-    s = sims.ravel()
-    keep = (cols >= 0) & (cols != rows) & (s >= min_similarity)
-    a, b, s = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep], s[keep]
-    order = np.lexsort((-s, b, a))  # by pair, best similarity first
-    a, b, s = a[order], b[order], s[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    a, b, s = a[first], b[first], s[first]
-    st = constraints.status(table, a, b)
-    link = st == LINK
-    a, b, s = a[link], b[link], s[link]
-    order = np.argsort(-s, kind="stable")
-    log.debug("candidate pairs: %d from %d kNN entries (%d blocked by constraints)", len(a), n * k, int((~link).sum()))
-    return a[order], b[order], s[order]
+    keep = (cols >= 0) & (cols != rows)
+    a, b = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep]
+    code = np.unique(a * max(n, 1) + b)
+    return code // max(n, 1), code % max(n, 1)
 
 
 def mutual_best(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``(E,) bool``: pair ``e`` is the best-scoring pair of ``a[e]`` among its pairs with
-    tracklets of ``b[e]``'s camera, and of ``b[e]`` among its pairs with ``a[e]``'s camera.
-
-    ``(a, b, s)`` are candidate pairs (as :func:`candidate_pairs` returns them) and their
-    similarities; ties count as best for every pair that reaches the maximum.
-    """
+    tracklets of ``b[e]``'s camera, and of ``b[e]`` among its pairs with ``a[e]``'s camera
+    (ties count as best)."""
     if len(a) == 0:
         return np.zeros(0, bool)
     n_c = max(len(table.camera_keys), 1)
     cam = table.camera.astype(np.int64)
-    key_a = a * n_c + cam[b]  # a's pairs into b's camera
-    key_b = b * n_c + cam[a]
-    keys = np.concatenate([key_a, key_b])
+    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
     vals = np.concatenate([s, s]).astype(np.float64)
     uniq, inv = np.unique(keys, return_inverse=True)
     best = np.full(len(uniq), -np.inf)
@@ -145,178 +65,184 @@ def mutual_best(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarra
     return (vals[:m] >= best[inv[:m]]) & (vals[m:] >= best[inv[m:]])
 
 
-def order_pairs(
-    table: TrackletTable,
-    a: np.ndarray,
-    b: np.ndarray,
-    s: np.ndarray,
-    min_similarity: float,
-    mutual_min_similarity: float | None,
-    colocated: np.ndarray | None = None,
-    colocation_min_similarity: float | None = None,
-    others_linkage: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The visiting order of candidate pairs ``(a, b)`` with similarities ``s``, and the
-    centroid-linkage threshold each pair merges at.
+def second_best_margin(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(E,) float64``: how far pair ``e``'s score lies above the second-best score of
+    ``a[e]`` into ``b[e]``'s camera and of ``b[e]`` into ``a[e]``'s camera (the smaller of
+    the two margins; ``inf`` when there is no second pair)."""
+    if len(a) == 0:
+        return np.zeros(0)
+    n_c = max(len(table.camera_keys), 1)
+    cam = table.camera.astype(np.int64)
+    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
+    vals = np.concatenate([s, s]).astype(np.float64)
+    order = np.lexsort((-vals, keys))
+    k_sorted, v_sorted = keys[order], vals[order]
+    first = np.ones(len(order), bool)
+    first[1:] = k_sorted[1:] != k_sorted[:-1]
+    starts = np.flatnonzero(first)
+    best = v_sorted[starts]
+    has2 = np.append(starts[1:], len(order)) - starts > 1
+    second = np.where(has2, v_sorted[np.minimum(starts + 1, len(order) - 1)], -np.inf)
+    grp = np.cumsum(first) - 1
+    rank = np.empty(len(order), np.int64)
+    rank[order] = grp
+    other = np.where(vals >= best[rank], second[rank], best[rank])  # the best among the others
+    with np.errstate(invalid="ignore"):
+        margin = np.where(np.isneginf(other), np.inf, vals - other)
+    m = len(a)
+    return np.minimum(margin[:m], margin[m:])
 
-    Tiers, each visited best first:
 
-    1. with ``colocated`` (``(E,) bool``, pairs that stand at one place at once, see
-       ``association.colocation_max_m``): those with ``s >= colocation_min_similarity``,
-       at that threshold;
-    2. with ``mutual_min_similarity``: the other mutual-best pairs (:func:`mutual_best`)
-       with ``s >= mutual_min_similarity``, at that threshold;
-    3. the remaining pairs with ``s >= min_similarity``, at ``others_linkage`` (default
-       ``min_similarity``; with re-ranking the pairs' scale differs from the centroids').
+@numba.njit(cache=True, nogil=True)
+def _lookup(indptr: np.ndarray, nbr: np.ndarray, val: np.ndarray, x: int, y: int) -> float:
+    lo, hi = indptr[x], indptr[x + 1]
+    p = lo + np.searchsorted(nbr[lo:hi], y)
+    if p < hi and nbr[p] == y:
+        return val[p]
+    return np.nan
 
-    Returns:
-        ``(a, b, thresholds)``: the pairs in visiting order and ``(E,) float64`` thresholds.
-    """
-    tiers: list[tuple[np.ndarray, float]] = []
-    left = np.ones(len(a), bool)
-    if colocated is not None and colocation_min_similarity is not None:
-        near = np.asarray(colocated, bool) & (s >= colocation_min_similarity)
-        tiers.append((near, colocation_min_similarity))
-        left &= ~near
-    if mutual_min_similarity is not None:
-        mutual = left & mutual_best(table, a, b, s) & (s >= mutual_min_similarity)
-        tiers.append((mutual, mutual_min_similarity))
-        left &= ~mutual
-    tiers.append((left & (s >= min_similarity), min_similarity if others_linkage is None else others_linkage))
-    order, thresholds = [], []
-    for mask, threshold in tiers:
-        rows = np.flatnonzero(mask)
-        order.append(rows[np.argsort(-s[rows], kind="stable")])
-        thresholds.append(np.full(len(rows), threshold, np.float64))
-    if len(tiers) > 1:
-        log.debug("candidate pairs by tier: %s", [len(o) for o in order])
-    keep = np.concatenate(order)
-    return a[keep], b[keep], np.concatenate(thresholds)
+
+@numba.njit(cache=True, nogil=True)
+def _cluster(
+    n: int, pa: np.ndarray, pb: np.ndarray, indptr: np.ndarray, nbr: np.ndarray, val: np.ndarray,
+    min_mean: float, max_size: int,
+    feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray, scen: np.ndarray, motion: np.ndarray,
+    app: np.ndarray, kappa: float, log_i0: float,
+    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+) -> tuple:
+    space_time = terms.copy()
+    space_time[0] = 0.0
+    parent = np.arange(n)
+    size = np.ones(n, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    tail = np.arange(n)
+    merges = 0
+    refused = 0
+    for e in range(len(pa)):
+        ra = pa[e]
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]
+            ra = parent[ra]
+        rb = pb[e]
+        while parent[rb] != rb:
+            parent[rb] = parent[parent[rb]]
+            rb = parent[rb]
+        if ra == rb:
+            continue
+        if size[ra] + size[rb] > max_size:
+            refused += 1
+            continue
+        total = 0.0
+        count = 0
+        ok = True
+        x = ra
+        while x >= 0 and ok:
+            y = rb
+            while y >= 0:
+                s = _lookup(indptr, nbr, val, min(x, y), max(x, y))
+                if np.isnan(s):
+                    s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                              l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, space_time, handover_s)
+                if s == -np.inf:
+                    ok = False
+                    break
+                if not np.isnan(s):  # NaN: no direct link, no evidence
+                    total += s
+                    count += 1
+                y = nxt[y]
+            x = nxt[x]
+        if not ok or count == 0:
+            refused += 1
+            continue
+        mean = total / count
+        if terms[0] > 0.0:
+            # appearance of the two clusters: the cosine of their mean features (averaging
+            # a vehicle's views cancels much of each view's noise)
+            ca = np.zeros(feats.shape[1])
+            cb = np.zeros(feats.shape[1])
+            x = ra
+            while x >= 0:
+                ca += feats[x]
+                x = nxt[x]
+            y = rb
+            while y >= 0:
+                cb += feats[y]
+                y = nxt[y]
+            mean += _appearance_llr(np.dot(ca, cb) / math.sqrt(np.dot(ca, ca) * np.dot(cb, cb)), app)
+        if mean <= min_mean:
+            refused += 1
+            continue
+        if size[ra] < size[rb]:
+            ra, rb = rb, ra
+        nxt[tail[ra]] = rb
+        tail[ra] = tail[rb]
+        parent[rb] = ra
+        size[ra] += size[rb]
+        merges += 1
+    roots = np.empty(n, np.int64)
+    for x in range(n):
+        r = x
+        while parent[r] != r:
+            r = parent[r]
+        roots[x] = r
+    return roots, merges, refused
 
 
 def constrained_agglomerative(
     table: TrackletTable,
-    constraints: Constraints,
-    features: np.ndarray,
+    model: PairModel,
     pair_a: np.ndarray,
     pair_b: np.ndarray,
-    min_similarity: float | np.ndarray,
+    scores: np.ndarray,
+    min_log_lr: float,
     max_cluster_size: int,
-    progress: bool = True,
-    all_pairs_link: bool = False,
 ) -> np.ndarray:
-    """Cluster the table's rows; see the module docstring for the rules.
+    """Cluster the table's rows; see the module docstring.
 
     Args:
-        features: ``(N, d) float32`` L2-normalised features used for centroid linkage.
-        pair_a, pair_b: ``(E,)`` candidate pairs in the order to visit them (best first).
-        min_similarity: the centroid-linkage threshold, one for all pairs or ``(E,)`` one
-            per pair (see :func:`order_pairs`).
-        all_pairs_link: a merge needs every cross pair of the two clusters to be
-            :data:`~mct.associate.constraints.LINK` (rule 4), not only no ``CONFLICT``.
+        model: the pair model (its prior log-odds are added to every average).
+        pair_a, pair_b: ``(E,) int64`` candidate pairs, any order.
+        scores: ``(E,) float64`` their full scores (:func:`mct.associate.score.score_pairs`).
+        min_log_lr: the decision threshold on average log-likelihood ratio + prior log-odds.
 
     Returns:
         ``(N,) int64`` cluster labels ``0..M-1``, numbered in order of each cluster's first row.
     """
     n = len(table)
-    parent = list(range(n))
-    size = [1] * n
-    # feature sum per root with more than one member (singletons read ``features``): no
-    # copy of the whole (N, d) matrix
-    sums: dict[int, np.ndarray] = {}
-    sq = np.einsum("ij,ij->i", features, features).astype(np.float64).tolist()  # |sum|^2 per root
-    thresholds = np.broadcast_to(np.asarray(min_similarity, np.float64), (len(pair_a),))
-    min_sim_sq = (thresholds * np.abs(thresholds)).tolist()
-    # per root with more than one member: camera code -> member rows (singletons implicit)
-    by_cam: dict[int, dict[int, list[int]]] = {}
-    cam = table.camera.tolist()
-    start = table.start_s.tolist()
-    end = table.end_s.tolist()
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def members(r: int) -> dict[int, list[int]]:
-        return by_cam.get(r) or {cam[r]: [r]}
-
-    def not_all_linked(ra: int, rb: int) -> bool:
-        rows_a = [r for rows in members(ra).values() for r in rows]
-        rows_b = [r for rows in members(rb).values() for r in rows]
-        i = np.repeat(np.array(rows_a, np.int64), len(rows_b))
-        j = np.tile(np.array(rows_b, np.int64), len(rows_a))
-        return bool((constraints.status(table, i, j) != LINK).any())
-
-    clash = constraints.same_camera_conflict  # overlapping in time: a conflict unless a handover
-
-    def conflict(ra: int, rb: int) -> bool:
-        if all_pairs_link:
-            return not_all_linked(ra, rb)  # CONFLICT is one way of not being LINK
-        ma, mb = members(ra), members(rb)
-        if len(ma) > len(mb):
-            ma, mb = mb, ma
-        for c, rows_a in ma.items():
-            rows_b = mb.get(c)
-            if rows_b is None:
-                continue
-            for x in rows_a:
-                sx, ex = start[x], end[x]
-                for y in rows_b:
-                    if sx <= end[y] and start[y] <= ex and clash(sx, ex, start[y], end[y]):
-                        return True
-        return False
-
-    merges = 0
-    rejected = 0
-    bar = tqdm(total=len(pair_a), desc="clustering", unit="pair", leave=False, **({} if progress else {"disable": True}))
-    for lo in range(0, len(pair_a), _CHUNK):
-        for x, y, t_sq in zip(pair_a[lo : lo + _CHUNK].tolist(), pair_b[lo : lo + _CHUNK].tolist(), min_sim_sq[lo : lo + _CHUNK]):
-            ra, rb = find(x), find(y)
-            if ra == rb:
-                continue
-            if size[ra] + size[rb] > max_cluster_size:
-                rejected += 1
-                continue
-            ua = sums.get(ra)
-            ua = features[ra] if ua is None else ua
-            ub = sums.get(rb)
-            ub = features[rb] if ub is None else ub
-            dot = float(ua @ ub)
-            # centroid cosine dot / sqrt(|a|^2 |b|^2) >= min_similarity, without the sqrt
-            if dot * abs(dot) < t_sq * sq[ra] * sq[rb]:
-                rejected += 1
-                continue
-            if conflict(ra, rb):
-                rejected += 1
-                continue
-            if size[ra] < size[rb]:
-                ra, rb = rb, ra
-            ma, mb = members(ra), members(rb)
-            by_cam.pop(rb, None)
-            for c, rows in mb.items():
-                ma.setdefault(c, []).extend(rows)
-            by_cam[ra] = ma
-            parent[rb] = ra
-            size[ra] += size[rb]
-            sums[ra] = ua + ub
-            sums.pop(rb, None)
-            sq[ra] = sq[ra] + sq[rb] + 2.0 * dot
-            merges += 1
-        bar.update(min(_CHUNK, len(pair_a) - lo))
-    bar.close()
-    roots = np.array([find(x) for x in range(n)], np.int64)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    pair_a = np.asarray(pair_a, np.int64)
+    pair_b = np.asarray(pair_b, np.int64)
+    scores = np.asarray(scores, np.float64)
+    lo_, hi_ = np.minimum(pair_a, pair_b), np.maximum(pair_a, pair_b)
+    # CSR of the candidate scores without appearance (the loop adds the clusters' own), by
+    # (lower row, higher row)
+    space_time = scores
+    if model.terms[0] and model.appearance.source != "off":
+        cos = pair_cosines(table.features, pair_a, pair_b)
+        space_time = scores - model.appearance.log_lr(cos)
+    order = np.lexsort((hi_, lo_))
+    nbr, val = hi_[order], space_time[order]
+    indptr = np.zeros(n + 1, np.int64)
+    np.add.at(indptr, lo_ + 1, 1)
+    indptr = np.cumsum(indptr)
+    min_mean = float(min_log_lr - model.prior_log_odds)
+    visit = np.flatnonzero(scores > min_mean)  # no evidence at all (0 at even odds) merges nothing
+    visit = visit[np.argsort(-scores[visit], kind="stable")]
+    roots, merges, refused = _cluster(
+        n, pair_a[visit], pair_b[visit], indptr, nbr, val, min_mean, int(max_cluster_size),
+        *table_args(table), *model.kernel_args(),
+    )
     _, first, labels = np.unique(roots, return_index=True, return_inverse=True)
-    # renumber by first row so that labels do not depend on union order
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    log.debug("clustering: %d merges, %d merges refused (linkage, size or conflict), %d clusters", merges, rejected, len(first))
+    log.debug("clustering: %d pairs visited, %d merges, %d refused, %d clusters", len(visit), merges, refused, len(first))
     return rank[labels.ravel()]
 
 
-def conflicts_within(table: TrackletTable, constraints: Constraints, labels: np.ndarray) -> int:
-    """Number of conflicting pairs inside clusters (0 for a valid result); for tests and checks.
+def conflicts_within(table: TrackletTable, model: PairModel, labels: np.ndarray) -> int:
+    """Number of impossible pairs inside clusters (0 for a valid result); for tests and checks.
 
     Cost grows with the square of cluster sizes: not for use on huge tables.
     """
@@ -327,5 +253,5 @@ def conflicts_within(table: TrackletTable, constraints: Constraints, labels: np.
         if len(grp) < 2:
             continue
         a, b = np.triu_indices(len(grp), 1)
-        count += int((constraints.status(table, grp[a], grp[b]) == CONFLICT).sum())
+        count += int(np.isneginf(pair_log_lr(table, model, grp[a], grp[b])).sum())
     return count

@@ -18,18 +18,12 @@ from pydantic import Field, model_validator
 from mct.schema import StrictModel
 
 
-class AssociationConfig(StrictModel):
-    """FAISS kNN candidates + space-time constraints + constrained agglomerative clustering."""
+class IndexConfig(StrictModel):
+    """How the kNN candidates are searched (``association.index``; see mct/associate/index.py)."""
 
-    #: neighbours retrieved per tracklet; candidate pairs come only from these lists.
-    k: int = Field(default=10, gt=0)
-    #: cosine-similarity threshold for merging two tracklets (or two clusters) into one global id.
-    min_similarity: float = Field(default=0.5, ge=-1.0, le=1.0)
-
-    # ---- index
     #: "auto": exact inner product while a searched set has at most ``max_exact_size`` vectors,
     #: "ivf" above it; or force one of "flat", "ivf", "ivfpq", "hnsw".
-    index: Literal["auto", "flat", "ivf", "ivfpq", "hnsw"] = "auto"
+    kind: Literal["auto", "flat", "ivf", "ivfpq", "hnsw"] = "auto"
     #: largest searched set (vectors) for which "auto" uses exact search.
     max_exact_size: int = Field(default=50_000, gt=0)
     #: IVF lists; 0 = about 4 * sqrt(n) of the indexed set.
@@ -45,100 +39,94 @@ class AssociationConfig(StrictModel):
     #: vectors used to fit the PCA.
     pca_sample: int = Field(default=50_000, gt=0)
     #: split each scenario's timeline into slices of this many seconds and search each slice
-    #: only against tracklets within reach (the topology's largest travel time); 0 = one index
-    #: per scenario. Only used when a reach is known (topology or ``max_time_gap_s``).
+    #: only against tracklets within reach (the links' longest plausible gap); 0 = one
+    #: index per scenario.
     time_slice_s: float = Field(default=60.0, ge=0.0)
     #: queries per search call (memory bound for the (batch, k) result arrays).
     batch_size: int = Field(default=16_384, gt=0)
 
-    # ---- constraints
-    #: topology file, or a folder of ``*.yaml`` topology files (see docs/association.md); "" = none.
-    topology: str = ""
-    #: False: appearance only (ablation): no travel-time windows, transition graph or zones.
-    #: Two time-overlapping tracklets of one camera are never merged in either case.
-    use_constraints: bool = True
-    #: scenarios without a topology: largest gap (s) between two tracklets that may be one
-    #: vehicle; 0 = unlimited.
-    max_time_gap_s: float = Field(default=0.0, ge=0.0)
 
-    # ---- direction of travel (beyond the reference; needs the cameras' homographies)
-    #: a link must be consistent with the way the vehicle drives on the ground plane: the
-    #: step from the earlier tracklet's exit point to the later one's entry point (when
-    #: longer than ``min_direction_distance_m``) must not point against the heading of either;
-    #: two tracklets seen at the same time (overlapping views) must not head more than
-    #: ``max_overlap_heading_change_deg`` apart. Unknown headings (no homography, a
-    #: stationary vehicle) never block a link. See mct/associate/motion.py.
-    use_direction: bool = False
-    min_direction_distance_m: float = Field(default=10.0, ge=0.0)
-    max_overlap_heading_change_deg: float = Field(default=110.0, ge=0.0, le=180.0)
-    #: time over which a tracklet's heading at its entry and exit is measured (s).
-    heading_window_s: float = Field(default=1.0, gt=0.0)
-    #: slower than this (m/s) over the heading window: no heading (waiting at a light).
-    min_moving_speed_mps: float = Field(default=1.5, ge=0.0)
+#: keys of the association section before issue 19, and what replaced each (docs/association.md).
+REMOVED_KEYS: dict[str, str] = {
+    "min_similarity": "min_log_lr (one threshold on the pair model's log-odds; appearance is a calibrated term)",
+    "use_constraints": "terms (e.g. terms: [appearance] for appearance only); the hard rules always apply",
+    "max_time_gap_s": "the camera links (prior from calibration, learned, or association.topology)",
+    "use_direction": "terms: the direction term (a fitted von Mises log-likelihood ratio)",
+    "min_direction_distance_m": "a constant of the direction term (steps under 10 m give no direction)",
+    "max_overlap_heading_change_deg": "the direction term's fitted concentration",
+    "heading_window_s": "a constant of the ground tracks (1 s)",
+    "min_moving_speed_mps": "a constant of the ground tracks (1.5 m/s)",
+    "stationary_overlap": "the travel-time and co-location terms (a vehicle standing in two views is co-located)",
+    "colocation_max_m": "terms: the co-location term (distance model fitted on the run)",
+    "colocation_min_overlap_s": "a constant of the co-location term (2 s seen together)",
+    "colocation_min_similarity": "min_log_lr (co-location adds to the one score)",
+    "rerank": "nothing (k-reciprocal re-ranking removed; the calibrated pair score replaces it)",
+    "rerank_lambda": "nothing (k-reciprocal re-ranking removed)",
+    "rerank_min_similarity": "nothing (k-reciprocal re-ranking removed)",
+    "mutual_min_similarity": "min_log_lr (mutual-best pairs are now the self-training's confident matches)",
+    "all_pairs_link": "average linkage of the pair scores: every pair of two clusters is scored, an impossible one refuses the merge",
+    "max_exact_size": "index.max_exact_size",
+    "ivf_nlist": "index.ivf_nlist",
+    "ivf_nprobe": "index.ivf_nprobe",
+    "pq_m": "index.pq_m",
+    "hnsw_m": "index.hnsw_m",
+    "hnsw_ef_search": "index.hnsw_ef_search",
+    "hnsw_ef_construction": "index.hnsw_ef_construction",
+    "pca_dim": "index.pca_dim",
+    "pca_sample": "index.pca_sample",
+    "time_slice_s": "index.time_slice_s",
+    "batch_size": "index.batch_size",
+}
+
+
+class AssociationConfig(StrictModel):
+    """The pair model (evidence summed as log-likelihood ratios), camera links, and
+    constrained clustering; see docs/association.md."""
+
+    #: neighbours retrieved per tracklet; candidate pairs come only from these lists.
+    k: int = Field(default=10, gt=0)
+    #: merge two clusters while the average log-likelihood ratio of their pairs plus the
+    #: prior log-odds (fitted) is at least this: 0 = even odds.
+    min_log_lr: float = 0.0
+    #: evidence terms of the pair score (ablation: leave some out).
+    terms: tuple[Literal["appearance", "travel_time", "direction", "colocation"], ...] = (
+        "appearance", "travel_time", "direction", "colocation",
+    )
+    #: labelled camera links: a topology file or a folder of them (``mct fit-topology``, or
+    #: written by hand); per camera pair they take precedence over links from calibration
+    #: and links learned from the run. "" = none (links from calibration and the run).
+    topology: str = ""
+    #: self-training rounds: associate, refit the links and term models from the confident
+    #: matches, associate again; stops early when the assignment no longer changes.
+    #: 0 = the prior links only.
+    self_training_rounds: int = Field(default=3, ge=0)
+    #: two tracklets of one camera that share at most this long (seconds) at their ends are
+    #: consecutive fragments (a tracker handover), not two vehicles seen at once.
+    same_camera_max_overlap_s: float = Field(default=1.0, ge=0.0)
     #: ground units of the homographies: "auto" (GPS degrees when they look like it, as in
     #: CityFlowV2, else metres), "metres" or "degrees".
     world_units: Literal["auto", "metres", "degrees"] = "auto"
-    #: overlapping views (beyond the reference; needs homographies): a camera pair whose
-    #: topology admits a negative gap sees one place at once, and a vehicle standing there
-    #: (parked, queued, gridlocked) stays in both views for as long as it stands, while a
-    #: fitted window's lower bound only measures how long moving traffic did. With this on,
-    #: two tracklets of such a pair that overlap in time and both stand still (average
-    #: ground speed from first to last box below ``min_moving_speed_mps``, over at least
-    #: ``heading_window_s``) pass the window's lower bound; its upper bound, zones and the
-    #: direction rule still apply. Off: the fitted window as is.
-    stationary_overlap: bool = False
-    #: co-location in overlapping views (beyond the reference; needs homographies; 0 = off):
-    #: two tracklets of different cameras seen at the same time for at least
-    #: ``colocation_min_overlap_s`` whose ground tracks (box bottom centres through the
-    #: homographies) stay within this median distance, metres, stand at one place at once.
-    #: Such candidate pairs are visited first and merged at ``colocation_min_similarity``
-    #: instead of ``min_similarity``; every other rule still applies.
-    colocation_max_m: float = Field(default=0.0, ge=0.0)
-    #: shortest time two tracklets must be seen together for the co-location cue, seconds.
-    colocation_min_overlap_s: float = Field(default=2.0, gt=0.0)
-    #: the appearance threshold of co-located pairs and of the centroid linkage of their
-    #: merges (cosine, or the re-ranked similarity when ``rerank`` is on).
-    colocation_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
-
-    #: handover between two tracks of one camera (beyond the reference; 0 = off): two
-    #: tracklets of one camera that share at most this much time (seconds) at their ends,
-    #: one starting and ending after the other, are taken as consecutive fragments of one
-    #: vehicle (a tracker that starts a new track on it while the old one still holds it
-    #: for a frame or two: the new track's first, tentative boxes overlap the old track's
-    #: last) rather than two vehicles: no conflict, and their gap counts as 0. Off: any
-    #: time overlap of two tracklets of one camera is a conflict.
-    same_camera_max_overlap_s: float = Field(default=0.0, ge=0.0)
-
-    # ---- re-ranking
-    #: k-reciprocal re-ranking (Zhong et al. 2017) over the candidate lists.
-    rerank: bool = False
-    #: weight of the original similarity in the re-ranked one (lambda of the paper: 0.3).
-    rerank_lambda: float = Field(default=0.3, ge=0.0, le=1.0)
-    #: with re-ranking on, candidate pairs need this re-ranked similarity (its scale differs
-    #: from cosine); the cluster centroids still need ``min_similarity``.
-    rerank_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
-
-    # ---- clustering
-    #: mutual-best pairs first (beyond the reference; off = null): a candidate pair that is
-    #: the most similar of each tracklet's pairs into the other's camera is merged first, at
-    #: this lower threshold (cosine, or the re-ranked similarity when ``rerank`` is on; the
-    #: centroid linkage of those merges uses it too); the other pairs follow at
-    #: ``min_similarity``.
-    mutual_min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
-    #: largest number of tracklets in one global id (bounds the cost of constraint checks).
+    #: largest number of tracklets in one global id (bounds the cost of a merge).
     max_cluster_size: int = Field(default=200, gt=1)
-    #: a merge needs every pair of tracklets across the two clusters to be LINK under the
-    #: pair rules (complete linkage on space-time), not only free of CONFLICT. Needs a
-    #: topology with windows for every camera pair one vehicle can visit (``mct
-    #: fit-topology`` with its default ``--pairs all``); with an adjacent-cameras-only graph
-    #: it would keep a vehicle out of two non-adjacent cameras.
-    all_pairs_link: bool = False
-
-    # ---- which tracklets take part
     #: shorter tracklets (frames) get no global id.
     min_tracklet_frames: int = Field(default=1, ge=1)
     #: tracklets whose mean detection score is lower get no global id.
     min_tracklet_mean_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: physical bounds of the camera links from calibration (speed range, standing time).
+    links: "LinksConfig" = Field(default_factory=lambda: LinksConfig())
+    #: the kNN search (not a model setting).
+    index: IndexConfig = Field(default_factory=IndexConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            if isinstance(data.get("index"), str):
+                raise ValueError(f"association.index is a section now: write index: {{kind: {data['index']}}}")
+            for key in data:
+                if key in REMOVED_KEYS:
+                    raise ValueError(f"association.{key} was removed (issue 19); replaced by: {REMOVED_KEYS[key]}")
+        return data
 
 
 # ---------------------------------------------------------------------------- camera links

@@ -25,7 +25,7 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from mct.associate.config import AssociationConfig
+from mct.associate.config import IndexConfig
 
 # faiss's loader tries the AVX512 and AVX2 builds before the generic one and logs each miss
 # at INFO (ModuleNotFoundError ... swigfaiss_avx512): expected fallbacks, quiet for users
@@ -76,7 +76,7 @@ def fit_pca(x: np.ndarray, dim: int, sample: int, seed: int = 0) -> Pca:
     """Fit a PCA to ``dim`` dims on at most ``sample`` rows of ``x`` ``(N, D) float32``."""
     n, d = x.shape
     if not 0 < dim <= d:
-        raise ValueError(f"association.pca_dim: must be in 1..{d} (the feature dim), got {dim}")
+        raise ValueError(f"association.index.pca_dim: must be in 1..{d} (the feature dim), got {dim}")
     rows = np.random.default_rng(seed).choice(n, size=min(n, sample), replace=False) if n > sample else np.arange(n)
     xs = np.ascontiguousarray(x[np.sort(rows)], dtype=np.float32)
     pca = faiss.PCAMatrix(d, dim)
@@ -108,13 +108,13 @@ def _pad(sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return s, i
 
 
-def _index_kind(n: int, cfg: AssociationConfig) -> str:
-    if cfg.index == "auto":
+def _index_kind(n: int, cfg: IndexConfig) -> str:
+    if cfg.kind == "auto":
         return "flat" if n <= cfg.max_exact_size else "ivf"
-    return cfg.index
+    return cfg.kind
 
 
-def _build_approximate(xb: np.ndarray, kind: str, cfg: AssociationConfig, seed: int = 0) -> "faiss.Index":
+def _build_approximate(xb: np.ndarray, kind: str, cfg: IndexConfig, seed: int = 0) -> "faiss.Index":
     n, d = xb.shape
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -127,12 +127,12 @@ def _build_approximate(xb: np.ndarray, kind: str, cfg: AssociationConfig, seed: 
     quantizer = faiss.IndexFlatIP(d)
     if kind == "ivfpq":
         if d % cfg.pq_m:
-            raise ValueError(f"association.pq_m: {cfg.pq_m} does not divide the feature dim {d}")
+            raise ValueError(f"association.index.pq_m: {cfg.pq_m} does not divide the feature dim {d}")
         index = faiss.IndexIVFPQ(quantizer, d, nlist, cfg.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
     elif kind == "ivf":
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     else:
-        raise ValueError(f"association.index: unknown index type {kind!r}")
+        raise ValueError(f"association.index.kind: unknown index type {kind!r}")
     train_n = min(n, 256 * nlist)
     train = xb if train_n == n else xb[np.random.default_rng(seed).choice(n, train_n, replace=False)]
     index.cp.seed = seed
@@ -142,7 +142,7 @@ def _build_approximate(xb: np.ndarray, kind: str, cfg: AssociationConfig, seed: 
     return index
 
 
-def search_knn(xq: np.ndarray, xb: np.ndarray, k: int, cfg: AssociationConfig) -> tuple[np.ndarray, np.ndarray]:
+def search_knn(xq: np.ndarray, xb: np.ndarray, k: int, cfg: IndexConfig) -> tuple[np.ndarray, np.ndarray]:
     """kNN of ``xq (Q, D)`` in ``xb (N, D)`` (float32, L2-normalised) by inner product.
 
     Returns ``(Q, k) float32`` similarities (descending; -inf pads) and ``(Q, k) int64``
@@ -168,7 +168,7 @@ def blocked_knn(
     features: np.ndarray,
     blocks: Iterable[tuple[np.ndarray, np.ndarray]],
     k: int,
-    cfg: AssociationConfig,
+    cfg: IndexConfig,
     n_blocks: int | None = None,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:

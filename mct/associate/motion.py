@@ -1,7 +1,6 @@
 """Where a tracklet enters and leaves its camera on the ground plane, and which way it moves.
 
-The direction-of-travel rule (``association.use_direction``, see
-:meth:`mct.associate.constraints.Constraints.status`) needs, per tracklet, the ground-plane
+The direction term of the pair score (:mod:`mct.associate.score`) needs, per tracklet, the ground-plane
 position of its first and last box and its heading there. They come from the camera's
 homography (``calibration.txt``: ground ``(x, y, 1)`` -> image pixels): the bottom centre of
 a box is the point where the vehicle touches the road, mapped back to the ground with the
@@ -10,17 +9,17 @@ inverse homography.
 * Heading at entry: from the first box to the box about ``heading_window_s`` later (at
   least one frame); at exit: from the box ``heading_window_s`` before the last to the last.
   A vehicle that moves less than ``min_moving_speed_mps * window`` in that time (waiting at
-  a light, say) has no heading there: zero vector, and the rule does not judge it.
+  a light, say) has no heading there: zero vector, and the term says nothing there.
 * Units: the synthetic world's homographies use metres. CityFlowV2's use GPS degrees; a
   camera whose ground points all look like degrees (``|x|, |y| <= 180`` and a footprint
   under 0.05 degree across) is scaled by 111,320 m per degree on both axes. That ignores
   the cos(latitude) shrinking of longitude (0.74 at CityFlowV2's 42.5 deg N), which skews
-  angles a little; the rule only tests signs of dot products, which such a skew changes
-  only for nearly perpendicular directions. ``association.world_units`` forces a choice.
+  angles a little; the direction term reads cosines of headings, which such a skew
+  changes little. ``association.world_units`` forces a choice.
 * Cameras without a homography, and points the inverse homography sends to infinity (at or
-  above the horizon), give NaN positions and zero headings: the rule skips them.
+  above the horizon), give NaN positions and zero headings: the terms skip them.
 
-The co-location cue (``association.colocation_max_m``) needs the whole ground track of a
+The co-location term needs the whole ground track of a
 tracklet (:meth:`GroundMotion.track`, gathered in :class:`GroundTracks`): two tracklets of
 different cameras seen at the same time are one vehicle only if they stand at one place,
 so :func:`overlap_distance` measures how far apart their tracks are while both are seen.

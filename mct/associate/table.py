@@ -60,10 +60,10 @@ class TrackletTable:
         source: ``(N,) int64`` position of each row in the tracklet sequence it came from.
         motion: ``(N, 4, 2) float64`` ground-plane entry and exit positions (metres, NaN when
             unknown) and unit headings at entry and exit (zero when unknown), see
-            :mod:`mct.associate.motion`; all unknown unless ``association.use_direction`` or
-            ``association.stationary_overlap``.
+            :mod:`mct.associate.motion`; all unknown without the direction and co-location
+            terms (``association.terms``).
         ground: the ground track of every row (:class:`~mct.associate.motion.GroundTracks`)
-            when ``association.colocation_max_m`` is set, else ``None``.
+            with the co-location term, else ``None``.
     """
 
     camera_keys: tuple[tuple[str, str], ...]
@@ -174,8 +174,8 @@ class TrackletTable:
         exit_: list[np.ndarray] = []
         seen: set[tuple[str, str, int]] = set()
         dropped = 0
-        needs_ground = cfg.use_direction or cfg.stationary_overlap or cfg.colocation_max_m > 0
-        ground = GroundMotion(cfg.heading_window_s, cfg.min_moving_speed_mps, cfg.world_units) if needs_ground else None
+        needs_ground = "direction" in cfg.terms or "colocation" in cfg.terms
+        ground = GroundMotion(units=cfg.world_units) if needs_ground else None
         motion: list[np.ndarray] = []
         tracks: list[tuple[np.ndarray, np.ndarray]] = []
         for pos, t in enumerate(tracklets):
@@ -206,7 +206,7 @@ class TrackletTable:
             exit_.append(np.array([(last[0] + last[2]) / 2, last[3]], np.float32))
             if ground is not None:
                 motion.append(ground(t, cam))
-                if cfg.colocation_max_m > 0:
+                if "colocation" in cfg.terms:
                     tracks.append((cam.frame_time(t.frames), ground.track(t, cam)))
         if dropped:
             log.info("association: %d of %d tracklets below min_tracklet_frames/min_tracklet_mean_score get no global id", dropped, len(tracklets))
@@ -221,11 +221,11 @@ class TrackletTable:
             np.stack(entry) if entry else None,
             np.stack(exit_) if exit_ else None,
             np.stack(motion) if motion else None,
-            GroundTracks.from_rows(tracks) if cfg.colocation_max_m > 0 else None,
+            GroundTracks.from_rows(tracks) if "colocation" in cfg.terms else None,
         )
         if ground is not None:
             no_homography = sorted({f"{s}/{c}" for s, c in keys if cam_by_key[(s, c)].homography is None})
             if no_homography:
-                log.warning("association: no homography for %s: direction, standing still and co-location not checked there", ", ".join(no_homography))
+                log.warning("association: no homography for %s: no direction or co-location evidence there", ", ".join(no_homography))
         object.__setattr__(table, "source", np.array(rows, np.int64))
         return table

@@ -186,7 +186,7 @@ def links_from_assignment(
 
 
 def write_topology(path: str | Path, topology: TopologyFile) -> Path:
-    """Write ``topology`` as YAML (the format :func:`mct.associate.constraints.load_topology` reads)."""
+    """Write ``topology`` as YAML (the format :func:`mct.config.load_topology` reads)."""
     import yaml
 
     path = Path(path)

@@ -47,6 +47,8 @@ __all__ = [
 
 ASSIGNMENT_FILE = "assignment.csv"
 SUBMISSION_FILE = "submission.txt"
+#: the camera links the association used (topology file format; docs/association.md)
+LINKS_FILE = "links.yaml"
 METRICS_FILE = "metrics.json"
 
 
@@ -184,7 +186,7 @@ def _associate(
         for r in ok:
             tracklets.extend(stages.load_tracklets(Path(r.stages["track"]["dir"]) / stages.tracklets_name))
         log.info("associating %d tracklets of %d cameras", len(tracklets), len(cams))
-        assignment = stages.associate(tracklets, cams, cfg.association)
+        assignment = stages.associate(tracklets, cams, cfg.association, spec.path(LINKS_FILE))
         save_assignment(spec.path(ASSIGNMENT_FILE), assignment)  # atomic
         with spec.atomic(SUBMISSION_FILE) as tmp:
             n_rows = stages.write_submission(tmp, tracklets, assignment)
@@ -195,7 +197,9 @@ def _associate(
     outcome = run_stage(spec, compute, force=force, inputs_changed=recomputed)
     info = {k: v for k, v in outcome.record.items() if k in ("seconds", "tracklets", "global_ids", "rows", "cameras")}
     folder.association_dir.mkdir(parents=True, exist_ok=True)
-    for name in (ASSIGNMENT_FILE, SUBMISSION_FILE):
+    for name in (ASSIGNMENT_FILE, SUBMISSION_FILE, LINKS_FILE):
+        if name == LINKS_FILE and not spec.path(name).exists():
+            continue  # no camera links (e.g. appearance only)
         rf.link_atomic(spec.path(name), folder.association_dir / name)
     rf.link_atomic(spec.path(SUBMISSION_FILE), folder.root / SUBMISSION_FILE)
     return {"status": outcome.status, "fingerprint": fp, "dir": str(spec.dir), "submission": str(folder.root / SUBMISSION_FILE),

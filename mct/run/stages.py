@@ -273,14 +273,27 @@ class PipelineStages(Stages):
 
     def check_topology(self, path: Path) -> None:
         """Read a topology file (or folder) as association will; raises on a bad one."""
-        from mct.associate.constraints import load_topology
+        from mct.config import load_topology
 
         load_topology(path)
 
-    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: AssociationConfig) -> GlobalAssignment:
+    def associate(
+        self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: AssociationConfig, links_path: Path | None = None
+    ) -> GlobalAssignment:
+        """Global ids; with ``links_path``, the camera links the association used are written
+        there in the topology file format (inspect, edit, reuse as ``association.topology``)."""
         from mct.associate import associate
+        from mct.associate.topology import write_topology
+        from mct.config import load_topology
 
-        return associate(tracklets, cameras, cfg)
+        details: dict[str, Any] = {}
+        assignment = associate(tracklets, cameras, cfg, load_topology(cfg.topology) if cfg.topology else None, details=details)
+        if links_path is not None and "links" in details:
+            from mct.atomic import atomic_path
+
+            with atomic_path(links_path) as tmp:
+                write_topology(tmp, details["links"].to_topology())
+        return assignment
 
     def write_submission(self, path: Path, tracklets: Sequence[Tracklet], assignment: GlobalAssignment) -> int:
         """Write the AI City submission file of the tracklets that have a global id; returns rows."""

@@ -187,7 +187,7 @@ class FakeStages(PipelineStages):
         with open(path, "rb") as fh:
             return pickle.load(fh)
 
-    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any) -> GlobalAssignment:
+    def associate(self, tracklets: Sequence[Tracklet], cameras: Sequence[Camera], cfg: Any, links_path: Any = None) -> GlobalAssignment:
         # the fake cars are the same vehicle in every camera: global id = local id (+ k, so
         # that association settings visibly change the result)
         n = len(tracklets)

@@ -113,12 +113,12 @@ def test_diagnose_association_script(local_run, capsys, tmp_path):
 
     argv = sys.argv
     try:
-        sys.argv = ["diagnose_association.py", str(run_dir)]
+        sys.argv = ["diagnose_association.py", str(run_dir), "--truth"]
         assert mod.main() == 0
         out = capsys.readouterr().out
         oracle = float(out.split("oracle association on these tracklets: IDF1 ")[1].split()[0])
         assert oracle >= s.metrics["idf1"] - 1e-9
-        sys.argv = ["diagnose_association.py", str(run_dir), "--sweep", str(load_config(run_dir / "config.yaml").association.min_similarity)]
+        sys.argv = ["diagnose_association.py", str(run_dir), "--sweep", f"min_log_lr={load_config(run_dir / 'config.yaml').association.min_log_lr}"]
         assert mod.main() == 0
         line = capsys.readouterr().out.strip().splitlines()[-1]
         # re-associating with the run's own settings reproduces the run's IDF1
@@ -135,7 +135,7 @@ def test_diagnose_association_script(local_run, capsys, tmp_path):
         cfg = yaml.safe_load((copy / "config.yaml").read_text())
         cfg["association"]["topology"] = str(copy / "topology.yaml")
         (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
-        sys.argv = ["diagnose_association.py", str(copy), "--sweep", "0.5", "--set", f"topology={copy / 'no_such_topology.yaml'}"]
+        sys.argv = ["diagnose_association.py", str(copy), "--sweep", "min_log_lr=0", "--set", f"topology={copy / 'no_such_topology.yaml'}"]
         with pytest.raises(FileNotFoundError, match="no_such_topology.yaml"):
             mod.main()
     finally:

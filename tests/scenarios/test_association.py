@@ -2,7 +2,8 @@
 
 All cameras run at 10 fps with time offset 0 unless a story says otherwise, so frame f is
 at (f - 1) / 10 seconds. Features are unit vectors; "look-alike" vehicles have features
-closer to each other than the merge threshold.
+as close to a vehicle's other views as its own are. Scenes this small are too small to fit the
+appearance calibration, so the generic one applies (even odds at cosine 0.52).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def test_vehicle_seen_by_three_cameras_becomes_one_global_id(with_topology):
         tracklet("c002", 4, 300, 350, other),  # another vehicle in c002 at the same time
     ]
     topo = chain_topology() if with_topology else None
-    result = associate(tracklets, CAMS, AssociationConfig(min_similarity=0.8), topology=topo)
+    result = associate(tracklets, CAMS, AssociationConfig(), topology=topo)
     ids = [result.global_id("S01", c, t) for c, t in (("c001", 7), ("c002", 3), ("c003", 9), ("c002", 4))]
     assert ids[0] == ids[1] == ids[2]
     assert ids[3] != ids[0]
@@ -66,19 +67,23 @@ def test_vehicle_seen_by_three_cameras_becomes_one_global_id(with_topology):
 
 
 def test_look_alikes_are_kept_apart_by_the_travel_time_window():
-    car, twin = unit(1, 0.02), unit(1, -0.02)  # cosine 0.9992: appearance cannot tell them apart
+    # car A and its look-alike are equally like A's first view (cosine 0.6 each): only
+    # travel time can tell which c002 tracklet is car A
+    car, seen_again, twin = unit(1, 0, 0), unit(0.6, 0.8, 0), unit(0.6, -0.8, 0)
     tracklets = [
         tracklet("c001", 1, 1, 50, car),  # car A in c001 at 0-4.9 s
-        tracklet("c002", 1, 300, 350, car),  # car A in c002 25 s later: inside the 10-60 s window
         tracklet("c002", 2, 3000, 3050, twin),  # look-alike in c002 at 300 s: 295 s after A left c001
+        tracklet("c002", 1, 300, 350, seen_again),  # car A in c002 25 s later: inside the 10-60 s window
     ]
-    cfg = AssociationConfig(min_similarity=0.8)
-    with_rules = associate(tracklets, CAMS, cfg, topology=chain_topology())
-    assert with_rules.global_id("S01", "c001", 1) == with_rules.global_id("S01", "c002", 1)
-    assert with_rules.global_id("S01", "c002", 2) != with_rules.global_id("S01", "c001", 1)
-    # the ablation without constraints merges all three: the window is what keeps them apart
-    no_rules = associate(tracklets, CAMS, cfg.model_copy(update={"use_constraints": False}), topology=chain_topology())
-    assert len(set(no_rules.global_ids.tolist())) == 1
+    cfg = AssociationConfig()
+    with_time = associate(tracklets, CAMS, cfg, topology=chain_topology())
+    assert with_time.global_id("S01", "c001", 1) == with_time.global_id("S01", "c002", 1)
+    assert with_time.global_id("S01", "c002", 2) != with_time.global_id("S01", "c001", 1)
+    # swap the times of the two c002 views: car A now goes with the other one (time decides)
+    swapped = [tracklets[0], tracklet("c002", 2, 300, 350, twin), tracklet("c002", 1, 3000, 3050, seen_again)]
+    by_time = associate(swapped, CAMS, cfg, topology=chain_topology())
+    assert by_time.global_id("S01", "c001", 1) == by_time.global_id("S01", "c002", 2)
+    assert by_time.global_id("S01", "c002", 1) != by_time.global_id("S01", "c001", 1)
 
 
 def test_two_tracklets_of_one_camera_at_the_same_time_are_never_merged():
@@ -88,18 +93,18 @@ def test_two_tracklets_of_one_camera_at_the_same_time_are_never_merged():
         tracklet("c001", 2, 20, 60, car, x=600),  # c001 frames 20-60, identical feature, overlaps 20-40
         tracklet("c002", 5, 400, 450, car),  # c002 much later: could glue both together
     ]
-    for use_constraints in (True, False):
-        cfg = AssociationConfig(min_similarity=0.5, use_constraints=use_constraints)
+    for terms in (AssociationConfig().terms, ("appearance",)):
+        cfg = AssociationConfig(terms=terms)
         result = associate(tracklets, CAMS, cfg)
         assert result.global_id("S01", "c001", 1) != result.global_id("S01", "c001", 2)
 
 
 def test_camera_offsets_and_fps_put_tracklets_on_one_clock():
-    car = unit(1, 0.1)
+    # the two views are alike (cosine 0.6) but not enough to merge against the travel time
     cams = [Camera("S01", "c001", fps=10.0), Camera("S01", "c002", fps=8.0, time_offset_s=100.0)]
     tracklets = [
-        tracklet("c001", 1, 1, 11, car),  # c001: 0-1 s
-        tracklet("c002", 1, 1, 9, car),  # c002 frame 1 is at 100 s on the scenario clock: gap 99 s
+        tracklet("c001", 1, 1, 11, unit(1, 0)),  # c001: 0-1 s
+        tracklet("c002", 1, 1, 9, unit(0.6, 0.8)),  # c002 frame 1 is at 100 s on the scenario clock: gap 99 s
     ]
     topo = TopologyFile(
         scenarios={"S01": ScenarioTopology(transitions=[Transition(src="c001", dst="c002", min_gap_s=90, max_gap_s=110)])}
@@ -157,15 +162,19 @@ def test_golden_synthetic_city_on_a_fixed_seed():
             f = centres[v] + 0.3 * rng.normal(size=32)
             tracklets.append(tracklet(cam, v, first, first + 40, (f / np.linalg.norm(f)).astype(np.float32)))
             truth.append(v)
-    result = associate(tracklets, CAMS, AssociationConfig(min_similarity=0.6), topology=chain_topology((15.0, 55.0)))
+    result = associate(tracklets, CAMS, AssociationConfig(), topology=chain_topology((15.0, 55.0)))
     labels = np.array([result.global_id(t.scenario, t.camera_id, t.track_id) for t in tracklets])
     pure = sum(len(set(np.array(truth)[labels == g])) == 1 for g in np.unique(labels))
     assert (len(np.unique(labels)), pure) == (GOLDEN_IDS, GOLDEN_PURE)
 
 
-#: measured on the code of issue 10 (seed 7): 36 ids for 30 vehicles (some split), 35 of them pure.
-#: A change here means association behaves differently: check it is for the better.
-GOLDEN_IDS, GOLDEN_PURE = 36, 35
+#: measured on the pair model of issue 19 (seed 7): 26 ids for 30 vehicles, 23 of them pure
+#: (issue 10's rules with min_similarity 0.6 chosen for this world: 36 and 35). Half the
+#: vehicles here have a twin as alike as their own views (noise 0.25 vs 0.3), and a scene
+#: of 90 tracklets fits its appearance calibration on 47 known-different pairs, which hold
+#: no twins: the same-vehicle component takes the twins in. A change here means
+#: association behaves differently: check it is for the better.
+GOLDEN_IDS, GOLDEN_PURE = 26, 23
 
 
 def test_submission_round_trips_through_the_evaluator(tmp_path: Path):
@@ -176,7 +185,7 @@ def test_submission_round_trips_through_the_evaluator(tmp_path: Path):
         tracklet("c001", 2, 5, 25, car_b, x=500),  # car B in c001
         tracklet("c002", 2, 310, 330, car_b, x=500),  # car B in c002
     ]
-    assignment = associate(tracklets, CAMS, AssociationConfig(min_similarity=0.8), topology=chain_topology())
+    assignment = associate(tracklets, CAMS, AssociationConfig(), topology=chain_topology())
     rows = write_submission_rows(tracklets, assignment)
     pred = write_submission(tmp_path / "track1.txt", rows)
     back = read_submission(pred)
@@ -196,21 +205,6 @@ def test_submission_round_trips_through_the_evaluator(tmp_path: Path):
     assert worse.idf1 < 0.9
 
 
-def test_mutual_best_pairs_merge_below_min_similarity():
-    # Story: car A leaves c001 at t = 10 s and enters c002 at t = 30 s, but the two views
-    # look alike only at cosine 0.4 (below min_similarity 0.5). Car B, seen in c001 at the
-    # same time, looks nothing like either. With mutual_min_similarity 0.3 the A pair is
-    # each tracklet's best into the other camera and is merged; B stays alone.
-    a1 = tracklet("c001", 1, 1, 101, unit(1, 0, 0))
-    a2 = tracklet("c002", 1, 301, 400, unit(0.4, np.sqrt(1 - 0.16), 0))
-    b1 = tracklet("c001", 2, 1, 101, unit(0, 0, 1), x=400.0)
-    plain = associate([a1, a2, b1], CAMS, AssociationConfig(min_similarity=0.5), chain_topology())
-    mutual = associate([a1, a2, b1], CAMS, AssociationConfig(min_similarity=0.5, mutual_min_similarity=0.3), chain_topology())
-    assert len(set(plain.global_ids.tolist())) == 3
-    gid = dict(zip(zip(mutual.camera_ids, mutual.track_ids), mutual.global_ids.tolist()))
-    assert gid[("c001", 1)] == gid[("c002", 1)] != gid[("c001", 2)]
-
-
 def test_handover_fragments_of_one_camera_join_one_id_and_write_one_box_per_frame():
     # Story: car A crosses c001 (frames 1-40); its track is lost and a new one starts on it
     # at frame 38, so the two fragments share frames 38-40 (0.2 s). It then enters c002.
@@ -226,12 +220,12 @@ def test_handover_fragments_of_one_camera_join_one_id_and_write_one_box_per_fram
         result = associate(tracklets, CAMS, cfg, topology=topo)
         return [result.global_id(t.scenario, t.camera_id, t.track_id) for t in tracklets], result
 
-    (strict, _), (loose, result) = ids(AssociationConfig(min_similarity=0.8)), ids(
-        AssociationConfig(min_similarity=0.8, same_camera_max_overlap_s=0.3)
+    (strict, _), (loose, result) = ids(AssociationConfig(same_camera_max_overlap_s=0)), ids(
+        AssociationConfig(same_camera_max_overlap_s=0.3)
     )
     assert strict[0] != strict[1]  # the reference: overlapping tracklets of one camera are two vehicles
     assert len(set(loose)) == 1  # both fragments and the c002 view: one vehicle
-    assert len(set(ids(AssociationConfig(min_similarity=0.8, same_camera_max_overlap_s=0.1))[0])) > 1  # 0.2 s > 0.1
+    assert len(set(ids(AssociationConfig(same_camera_max_overlap_s=0.1))[0])) > 1  # 0.2 s > 0.1
     rows = write_submission_rows(tracklets, result).to_array()
     c001 = rows[rows[:, 0] == 1]
     assert c001[:, 2].tolist() == list(range(1, 81))  # one box per frame

@@ -1,4 +1,5 @@
-"""Ground-plane motion of tracklets and the direction-of-travel rule (association.use_direction)."""
+"""Ground-plane motion of tracklets: positions, headings, ground tracks (the direction and
+co-location terms of the pair score read them; the terms themselves: test_assoc_score.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import numpy as np
 import pytest
 
 from mct.associate.config import AssociationConfig
-from mct.associate.constraints import LINK, NO_LINK, Constraints
 from mct.associate.motion import METRES_PER_DEGREE, GroundMotion, ground_points
 from mct.associate.table import TrackletTable
 from mct.types import Camera, Tracklet
@@ -72,104 +72,6 @@ def test_gps_degree_homographies_are_scaled_to_metres():
     assert GroundMotion(units="auto").scale(camera("c002")) == 1.0  # a metre homography stays metres
 
 
-def table_of(tracklets: list[Tracklet], cameras: list[Camera], **cfg) -> tuple[TrackletTable, Constraints]:
-    acfg = AssociationConfig(use_direction=True, **cfg)
-    t = TrackletTable.from_tracklets(tracklets, cameras, acfg)
-    return t, Constraints.build(t, None, acfg)
-
-
-def test_a_link_must_move_the_vehicle_forward():
-    # c002 looks at the road 100 m further east (same pixel layout, ground x shifted by 100 m)
-    h_east = H_METRES @ np.array([[1.0, 0, -100], [0, 1, 0], [0, 0, 1]])
-    c1, c2 = camera("c001"), camera("c002", h_east)
-    east_1 = drive("c001", 1, [(100 + 10 * i, 50) for i in range(20)])  # 0 -> 19 m, eastbound
-    west_1 = drive("c001", 2, [(290 - 10 * i, 100) for i in range(20)])  # 19 -> 0 m, westbound
-    east_2 = drive("c002", 3, [(100 + 10 * i, 50) for i in range(20)], first_frame=150)  # 100 -> 119 m, later
-    west_2 = drive("c002", 4, [(290 - 10 * i, 100) for i in range(20)], first_frame=150)  # westbound in c002, later
-    t, c = table_of([east_1, west_1, east_2, west_2], [c1, c2])
-    i, j = np.array([0, 1, 0, 1]), np.array([2, 2, 3, 3])
-    # eastbound in c001 then eastbound further east: forward. Westbound in c001 then appearing
-    # further east later: backwards. A westbound car seen in c002 (east) and later... here it is
-    # the c001 tracklet that ends first, so c002's westbound car would have to drive east to it.
-    assert c.direction_ok(t, i, j).tolist() == [True, False, False, False]
-    assert c.status(t, i, j).tolist() == [LINK, NO_LINK, NO_LINK, NO_LINK]
-    off = Constraints.build(t, None, AssociationConfig(use_direction=False))
-    assert off.status(t, i, j).tolist() == [LINK] * 4
-    # not applied when the constraints are off (the appearance-only ablation)
-    assert Constraints.build(t, None, AssociationConfig(use_direction=True, use_constraints=False)).use_direction is False
-
-
-def test_short_steps_unknown_headings_and_missing_homographies_pass():
-    c1 = camera("c001")
-    east = drive("c001", 1, [(100 + 10 * i, 50) for i in range(20)])  # ends at 19 m
-    # re-appears 5 m behind its exit point (less than min_direction_distance_m = 10)
-    back_a_bit = drive("c001", 2, [(240 + 10 * i, 50) for i in range(10)], first_frame=40)
-    # parked (no heading) 19 m behind the eastbound one's exit point, 3 m to the side
-    parked = drive("c001", 3, [(100, 80)] * 10, first_frame=60)
-    t, c = table_of([east, back_a_bit, parked], [c1])
-    assert c.direction_ok(t, np.array([0, 0]), np.array([1, 2])).tolist() == [True, False]
-    # the parked one has no heading, but the eastbound one does: 19 m -> 0 m is backwards for it;
-    # a camera without a homography: positions unknown, nothing to judge
-    no_h = Camera("S01", "c009", fps=10.0)
-    far = drive("c009", 4, [(100 + 10 * i, 50) for i in range(20)], first_frame=100)
-    t, c = table_of([east, far], [c1, no_h])
-    assert c.direction_ok(t, np.array([0]), np.array([1])).tolist() == [True]  # unknown position
-
-
-def test_overlapping_views_need_agreeing_headings():
-    c1, c2 = camera("c001"), camera("c002")
-    east = drive("c001", 1, [(100 + 10 * i, 50) for i in range(30)])
-    east_too = drive("c002", 2, [(150 + 10 * i, 60) for i in range(30)], first_frame=5)
-    west = drive("c002", 3, [(500 - 10 * i, 60) for i in range(30)], first_frame=5)
-    turning = drive("c002", 4, [(150, 60 + 10 * i) for i in range(30)], first_frame=5)  # heads +y: 90 degrees
-    t, c = table_of([east, east_too, west, turning], [c1, c2])
-    ok = c.direction_ok(t, np.array([0, 0, 0]), np.array([1, 2, 3]))
-    assert ok.tolist() == [True, False, True]  # a 90-degree turn is within 110 degrees
-    t, strict = table_of([east, east_too, west, turning], [c1, c2], max_overlap_heading_change_deg=45)
-    assert strict.direction_ok(t, np.array([0, 0, 0]), np.array([1, 2, 3])).tolist() == [True, False, False]
-
-
-def test_vehicles_standing_in_overlapping_views_pass_the_window_lower_bound():
-    from mct.associate.config import ScenarioTopology, TopologyFile, Transition
-    from mct.associate.constraints import standing_still
-
-    # c001 and c002 overlap: moving traffic was seen in both for at most 5 s (gap >= -5)
-    topo = TopologyFile(scenarios={"S01": ScenarioTopology(transitions=[
-        Transition(src="c001", dst="c002", min_gap_s=-5.0, max_gap_s=3.0),
-        Transition(src="c002", dst="c003", min_gap_s=2.0, max_gap_s=20.0),
-    ])})
-    c1, c2, c3 = camera("c001"), camera("c002"), camera("c003")
-    # frames 1-300 (30 s): a car queued in both views, creeping 2 m in c001 (0.07 m/s)
-    queued_1 = drive("c001", 1, [(300 + 20 * i / 299, 200) for i in range(300)])
-    queued_2 = drive("c002", 2, [(400, 220)] * 300)
-    # frames 1-300: a car that drives 60 m in c002 (2 m/s, faster than 1.5 m/s)
-    driving_2 = drive("c002", 3, [(100 + 2 * i, 300) for i in range(300)])
-    # c003 sees nothing of c001/c002 at once (no negative window): a parked car there
-    parked_3 = drive("c003", 4, [(400, 220)] * 300)
-    # a one-frame "tracklet": too short to say it stands still (under heading_window_s)
-    blip_2 = drive("c002", 5, [(400, 220)])
-    tracklets, cams = [queued_1, queued_2, driving_2, parked_3, blip_2], [c1, c2, c3]
-
-    cfg = dict(use_direction=False, topology="")
-    acfg = AssociationConfig(stationary_overlap=True, **cfg)
-    t = TrackletTable.from_tracklets(tracklets, cams, acfg)
-    assert standing_still(t, 1.5, 1.0).tolist() == [True, True, False, True, False]
-    i, j = np.array([0, 0, 1, 0]), np.array([1, 2, 3, 4])
-    on = Constraints.build(t, topo, acfg).status(t, i, j)
-    # queued in both views for 30 s (gap -30 < -5): LINK with the rule; the driving car is
-    # held to the fitted window; c002 -> c003 has no negative window to relax; a blip is
-    # too short to be judged standing
-    assert on.tolist() == [LINK, NO_LINK, NO_LINK, NO_LINK]
-    off_cfg = AssociationConfig(stationary_overlap=False, **cfg)
-    t_off = TrackletTable.from_tracklets(tracklets, cams, off_cfg)
-    assert Constraints.build(t_off, topo, off_cfg).status(t_off, i, j).tolist() == [NO_LINK] * 4
-    # the upper bound still holds: the c002 car standing from frame 400 on starts 7 s after
-    # the c001 one ends (window max 3 s), so it is no overlap and no link
-    late_2 = drive("c002", 6, [(400, 220)] * 100, first_frame=371)
-    t2 = TrackletTable.from_tracklets([queued_1, late_2], cams, acfg)
-    assert Constraints.build(t2, topo, acfg).status(t2, np.array([0]), np.array([1])).tolist() == [NO_LINK]
-
-
 def test_overlap_distance_measures_tracks_while_both_are_seen():
     from mct.associate.motion import GroundTracks, overlap_distance
 
@@ -197,42 +99,13 @@ def test_overlap_distance_measures_tracks_while_both_are_seen():
     assert np.isnan(overlap_distance(with_empty, np.array([0, 1]), np.array([1, 0]), 0.0)).all()
 
 
-def test_colocated_tracklets_merge_at_their_own_threshold():
-    from mct.associate import associate
-
-    def feature(deg: float) -> np.ndarray:
-        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg)), 0, 0], np.float32)
-
-    cams = [camera("c001"), camera("c002"), camera("c003")]
-    road = [(100 + 10 * i, 50) for i in range(40)]  # east at 10 m/s, frames 1-40
-    a = replace(drive("c001", 1, road), feature=feature(0))
-    # c002 sees it 3 m to the side (the box bottom is another point of the car), looking
-    # unlike c001's view: cosine 0.35, under min_similarity
-    b = replace(drive("c002", 1, [(u, v + 30) for u, v in road]), feature=feature(69.5))
-    # c003 at the same time sees another car 20 m away, as alike to a as b is
-    c = replace(drive("c003", 1, [(u, v + 200) for u, v in road]), feature=feature(-69.5))
-    base = dict(min_similarity=0.5, use_direction=False, topology="")
-    off = associate([a, b, c], cams, AssociationConfig(**base))
-    on = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_similarity=0.3, **base))
-    ids = lambda g: [g.global_id("S01", cid, 1) for cid in ("c001", "c002", "c003")]  # noqa: E731
-    assert len(set(ids(off))) == 3
-    g_on = ids(on)
-    assert g_on[0] == g_on[1] and g_on[2] != g_on[0]
-    # co-located but below colocation_min_similarity: apart
-    low = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_similarity=0.4, **base))
-    assert len(set(ids(low))) == 3
-    # seen together for less than colocation_min_overlap_s: apart
-    short = associate([a, b, c], cams, AssociationConfig(colocation_max_m=5.0, colocation_min_overlap_s=5.0, **base))
-    assert len(set(ids(short))) == 3
-
-
-def test_ground_tracks_are_kept_only_with_colocation_on():
+def test_ground_tracks_are_kept_only_with_the_colocation_term():
     cams = [camera("c001"), camera("c002", fps=5.0)]
     a = drive("c001", 1, [(100 + 10 * i, 50) for i in range(10)], first_frame=3)
     b = drive("c002", 1, [(100, 60)] * 4)
-    off = TrackletTable.from_tracklets([a, b], cams, AssociationConfig(use_direction=True, topology=""))
-    assert off.ground is None  # no memory spent on tracks when the cue is off
-    on = TrackletTable.from_tracklets([a, b], cams, AssociationConfig(colocation_max_m=5.0, topology=""))
+    off = TrackletTable.from_tracklets([a, b], cams, AssociationConfig(terms=("appearance", "direction")))
+    assert off.ground is None  # no memory spent on tracks when the term is off
+    on = TrackletTable.from_tracklets([a, b], cams, AssociationConfig())
     assert len(on.ground) == 2
     times, xy = on.ground.row(0)
     assert times.tolist() == pytest.approx([0.2 + 0.1 * i for i in range(10)])  # frame 3 at 10 fps

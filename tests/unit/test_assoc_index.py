@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mct.associate.config import AssociationConfig
+from mct.associate.config import IndexConfig
 from mct.associate.index import blocked_knn, exact_knn, fit_pca, normalise, search_knn
 
 
@@ -36,7 +36,7 @@ def test_exact_knn_empty_inputs():
 @pytest.mark.parametrize("kind", ["ivf", "ivfpq", "hnsw"])
 def test_approximate_indexes_recover_most_exact_neighbours(kind):
     x = clustered(n_ids=100, per_id=20, dim=32, noise=0.3)
-    cfg = AssociationConfig(index=kind, ivf_nprobe=8, pq_m=8, hnsw_ef_search=64)
+    cfg = IndexConfig(kind=kind, ivf_nprobe=8, pq_m=8, hnsw_ef_search=64)
     _, exact = exact_knn(x[:200], x, 10)
     _, approx = search_knn(x[:200], x, 10, cfg)
     recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(exact, approx)])
@@ -45,20 +45,20 @@ def test_approximate_indexes_recover_most_exact_neighbours(kind):
 
 def test_auto_index_is_exact_below_the_threshold():
     x = clustered(n_ids=20, per_id=10, dim=16, noise=0.5)
-    cfg = AssociationConfig(index="auto", max_exact_size=1000)
+    cfg = IndexConfig(kind="auto", max_exact_size=1000)
     assert np.array_equal(search_knn(x, x, 5, cfg)[1], exact_knn(x, x, 5)[1])
 
 
 def test_ivfpq_needs_pq_m_to_divide_the_dim():
     x = clustered(n_ids=50, per_id=20, dim=30, noise=0.3)
     with pytest.raises(ValueError, match="pq_m: 8 does not divide the feature dim 30"):
-        search_knn(x, x, 5, AssociationConfig(index="ivfpq", pq_m=8))
+        search_knn(x, x, 5, IndexConfig(kind="ivfpq", pq_m=8))
 
 
 def test_blocked_knn_searches_only_each_blocks_base():
     x = clustered(n_ids=4, per_id=5, dim=8, noise=0.1)  # rows 0-4 id 0, 5-9 id 1, ...
     blocks = [(np.arange(0, 5), np.arange(10, 20)), (np.arange(5, 10), np.arange(0, 10))]
-    sims, idx = blocked_knn(x, blocks, 3, AssociationConfig())
+    sims, idx = blocked_knn(x, blocks, 3, IndexConfig())
     assert set(idx[:5].ravel().tolist()) <= set(range(10, 20))  # block 1 never sees rows 0-9
     assert set(idx[5:10].ravel().tolist()) <= set(range(5, 10))  # id 1 finds id 1 within rows 0-9
     assert (idx[10:] == -1).all()  # rows in no block get no neighbours

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mct.associate.config import LinksConfig, ScenarioTopology, TopologyFile, Transition
-from mct.associate.constraints import load_topology
+from mct.config import load_topology
 from mct.associate.links import (
     OUTLIER_RATE,
     SOURCE_FILE,

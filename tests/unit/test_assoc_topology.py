@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mct.associate.constraints import load_topology
+from mct.config import load_topology
 from mct.associate.table import TrackletTable
 from mct.associate.topology import camera_visits, fit_topology, match_gaps, write_topology
 from mct.cli import main

@@ -1,0 +1,583 @@
+"""One score per candidate pair: the evidence that two tracklets are one vehicle, summed as
+log-likelihood ratios (same vehicle vs different vehicles).
+
+Terms (each 0 when it has nothing to say; see docs/association.md):
+
+* **appearance** — the cosine of the two features through :class:`AppearanceModel`: two
+  normal densities on Fisher's ``z = atanh(cosine)``, one for different vehicles (fitted on
+  pairs known to be different: two tracklets seen at once in one camera) and one for the
+  same vehicle (fitted with EM on the candidate pairs as a two-component mixture whose
+  different-vehicle component is held fixed; or on labelled pairs). The mixture weight is
+  the prior share of true pairs among candidates, hence the prior log-odds of a pair.
+* **travel_time** — the gap between the two through the camera link
+  (:meth:`mct.associate.links.LinkArrays.gap_log_lr`): a window with soft edges over a
+  uniform horizon; ``-inf`` below the link's ``min_gap_s`` (faster than any vehicle).
+* **direction** — heading at the exit of the earlier tracklet and at the entry of the later
+  one against the step between them on the ground (views apart), or against each other
+  (views seen at once): a von Mises density of the angle (concentration ``kappa``) over a
+  uniform one, :class:`DirectionModel`.
+* **colocation** — two tracklets of different cameras seen at once: the median ground
+  distance between their tracks, a Rayleigh density of scale ``sigma_m`` (one vehicle: two
+  views put its ground point a few metres apart) over the density of the distance between
+  two points spread over a disc of radius ``radius_m`` (different vehicles),
+  :class:`ColocationModel`.
+
+Terms are added with weight 1: each is a log-likelihood ratio in its own right, so their
+sum is the log-likelihood ratio of the pair if the cues are independent given same/different
+(they are close to it: what a vehicle looks like says nothing of when it drives). The sum
+plus the prior log-odds is the posterior log-odds of the pair; one threshold cuts it.
+
+The per-pair arithmetic is one numba kernel (:func:`pair_log_lr`), used both for the
+candidate pairs and inside the clustering loop (:mod:`mct.associate.clustering`), so a pair
+is scored the same way wherever it is met.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numba
+import numpy as np
+from scipy.special import i0e
+
+from mct.associate.links import OUTLIER_RATE, LinkArrays
+
+__all__ = [
+    "TERMS",
+    "AppearanceModel",
+    "DirectionModel",
+    "ColocationModel",
+    "PairModel",
+    "LinkTable",
+    "pair_log_lr",
+    "score_pairs",
+]
+
+log = logging.getLogger(__name__)
+
+#: the evidence terms, in the order of ``association.terms``.
+TERMS = ("appearance", "travel_time", "direction", "colocation")
+
+#: no single term may say more than this (log odds of about 1 : 10^8): a fitted density's
+#: far tail is not evidence.
+TERM_CAP = 20.0
+#: cosines are clipped to +-this before atanh (|z| <= 3.8).
+_COS_CLIP = 0.999
+#: steps between two tracklets shorter than this (metres) give no direction: the bottom
+#: centre of a box wanders a few metres as the view of a vehicle changes.
+MIN_STEP_M = 10.0
+#: seen together for at least this long (seconds) before co-location is judged: a second
+#: or two of frames makes the median distance robust to one bad box.
+MIN_TOGETHER_S = 2.0
+
+
+# ---------------------------------------------------------------------------- appearance
+def _z(cos: np.ndarray) -> np.ndarray:
+    return np.arctanh(np.clip(np.asarray(cos, np.float64), -_COS_CLIP, _COS_CLIP))
+
+
+def _norm_logpdf(z: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return -0.5 * ((z - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
+
+
+@dataclass(frozen=True)
+class AppearanceModel:
+    """Cosine similarity -> log-likelihood ratio, through two normals on ``z = atanh(cos)``.
+
+    Attributes:
+        neg_mean, neg_std: different vehicles.
+        pos_mean, pos_std: the same vehicle.
+        prior: share of candidate pairs that are one vehicle (the mixture weight), in (0, 1).
+        source: ``"scene"`` (known negatives + EM on the candidates), ``"labels"``,
+            ``"generic"`` (:data:`GENERIC`, for scenes too small to fit) or ``"off"`` (ratio 0).
+        n_negatives, n_pairs: how many pairs each part was fitted on.
+
+    The ratio is made monotone in the cosine: where the two parabolas of the log densities
+    would turn the ratio back up at low cosine (or down at high cosine), it is held at its
+    value at the turning point.
+    """
+
+    neg_mean: float = 0.0
+    neg_std: float = 0.3
+    pos_mean: float = 1.0
+    pos_std: float = 0.3
+    prior: float = 0.5
+    source: str = "off"
+    n_negatives: int = 0
+    n_pairs: int = 0
+
+    @property
+    def params(self) -> np.ndarray:
+        """``(6,) float64`` the kernel's view: neg mean/std, pos mean/std, z clamp lo/hi."""
+        lo, hi = -np.inf, np.inf
+        a = 0.5 / self.neg_std**2 - 0.5 / self.pos_std**2  # coefficient of z^2 in the ratio
+        if abs(a) > 1e-9:
+            vertex = (self.neg_mean / self.neg_std**2 - self.pos_mean / self.pos_std**2) / (2 * a)
+            if a > 0:
+                lo = vertex  # opens upwards: below the vertex the ratio would rise again
+            else:
+                hi = vertex  # opens downwards: above the vertex it would fall again
+        return np.array([self.neg_mean, self.neg_std, self.pos_mean, self.pos_std, lo, hi], np.float64)
+
+    @property
+    def prior_log_odds(self) -> float:
+        p = min(max(self.prior, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+
+    def log_lr(self, cos: np.ndarray) -> np.ndarray:
+        """``(P,) float64`` log-likelihood ratio of cosines ``cos`` (any shape)."""
+        p = self.params
+        z = np.clip(_z(cos), p[4], p[5])
+        out = _norm_logpdf(z, p[2], p[3]) - _norm_logpdf(z, p[0], p[1])
+        return np.clip(out, -TERM_CAP, TERM_CAP)
+
+    @classmethod
+    def fit_scene(cls, negative_cos: np.ndarray, candidate_cos: np.ndarray, iterations: int = 200) -> "AppearanceModel":
+        """Fit from the run itself.
+
+        Args:
+            negative_cos: ``(M,)`` cosines of pairs known to be different vehicles (two
+                tracklets seen at once in one camera, found the way candidates are found).
+            candidate_cos: ``(P,)`` cosines of the candidate pairs (a mixture of both).
+            iterations: EM steps at most (stops when the weight moves less than 1e-6).
+
+        Returns:
+            The model; ``source="off"`` (all ratios 0) when either set has fewer than 20
+            pairs or the mixture finds no component above the negatives.
+        """
+        neg = _z(negative_cos)
+        cand = _z(candidate_cos)
+        if len(neg) < MIN_FIT_PAIRS or len(cand) < MIN_FIT_PAIRS:
+            log.warning("appearance calibration: %d known-different pairs, %d candidates: too few to fit, the generic "
+                        "calibration is used (even odds at cosine %.2f)", len(neg), len(cand), GENERIC.even_cosine())
+            return replace(GENERIC, n_negatives=len(neg), n_pairs=len(cand))
+        m0, s0 = float(neg.mean()), max(float(neg.std()), 0.02)
+        f0 = np.exp(_norm_logpdf(cand, m0, s0))
+        # start: the candidates above the negatives' 95th percentile
+        top = cand[cand > m0 + 1.645 * s0]
+        if len(top) < 5:
+            top = np.sort(cand)[-max(5, len(cand) // 10):]
+        prior, m1, s1 = 0.3, float(top.mean()), max(float(top.std()), 0.05)
+        for _ in range(iterations):
+            f1 = np.exp(_norm_logpdf(cand, m1, s1))
+            num = prior * f1
+            r = num / np.maximum(num + (1 - prior) * f0, 1e-300)
+            w = float(r.sum())
+            if w < 1.0:
+                break
+            new_prior = w / len(cand)
+            m1 = float((r * cand).sum() / w)
+            s1 = max(math.sqrt(float((r * (cand - m1) ** 2).sum() / w)), 0.02)
+            done = abs(new_prior - prior) < 1e-6
+            prior = new_prior
+            if done:
+                break
+        if m1 <= m0 or prior <= 0:
+            log.warning("appearance calibration: no same-vehicle component above the known-different pairs; the generic calibration is used")
+            return replace(GENERIC, n_negatives=len(neg), n_pairs=len(cand))
+        model = cls(m0, s0, m1, s1, float(min(max(prior, 1e-4), 1 - 1e-4)), "scene", len(neg), len(cand))
+        log.info(
+            "appearance calibration (scene): different z %.3f +- %.3f (%d pairs), same z %.3f +- %.3f, "
+            "prior %.3f of %d candidates; log-LR 0 at cosine %.3f",
+            m0, s0, len(neg), m1, s1, prior, len(cand), model.even_cosine(),
+        )
+        return model
+
+    @classmethod
+    def fit_labelled(cls, positive_cos: np.ndarray, negative_cos: np.ndarray, prior: float) -> "AppearanceModel":
+        """From pairs whose truth is known: ``(P,)`` same-vehicle and ``(M,)`` different-vehicle cosines."""
+        pos, neg = _z(positive_cos), _z(negative_cos)
+        if len(pos) < 5 or len(neg) < 5:
+            raise ValueError(f"appearance calibration: need at least 5 pairs of each kind, got {len(pos)} same and {len(neg)} different")
+        return cls(float(neg.mean()), max(float(neg.std()), 0.02), float(pos.mean()), max(float(pos.std()), 0.02),
+                   prior, "labels", len(neg), len(pos))
+
+    def even_cosine(self) -> float:
+        """The cosine at which the ratio crosses 0 (NaN if it never does in (-1, 1))."""
+        grid = np.linspace(-_COS_CLIP, _COS_CLIP, 2001)
+        llr = self.log_lr(grid)
+        above = np.flatnonzero(llr >= 0)
+        return float(grid[above[0]]) if len(above) and above[0] > 0 else float("nan")
+
+
+#: fewer known-different or candidate pairs than this: too few to fit (a tiny scene).
+MIN_FIT_PAIRS = 20
+
+#: the calibration of a scene too small to fit one (a few tracklets): re-ID cosines of
+#: different vehicles around 0.2 and of one vehicle around 0.75, even prior; even odds at
+#: cosine 0.52. A weak, generic default, logged when used; any real run fits its own.
+GENERIC = AppearanceModel(0.2, 0.25, 1.0, 0.3, 0.5, "generic")
+
+
+# ---------------------------------------------------------------------------- direction
+@dataclass(frozen=True)
+class DirectionModel:
+    """Angle between a heading and the way the vehicle went: von Mises of concentration
+    ``kappa`` (one vehicle) over uniform (different vehicles, or no relation).
+
+    ``log_lr(cos a) = kappa * cos a - log I0(kappa)``. The default ``kappa = 1`` is a weak
+    prior (at most +0.73 going straight on, -1.27 going straight back per heading); the
+    self-training refits it from confident pairs (:meth:`fit`).
+    """
+
+    kappa: float = 1.0
+    n_pairs: int = 0
+
+    @property
+    def log_i0(self) -> float:
+        return float(math.log(i0e(self.kappa)) + self.kappa)
+
+    def log_lr(self, cos: np.ndarray) -> np.ndarray:
+        return self.kappa * np.asarray(cos, np.float64) - self.log_i0
+
+    def fit(self, cos: np.ndarray, prior_weight: float = 20.0) -> "DirectionModel":
+        """Refit ``kappa`` from ``(P,)`` cosines of confident pairs (maximum likelihood through
+        Banerjee's approximation ``kappa = R (2 - R^2) / (1 - R^2)`` of the mean resultant
+        length ``R``), shrunk to the current ``kappa`` as if it were ``prior_weight`` pairs;
+        capped at 8 (about 20 degrees)."""
+        cos = np.asarray(cos, np.float64)
+        cos = cos[np.isfinite(cos)]
+        if len(cos) == 0:
+            return self
+        r = float(np.clip(cos.mean(), 0.0, 0.99))
+        k_fit = r * (2 - r * r) / (1 - r * r)
+        k = (len(cos) * k_fit + prior_weight * self.kappa) / (len(cos) + prior_weight)
+        return DirectionModel(float(min(max(k, 0.0), 8.0)), len(cos))
+
+
+# ---------------------------------------------------------------------------- co-location
+@dataclass(frozen=True)
+class ColocationModel:
+    """Median ground distance ``d`` (metres) of two tracklets seen at once.
+
+    One vehicle: Rayleigh of scale ``sigma_m`` (two views put its ground point a few metres
+    apart: each sees another bottom edge of the car). Different vehicles: two points of a
+    disc of radius ``radius_m`` (the shared ground of the two views), ``p(d) ~ 2 d / R^2``
+    for small ``d``. ``log_lr(d) = log(R^2 / (2 sigma^2)) - d^2 / (2 sigma^2)``.
+    """
+
+    sigma_m: float = 4.0
+    radius_m: float = 50.0
+    n_pairs: int = 0
+
+    def log_lr(self, d: np.ndarray) -> np.ndarray:
+        d = np.asarray(d, np.float64)
+        s2 = self.sigma_m**2
+        out = math.log(self.radius_m**2 / (2 * s2)) - d * d / (2 * s2)
+        return np.where(np.isfinite(d), np.clip(out, -TERM_CAP, TERM_CAP), 0.0)
+
+    def fit(self, d: np.ndarray, prior_weight: float = 10.0) -> "ColocationModel":
+        """Refit ``sigma_m`` from ``(P,)`` distances of confident pairs (Rayleigh maximum
+        likelihood ``sigma^2 = mean(d^2) / 2``), shrunk to the current scale as if it were
+        ``prior_weight`` pairs; at least 1 m."""
+        d = np.asarray(d, np.float64)
+        d = d[np.isfinite(d)]
+        if len(d) == 0:
+            return self
+        s2 = (float((d * d).sum()) / 2 + prior_weight * self.sigma_m**2) / (len(d) + prior_weight)
+        return ColocationModel(max(math.sqrt(s2), 1.0), self.radius_m, len(d))
+
+
+# ---------------------------------------------------------------------------- links, as arrays
+@dataclass(frozen=True, eq=False)
+class LinkTable:
+    """What the kernel needs of a :class:`mct.associate.links.LinkArrays`, flattened to
+    ``(S * C * C,) float64`` arrays indexed ``(s * C + a) * C + b``: the window ``lo``,
+    ``hi``, ``spread_s``, the hard bound ``min_gap_s``, ``known`` (1/0) and ``mass`` (the
+    window density's mass within the horizon, its normaliser); ``horizon_s`` ``(S,)``."""
+
+    n_cameras: int
+    lo: np.ndarray
+    hi: np.ndarray
+    spread_s: np.ndarray
+    min_gap_s: np.ndarray
+    known: np.ndarray
+    mass: np.ndarray
+    horizon_s: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, arrays: "LinkArrays") -> "LinkTable":
+        from mct.associate.links import _window_mass
+
+        n_s, n_c = arrays.lo.shape[0], arrays.lo.shape[1]
+        known = np.asarray(arrays.known, bool)
+        lo = np.where(known, arrays.lo, 0.0)
+        hi = np.where(known, arrays.hi, 0.0)
+        sd = np.where(known, arrays.spread_s, 1.0)
+        horizon = np.broadcast_to(np.maximum(arrays.horizon_s, 1e-9)[:, None, None], lo.shape)
+        mass = _window_mass(-horizon.ravel(), horizon.ravel(), lo.ravel(), hi.ravel(), sd.ravel()) if lo.size else np.zeros(0)
+        flat = lambda x: np.ascontiguousarray(np.asarray(x, np.float64).ravel())  # noqa: E731
+        return cls(n_c, flat(lo), flat(hi), flat(sd), flat(arrays.min_gap_s), flat(known), flat(mass),
+                   np.ascontiguousarray(np.asarray(arrays.horizon_s, np.float64)) if n_s else np.ones(0))
+
+
+# ---------------------------------------------------------------------------- the pair model
+@dataclass(frozen=True, eq=False)
+class PairModel:
+    """Everything the pair score needs: the fitted term models, the compiled links, which
+    terms are on, and the same-camera handover allowance.
+
+    Attributes:
+        terms: ``(4,) bool`` on/off per :data:`TERMS`.
+        handover_s: two tracklets of one camera sharing at most this long at their ends are
+            consecutive fragments (gap 0), not a conflict.
+    """
+
+    appearance: AppearanceModel
+    direction: DirectionModel
+    colocation: ColocationModel
+    links: LinkTable
+    terms: np.ndarray = field(default_factory=lambda: np.ones(4, bool))
+    handover_s: float = 0.0
+
+    @property
+    def prior_log_odds(self) -> float:
+        return self.appearance.prior_log_odds if self.terms[0] and self.appearance.source != "off" else 0.0
+
+    def kernel_args(self) -> tuple:
+        t = self.terms.astype(np.float64)
+        if self.appearance.source == "off":
+            t[0] = 0.0
+        lk = self.links
+        return (
+            self.appearance.params,
+            float(self.direction.kappa),
+            float(self.direction.log_i0),
+            lk.lo, lk.hi, lk.spread_s, lk.min_gap_s, lk.known, lk.mass, lk.horizon_s, int(lk.n_cameras),
+            t, float(self.handover_s),
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _ndtr(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _gap_llr(lo: float, hi: float, sd: float, mass: float, horizon: float, gap: float, outlier: float) -> float:
+    """:meth:`mct.associate.links.LinkArrays.gap_log_lr` of one known link: a window
+    ``[lo, hi]`` convolved with N(0, sd^2), normalised over ``[-horizon, horizon]``, mixed
+    with ``outlier`` of the uniform density it is compared with."""
+    width = hi - lo
+    if width > 1e-6 * sd:
+        dens = (_ndtr((gap - lo) / sd) - _ndtr((gap - hi) / sd)) / width
+    else:
+        z = (gap - lo) / sd
+        dens = math.exp(-0.5 * z * z) / (sd * math.sqrt(2.0 * math.pi))
+    dens /= max(mass, 1e-12)
+    u = 1.0 / (2.0 * max(horizon, 1e-9))
+    v = (1.0 - outlier) * dens + outlier * u
+    if v <= 0.0:
+        return -np.inf
+    return math.log(v) - math.log(u)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cap(x: float) -> float:
+    return min(max(x, -TERM_CAP), TERM_CAP)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair(
+    i: int, j: int, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray, scen: np.ndarray,
+    motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
+    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+) -> float:
+    """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible,
+    NaN if their cameras have no direct link (not evidence either way)."""
+    if scen[i] != scen[j]:
+        return -np.inf
+    # a: the tracklet seen first (the vehicle's earlier visit)
+    if start[i] < start[j] or (start[i] == start[j] and end[i] <= end[j]):
+        a, b = i, j
+    else:
+        a, b = j, i
+    gap = start[b] - end[a]
+    same_cam = cam[a] == cam[b]
+    if same_cam and gap <= 0.0:
+        # one camera, seen at once: a conflict unless a short handover at the ends
+        if end[b] >= end[a] and -gap <= handover_s + 1e-6:
+            gap = 0.0
+        else:
+            return -np.inf
+    k = (scen[a] * n_c + cam[a]) * n_c + cam[b]
+    if l_min[k] == np.inf:
+        return np.nan  # no direct link (the vehicle passes another camera between them)
+    if gap < l_min[k]:
+        return -np.inf
+    total = 0.0
+    if terms[0] > 0.0:
+        dot = 0.0
+        for d in range(feats.shape[1]):
+            dot += feats[i, d] * feats[j, d]
+        total += _appearance_llr(dot, app)
+    if terms[1] > 0.0 and l_known[k] > 0.0:
+        total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
+    if terms[2] > 0.0:
+        total += _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _appearance_llr(cos: float, app: np.ndarray) -> float:
+    """:meth:`AppearanceModel.log_lr` of one cosine (``app``: :attr:`AppearanceModel.params`)."""
+    c = min(max(cos, -_COS_CLIP), _COS_CLIP)
+    z = 0.5 * math.log((1.0 + c) / (1.0 - c))
+    z = min(max(z, app[4]), app[5])
+    r0 = (z - app[0]) / app[1]
+    r1 = (z - app[2]) / app[3]
+    return _cap(-0.5 * r1 * r1 - math.log(app[3]) + 0.5 * r0 * r0 + math.log(app[1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _unit_known(h0: float, h1: float) -> bool:
+    return h0 != 0.0 or h1 != 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _direction(a: int, b: int, m: np.ndarray, kappa: float, log_i0: float, together: bool) -> float:
+    """motion rows: 0 entry xy, 1 exit xy (metres, NaN unknown), 2 entry heading, 3 exit heading (unit, 0 unknown)."""
+    out = 0.0
+    if together:
+        # seen at once: one vehicle heads the same way in both views (entry headings, else exit)
+        for row in (2, 3):
+            if _unit_known(m[a, row, 0], m[a, row, 1]) and _unit_known(m[b, row, 0], m[b, row, 1]):
+                c = m[a, row, 0] * m[b, row, 0] + m[a, row, 1] * m[b, row, 1]
+                return kappa * c - log_i0
+        return 0.0
+    sx = m[b, 0, 0] - m[a, 1, 0]
+    sy = m[b, 0, 1] - m[a, 1, 1]
+    dist = math.sqrt(sx * sx + sy * sy)
+    if not (dist > MIN_STEP_M):  # NaN too
+        return 0.0
+    sx /= dist
+    sy /= dist
+    if _unit_known(m[a, 3, 0], m[a, 3, 1]):
+        out += kappa * (m[a, 3, 0] * sx + m[a, 3, 1] * sy) - log_i0
+    if _unit_known(m[b, 2, 0], m[b, 2, 1]):
+        out += kappa * (m[b, 2, 0] * sx + m[b, 2, 1] * sy) - log_i0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _score_many(
+    a: np.ndarray, b: np.ndarray, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
+    scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
+    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+) -> np.ndarray:
+    out = np.empty(len(a), np.float64)
+    for e in range(len(a)):
+        out[e] = _pair(a[e], b[e], feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                       l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
+    return out
+
+
+def pair_cosines(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """``(P,) float64`` cosines of rows ``a[p]``, ``b[p]`` of L2-normalised ``features``, in
+    chunks (gathering all pairs' features at once would cost P x D floats: 28 GB for 1M
+    tracklets' 7M pairs at D = 512)."""
+    out = np.empty(len(a), np.float64)
+    for lo in range(0, len(a), chunk):
+        hi = min(len(a), lo + chunk)
+        out[lo:hi] = np.einsum("ij,ij->i", features[a[lo:hi]], features[b[lo:hi]])
+    return out
+
+
+def table_args(table: object) -> tuple:
+    """The kernel's view of a :class:`~mct.associate.table.TrackletTable`."""
+    return (
+        table.features, table.start_s, table.end_s,  # type: ignore[attr-defined]
+        table.camera.astype(np.int64), table.scenario.astype(np.int64), table.motion,  # type: ignore[attr-defined]
+    )
+
+
+def pair_log_lr(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(P,) float64`` log-likelihood ratio (same vehicle vs different) of rows ``a[p]``,
+    ``b[p]`` of ``table``: appearance, travel time and direction (co-location is added by
+    :func:`score_pairs`); ``-inf`` for an impossible pair (two scenarios; one camera at once
+    beyond the handover; faster than any vehicle); NaN where the two cameras have no direct
+    link (a topology's ``unlisted: forbid``): such a pair is never merged directly, and says
+    nothing when it ends up in one vehicle through a camera between them."""
+    a = np.ascontiguousarray(a, np.int64)
+    b = np.ascontiguousarray(b, np.int64)
+    if len(a) == 0:
+        return np.zeros(0, np.float64)
+    return _score_many(a, b, *table_args(table), *model.kernel_args())
+
+
+def colocation_distance(table: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(P,) float64`` median ground distance (metres) of pairs of different cameras seen
+    together for at least :data:`MIN_TOGETHER_S`; NaN otherwise or without ground tracks."""
+    from mct.associate.motion import overlap_distance
+
+    out = np.full(len(a), np.nan)
+    ground = getattr(table, "ground", None)
+    if ground is None or len(a) == 0:
+        return out
+    cam = table.camera  # type: ignore[attr-defined]
+    other = cam[a] != cam[b]
+    rows = np.flatnonzero(other)
+    out[rows] = overlap_distance(ground, a[rows], b[rows], MIN_TOGETHER_S)
+    return out
+
+
+def score_pairs(
+    table: object, model: PairModel, a: np.ndarray, b: np.ndarray, distance: np.ndarray | None = None
+) -> np.ndarray:
+    """``(P,) float64`` the full pair score: :func:`pair_log_lr` plus co-location
+    (``distance``: :func:`colocation_distance` of the pairs, computed if ``None``)."""
+    s = pair_log_lr(table, model, a, b)
+    if model.terms[3]:
+        d = colocation_distance(table, a, b) if distance is None else distance
+        s = s + model.colocation.log_lr(d)
+    return s
+
+
+def term_breakdown(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Each term's ``(P,)`` log-likelihood ratio alone (for diagnostics and tests)."""
+    out: dict[str, np.ndarray] = {}
+    for t, name in enumerate(TERMS[:3]):
+        only = np.zeros(4, bool)
+        only[t] = True
+        out[name] = pair_log_lr(table, PairModel(model.appearance, model.direction, model.colocation, model.links, only, model.handover_s), a, b)
+    out["colocation"] = model.colocation.log_lr(colocation_distance(table, a, b))
+    return out
+
+
+def terms_mask(names: Sequence[str]) -> np.ndarray:
+    """``(4,) bool`` from a list of term names (each must be one of :data:`TERMS`)."""
+    bad = [n for n in names if n not in TERMS]
+    if bad:
+        raise ValueError(f"association.terms: unknown term(s) {bad}; expected some of {list(TERMS)}")
+    return np.array([t in names for t in TERMS], bool)
+
+
+def direction_cosines(table: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(Q,) float64``: the cosines the direction term judges for pairs ``(a[p], b[p])``
+    (heading against the step between views apart, heading against heading for views seen
+    at once), pooled; for refitting :class:`DirectionModel`."""
+    m = table.motion  # type: ignore[attr-defined]
+    start, end = table.start_s, table.end_s  # type: ignore[attr-defined]
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    first = (start[a] < start[b]) | ((start[a] == start[b]) & (end[a] <= end[b]))
+    x, y = np.where(first, a, b), np.where(first, b, a)
+    together = start[y] <= end[x]
+    out: list[np.ndarray] = []
+    known = lambda h: np.any(h != 0, axis=1)  # noqa: E731
+    for row in (2, 3):
+        ok = together & known(m[x, row]) & known(m[y, row])
+        out.append(np.einsum("ij,ij->i", m[x[ok], row], m[y[ok], row]))
+    step = m[y, 0] - m[x, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = np.hypot(step[:, 0], step[:, 1])
+        unit = step / dist[:, None]
+        far = ~together & (dist > MIN_STEP_M)
+    for h in (m[x, 3], m[y, 2]):
+        ok = far & known(h)
+        out.append(np.einsum("ij,ij->i", h[ok], unit[ok]))
+    return np.concatenate(out) if out else np.zeros(0)
