@@ -164,12 +164,11 @@ def run_cmd(ctx: click.Context, config: str, overrides: tuple[str, ...], force: 
     except KeyboardInterrupt:
         err_console.print("interrupted: finished stages are kept; run the same command again to resume.", highlight=False)
         raise click.exceptions.Exit(130)
-    runs = [run for _, run in summary.variants] if hasattr(summary, "variants") else [summary]
-    figures = _write_eval_figures(runs)
     if hasattr(summary, "variants"):
         _print_sweep(summary)
     else:
-        _print_run(summary, figures.get(summary.run_dir))
+        figure = summary.evaluation.get("figure")
+        _print_run(summary, Path(figure) if figure else None)
     if not summary.ok:
         raise click.exceptions.Exit(1)
 
@@ -181,27 +180,6 @@ def _fmt_stage(entry: dict | None) -> str:
         return "off" if entry["status"] == "skipped" else "cached"
     fps = entry.get("fps")
     return f"{entry.get('seconds', 0):.1f}s" + (f" {fps:.0f}/s" if fps else "")
-
-
-def _write_eval_figures(runs: list) -> dict[str, Path]:  # type: ignore[type-arg]
-    """``eval/eval.png`` (per-camera IDF1/IDP/IDR bars) of each evaluated run; run_dir -> path.
-
-    A figure that cannot be drawn is a warning: the metrics are in ``eval/metrics.json``.
-    """
-    from mct.evaluate.report import write_run_figure
-
-    figures: dict[str, Path] = {}
-    for run in runs:
-        if run.evaluation.get("status") not in ("computed", "cached"):
-            continue
-        try:
-            png = write_run_figure(Path(run.run_dir) / "eval")
-        except (OSError, ValueError) as exc:
-            log.warning("%s/eval: no figure drawn: %s", run.run_dir, exc)
-            continue
-        if png is not None:
-            figures[run.run_dir] = png
-    return figures
 
 
 def _print_run(summary, figure: Path | None = None) -> None:  # type: ignore[no-untyped-def]

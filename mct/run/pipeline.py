@@ -232,8 +232,24 @@ def _evaluate(
     rf.link_atomic(spec.path(METRICS_FILE), folder.eval_dir / METRICS_FILE)
     # the headline numbers (IDF1, IDP, IDR, MOTA, ...); the full report stays in metrics.json
     headline = metrics.get("metrics") if isinstance(metrics.get("metrics"), dict) else metrics
-    return {"status": outcome.status, "fingerprint": fp, "seconds": round(float(outcome.record.get("seconds", 0.0)), 4),
-            "ground_truth": str(gt_path), "report": str(folder.eval_dir / METRICS_FILE), "metrics": headline}
+    out = {"status": outcome.status, "fingerprint": fp, "seconds": round(float(outcome.record.get("seconds", 0.0)), 4),
+           "ground_truth": str(gt_path), "report": str(folder.eval_dir / METRICS_FILE), "metrics": headline}
+    figure = _eval_figure(folder.eval_dir)
+    if figure is not None:
+        out["figure"] = str(figure)
+    return out
+
+
+def _eval_figure(eval_dir: Path) -> Path | None:
+    """``eval/eval.png`` (per-camera IDF1/IDP/IDR bars) beside ``metrics.json``; a figure that
+    cannot be drawn is a warning (the metrics are in ``metrics.json``), never a failed run."""
+    from mct.evaluate.report import write_run_figure
+
+    try:
+        return write_run_figure(eval_dir)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: no figure drawn: %s", eval_dir, exc)
+        return None
 
 
 def _remove_temp_files_after_interrupt(folder: rf.RunFolder) -> None:

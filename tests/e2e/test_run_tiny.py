@@ -44,6 +44,11 @@ def test_real_stages_end_to_end(local_run):
     # the tiny scenario has ground truth, so the run is scored
     assert s.evaluation["status"] == "computed"
     assert 0.0 <= s.metrics["idf1"] <= 1.0
+    # the eval stage draws the per-camera figure itself (a library caller gets it too, not
+    # only the CLI), after the metrics it is drawn from
+    png = run_dir / "eval" / "eval.png"
+    assert s.evaluation["figure"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_mtime_ns >= (run_dir / "eval" / "metrics.json").stat().st_mtime_ns
     summary = json.loads((run_dir / "summary.json").read_text())
     for cam in summary["cameras"].values():
         assert cam["stages"]["embed"]["fps"] > 0 and cam["stages"]["track"]["frames"] == cam["frames"]
