@@ -39,6 +39,17 @@ leaves what it measured):
    with autocast (where the tree's ``ReidTrainConfig`` has ``amp``); then re-ID training
    steps written here (the project's network and losses, autocast, optimiser) on the device.
 
+On a lent GPU machine of this workplace (Python 3.12 with its own torch, no registry), the
+project's other dependencies travel as wheels in ``.whl`` (ignored by git; fetched with
+``pip download --no-deps --only-binary=:all: --python-version 3.12 ...`` for pydantic,
+pydantic-core, annotated-types, typing-inspection, typing_extensions, packaging, filterpy,
+faiss-cpu and pycocotools at the versions pyproject.toml pins), and the command is::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 \
+        && timeout 380 python3 benchmarks/bench_gpu.py --out "$OUT" --device cuda \
+        --budget-s 320 --demo-seconds 15 --train-seconds 8
+
 ``--budget-s`` (default 400) bounds the whole script: a part that would start after the
 budget is skipped and recorded as such. Writes ``<out>/results.json`` and ``<out>/bench_gpu.log``.
 """
