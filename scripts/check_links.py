@@ -62,15 +62,11 @@ def _run_table(run: str) -> TrackletTable:
 
     from mct.data.aicity import dataset_from_config
     from mct.run.render import load_run_config
-    from mct.track.tracklets import load_tracklets
+    from mct.run.run_folder import load_run_tracklets
 
     cfg = load_run_config(Path(run))
     dataset = dataset_from_config(cfg.dataset)
-    tracklets = []
-    for cam in dataset.cameras:
-        path = Path(run) / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
-        if path.is_file():
-            tracklets += load_tracklets(path)
+    tracklets = load_run_tracklets(run, dataset.cameras)
     return TrackletTable.from_tracklets(tracklets, dataset.cameras, AssociationConfig())
 
 
@@ -82,15 +78,11 @@ def run_links(run: str) -> tuple[CameraLinks, CameraLinks]:
     from mct.data.aicity import dataset_from_config
     from mct.run.pipeline import load_assignment
     from mct.run.render import load_run_config
-    from mct.track.tracklets import load_tracklets
+    from mct.run.run_folder import load_run_tracklets
 
     cfg = load_run_config(Path(run))
     dataset = dataset_from_config(cfg.dataset)
-    tracklets = []
-    for cam in dataset.cameras:
-        path = Path(run) / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
-        if path.is_file():
-            tracklets += load_tracklets(path)
+    tracklets = load_run_tracklets(run, dataset.cameras)
     learned = links_from_assignment(tracklets, dataset.cameras, load_assignment(Path(run) / "association" / "assignment.csv"))
     table = TrackletTable.from_tracklets(tracklets, dataset.cameras, AssociationConfig())
     return CameraLinks.from_geometry(dataset.cameras, table), learned
@@ -162,7 +154,7 @@ def run_truth(run: str, table: TrackletTable) -> np.ndarray:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from diagnose_association import load_run  # noqa: E402
 
-    _, _, tracklets, labels, _, _ = load_run(Path(run), with_labels=True)
+    _, _, tracklets, labels, _, _ = load_run(Path(run), None, with_labels=True)
     by_key = {t.key: int(lab) for t, lab in zip(tracklets, labels)}
     return np.array([by_key.get((table.camera_keys[c][0], table.camera_keys[c][1], int(t)), -1)
                      for c, t in zip(table.camera.tolist(), table.track_id.tolist())], np.int64)

@@ -104,6 +104,28 @@ def test_render_annotated_video_and_overview(local_run, tmp_path):
         render_camera(run_dir, "c099", out_dir=tmp_path)
 
 
+def test_check_links_script_on_a_run(tiny_dataset, local_run, tmp_path, monkeypatch):
+    # scripts/check_links.py --run scores the run's prior and learned links against its
+    # tracklets' true ids (it once called diagnose_association.load_run without its config
+    # argument and crashed); the prior never rules out a true same-vehicle pair
+    import importlib.util
+    import json
+    import sys
+
+    run_dir, _ = local_run
+    path = Path(__file__).resolve().parents[2] / "scripts" / "check_links.py"
+    spec = importlib.util.spec_from_file_location("check_links", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "links.json"
+    monkeypatch.setattr(sys, "argv", ["check_links.py", "--data", str(tiny_dataset), "--split", "validation",
+                                      "--run", str(run_dir), "--json", str(out)])
+    mod.main()
+    numbers = json.loads(out.read_text())
+    assert set(numbers) == {"prior", "learned"}
+    assert numbers["prior"]["pairs"]["same_ruled_out"] == 0
+
+
 def test_diagnose_association_script(local_run, capsys, tmp_path):
     # the oracle association (every tracklet given its true id) scores at least what the
     # run's own association scored on the same tracklets; a sweep re-scores the run
