@@ -481,20 +481,14 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     from mct.data.aicity import dataset_from_config
     from mct.run.pipeline import ASSIGNMENT_FILE, load_assignment
     from mct.run.render import load_run_config
-    from mct.track.tracklets import load_tracklets
+    from mct.run.run_folder import load_run_tracklets
 
     cfg = load_run_config(run_dir)
     assignment_path = run_dir / "association" / ASSIGNMENT_FILE
     if not assignment_path.is_file():
         fail(f"{assignment_path}: the run has no association result")
     dataset = dataset_from_config(cfg.dataset)
-    tracklets = []
-    for cam in dataset.cameras:
-        path = run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz"
-        if not path.is_file():
-            log.warning("%s: no tracklets, camera %s/%s left out", path, *cam.key)
-            continue
-        tracklets += load_tracklets(path)
+    tracklets = load_run_tracklets(run_dir, dataset.cameras)
     if not tracklets:
         fail(f"{run_dir}/cameras: no camera has tracklets.npz")
     links_cfg = getattr(cfg.association, "links", None) or LinksConfig()

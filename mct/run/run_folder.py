@@ -31,9 +31,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from mct.atomic import TMP_MARK, atomic_path
+
+if TYPE_CHECKING:
+    from mct.types import Camera, Tracklet
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +237,22 @@ CAMERA_OWNED = ("cameras", "cache")
 
 def camera_dirname(scenario: str, camera_id: str) -> str:
     return f"{scenario}_{camera_id}"
+
+
+def load_run_tracklets(run_dir: str | Path, cameras: Sequence[Camera]) -> list[Tracklet]:
+    """The tracklets of ``cameras`` in a finished run folder (``cameras/<S>_<cam>/tracklets.npz``),
+    camera by camera; a camera without the file (it failed, or was not in the run) is left
+    out with a warning naming the file."""
+    from mct.track.tracklets import load_tracklets
+
+    out: list[Tracklet] = []
+    for cam in cameras:
+        path = Path(run_dir) / "cameras" / camera_dirname(cam.scenario, cam.camera_id) / "tracklets.npz"
+        if not path.is_file():
+            log.warning("%s: no tracklets, camera %s/%s left out", path, cam.scenario, cam.camera_id)
+            continue
+        out += load_tracklets(path)
+    return out
 
 
 def package_versions(names: Sequence[str] = _PACKAGES) -> dict[str, str | None]:

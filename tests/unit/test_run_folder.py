@@ -143,3 +143,19 @@ def test_joined_chunks_are_the_bytes_of_one_write(tmp_path):
     assert (tmp_path / "joined.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
     with pytest.raises(ValueError, match="no embedding chunks"):
         concat_embedding_files([], tmp_path / "none.npy")
+
+
+def test_load_run_tracklets_reads_each_camera_and_names_a_missing_one(tmp_path, caplog):
+    from mct.track.tracklets import save_tracklets
+    from mct.types import Camera, Tracklet
+
+    run = tmp_path / "run"
+    # c006 finished with two tracks; c007 failed (no tracklets.npz)
+    ours = [Tracklet("S02", "c006", k, np.array([1, 2]), np.array([[0, 0, 10, 10], [1, 1, 11, 11]], np.float32),
+                     np.array([0.9, 0.8], np.float32)) for k in (3, 8)]
+    save_tracklets(run / "cameras" / "S02_c006" / "tracklets.npz", ours)
+    cams = [Camera("S02", "c006"), Camera("S02", "c007")]
+    with caplog.at_level("WARNING"):
+        got = rf.load_run_tracklets(run, cams)
+    assert [(t.camera_id, t.track_id) for t in got] == [("c006", 3), ("c006", 8)]
+    assert "S02_c007/tracklets.npz" in caplog.text and "left out" in caplog.text
