@@ -135,6 +135,30 @@ def main() -> int:
     return 0
 
 
+def reliability(log_odds: np.ndarray, same: np.ndarray, cross: np.ndarray, terms: dict[str, np.ndarray]) -> None:
+    """Is the pair model calibrated? For cross-camera candidate pairs binned by the model's
+    posterior log-odds (and each term by its own log-likelihood ratio): how many pairs, how
+    many true, the observed log-odds in the bin. A calibrated posterior has observed ~ predicted;
+    a calibrated term has observed - (the term's log-LR) constant over its bins (the prior)."""
+    edges = np.array([-np.inf, -8, -4, -2, -1, 0, 1, 2, 4, 8, np.inf])
+
+    def table(name: str, v: np.ndarray) -> None:
+        m = cross & np.isfinite(v)
+        print(f"  {name}: bin | pairs | true | observed log-odds (Laplace)")
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            k = m & (v > lo) & (v <= hi)
+            if k.sum() == 0:
+                continue
+            t = int((same & k).sum())
+            obs = np.log((t + 0.5) / (k.sum() - t + 0.5))
+            print(f"    ({lo:>5}, {hi:>4}] {int(k.sum()):6d} {t:5d} {obs:+6.2f}")
+
+    print("reliability (cross-camera candidate pairs)")
+    table("posterior log-odds", log_odds)
+    for name, v in terms.items():
+        table(f"{name} log-LR", v)
+
+
 def truth(cfg, data, tracklets, labels, gt_rows, rois, acfg: AssociationConfig) -> None:
     """Each term's evidence on true and false candidate pairs, and the oracle IDF1."""
     from mct.associate.table import TrackletTable
@@ -154,6 +178,7 @@ def truth(cfg, data, tracklets, labels, gt_rows, rois, acfg: AssociationConfig) 
         for kind, m in (("true ", same & cross), ("false", ~same & cross)):
             vals = v[m][np.isfinite(v[m])]
             print(f"  {name:11s} {kind} {np.round(np.quantile(vals, q), 2) if len(vals) else '-'}")
+    reliability(scores + details["model"].prior_log_odds, same, cross, terms)
     # true pairs that never became candidates
     n = len(table)
     i, j = np.triu_indices(n, 1)

@@ -144,15 +144,17 @@ def associate_table(
     details["knn_idx"], details["knn_sims"] = idx, sims
 
     clock.start()
-    a, b = candidate_pairs(idx)
-    cos = pair_cosines(table.features, a, b)
-    cross = table.camera[a] != table.camera[b]
+    # the appearance neighbours: the calibration's sample (its mixture weight is the prior
+    # share of true pairs among them)
+    ka, kb = candidate_pairs(idx)
+    kcos = pair_cosines(table.features, ka, kb)
+    kcross = table.camera[ka] != table.camera[kb]
     direction, colocation = DirectionModel(), ColocationModel()
-    distance = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
-    together = np.isfinite(distance)
+    kdist = colocation_distance(table, ka, kb) if terms[3] else np.full(len(ka), np.nan)
+    together = np.isfinite(kdist)
     if together.sum() >= 20:  # the different-vehicles disc: where pairs seen at once stand apart
-        colocation = ColocationModel(colocation.sigma_m, max(float(np.quantile(distance[together], 0.95)), 6 * colocation.sigma_m))
-    appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg) if terms[0] else AppearanceModel()
+        colocation = ColocationModel(colocation.sigma_m, max(float(np.quantile(kdist[together], 0.95)), 6 * colocation.sigma_m))
+    appearance = _appearance(table, terms, kcos, kcross, ka, kb, kdist, neg_cos, direction, colocation, arrays, cfg) if terms[0] else AppearanceModel()
     clock.stop("calibrate")
 
     rounds: list[dict] = []
@@ -162,6 +164,8 @@ def associate_table(
         model = PairModel(appearance, direction, colocation, LinkTable.from_arrays(arrays),
                           terms, cfg.same_camera_max_overlap_s)
         clock.start()
+        a, b, distance = _candidates(table, model, arrays, ka, kb, kdist, terms)
+        cross = table.camera[a] != table.camera[b]
         scores = score_pairs(table, model, a, b, distance)
         clock.stop("pairs")
         clock.start()
@@ -194,7 +198,7 @@ def associate_table(
         if terms[3]:
             colocation = colocation.fit(distance[conf])
         if terms[0]:
-            appearance = _appearance(table, terms, cos, cross, a, b, distance, neg_cos, direction, colocation, arrays, cfg)
+            appearance = _appearance(table, terms, kcos, kcross, ka, kb, kdist, neg_cos, direction, colocation, arrays, cfg)
         clock.stop("learn")
         info.update(confident=int(conf.sum()), kappa=round(direction.kappa, 3), colocation_sigma_m=round(colocation.sigma_m, 3),
                     seconds=round(time.perf_counter() - t0, 3))
@@ -204,6 +208,37 @@ def associate_table(
     details.update(links=current, model=model, pairs=(a, b, scores), rounds=rounds)
     log.info("association: %d tracklets -> %d global ids (%d candidate pairs, %d rounds)", n, int(labels.max()) + 1, len(a), len(rounds))
     return labels
+
+
+#: space-time candidates kept per tracklet and linked camera (in each direction): the best
+#: by the full pair score among the tracklets whose gap falls in the link's window.
+SPACE_TIME_BEST = 2
+
+
+def _candidates(
+    table: TrackletTable, model: "PairModel", arrays: "LinkArrays", ka: np.ndarray, kb: np.ndarray,
+    kdist: np.ndarray, terms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate pairs of a round: the appearance neighbours ``(ka, kb)`` (co-location
+    distances ``kdist``) and, where the links know a window, the :data:`SPACE_TIME_BEST` best
+    pairs by the full score of each tracklet into each linked camera among those whose gap
+    falls in the window (:func:`~mct.associate.constraints.linked_in_time`): a weak re-ID
+    model ranks a vehicle's next view behind look-alikes of other times, and the kNN alone
+    would never offer it. Returns ``(a, b, distance)``, sorted by ``(a, b)`` with ``a < b``."""
+    from mct.associate.clustering import best_per_camera
+    from mct.associate.constraints import linked_in_time
+    from mct.associate.score import colocation_distance, score_pairs
+
+    sa, sb = linked_in_time(table, arrays)
+    if len(sa) == 0:
+        return ka, kb, kdist
+    sdist = colocation_distance(table, sa, sb) if terms[3] else np.full(len(sa), np.nan)
+    keep = best_per_camera(table, sa, sb, score_pairs(table, model, sa, sb, sdist), SPACE_TIME_BEST)
+    n = max(len(table), 1)
+    code = np.concatenate([ka * n + kb, np.minimum(sa[keep], sb[keep]) * n + np.maximum(sa[keep], sb[keep])])
+    dist = np.concatenate([kdist, sdist[keep]])
+    code, first = np.unique(code, return_index=True)
+    return code // n, code % n, dist[first]
 
 
 def _appearance(

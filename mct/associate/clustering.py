@@ -31,7 +31,7 @@ import numpy as np
 from mct.associate.score import PairModel, _appearance_llr, _pair, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
-__all__ = ["candidate_pairs", "mutual_best", "constrained_agglomerative", "conflicts_within"]
+__all__ = ["candidate_pairs", "best_per_camera", "mutual_best", "constrained_agglomerative", "conflicts_within"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,29 @@ def second_best_margin(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np
         margin = np.where(np.isneginf(other), np.inf, vals - other)
     m = len(a)
     return np.minimum(margin[:m], margin[m:])
+
+
+def best_per_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray, m: int) -> np.ndarray:
+    """``(E,) bool``: pair ``e`` is among the ``m`` best-scoring pairs of ``a[e]`` with
+    tracklets of ``b[e]``'s camera, or of ``b[e]`` with tracklets of ``a[e]``'s camera
+    (NaN and ``-inf`` scores are never chosen)."""
+    if len(a) == 0:
+        return np.zeros(0, bool)
+    n_c = max(len(table.camera_keys), 1)
+    cam = table.camera.astype(np.int64)
+    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
+    vals = np.concatenate([s, s]).astype(np.float64)
+    vals = np.where(np.isfinite(vals), vals, -np.inf)
+    order = np.lexsort((-vals, keys))
+    k_sorted = keys[order]
+    first = np.ones(len(order), bool)
+    first[1:] = k_sorted[1:] != k_sorted[:-1]
+    starts = np.flatnonzero(first)
+    rank_in_group = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+    chosen = np.zeros(len(order), bool)
+    chosen[order] = (rank_in_group < m) & np.isfinite(vals[order])
+    e = len(a)
+    return chosen[:e] | chosen[e:]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -178,3 +178,74 @@ def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: floa
             parts.append(rows[lo:hi])
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
+
+
+# ---------------------------------------------------------------------------- space-time candidates
+def linked_in_time(table: TrackletTable, links: object, max_pairs: int = 50_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of tracklets of two linked cameras whose gap falls in the link's window.
+
+    For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
+    ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
+    ``start(b) - end(a)`` lies in the window with its soft edges
+    (``[lo - EDGE_WIDTHS * spread_s, hi + EDGE_WIDTHS * spread_s]``) and above the hard bound.
+    These are the pairs the space-time terms can vouch for whatever their cosine: with a weak
+    re-ID model, a vehicle's view in the next camera may rank far down its appearance
+    neighbours behind look-alikes from other times.
+
+    ``links`` is a :class:`mct.associate.links.LinkArrays` of ``table``.
+
+    Returns:
+        ``(a, b)`` ``(P,) int64`` each, ``a`` the tracklet seen first (unordered pairs, each
+        once). Raises ``MemoryError`` past ``max_pairs`` (windows far too wide for the traffic).
+    """
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    n_c = len(table.camera_keys)
+    if len(table) == 0 or n_c == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    known = np.asarray(links.known, bool)  # type: ignore[attr-defined]
+    lo = np.asarray(links.lo, np.float64) - EDGE_WIDTHS * np.asarray(links.spread_s, np.float64)  # type: ignore[attr-defined]
+    hi = np.asarray(links.hi, np.float64) + EDGE_WIDTHS * np.asarray(links.spread_s, np.float64)  # type: ignore[attr-defined]
+    lo = np.maximum(lo, np.asarray(links.min_gap_s, np.float64))  # type: ignore[attr-defined]
+    forbidden = _forbidden(links)
+    start, end = table.start_s, table.end_s
+    order = np.lexsort((start, table.camera))
+    cam_sorted = table.camera[order]
+    cam_lo = np.searchsorted(cam_sorted, np.arange(n_c), "left")
+    cam_hi = np.searchsorted(cam_sorted, np.arange(n_c), "right")
+    cam_scen = np.array([table.scenarios.index(s) for s, _ in table.camera_keys], np.int64)
+    total = 0
+    for c in range(n_c):
+        rows_c = order[cam_lo[c] : cam_hi[c]]
+        if len(rows_c) == 0:
+            continue
+        s = cam_scen[c]
+        for d in range(n_c):
+            if d == c or cam_scen[d] != s or not known[s, c, d] or forbidden[s, c, d] or not hi[s, c, d] >= lo[s, c, d]:
+                continue
+            rows_d = order[cam_lo[d] : cam_hi[d]]
+            if len(rows_d) == 0:
+                continue
+            starts_d = start[rows_d]
+            # b starts in [end(a) + lo, end(a) + hi] and not before a
+            first = np.searchsorted(starts_d, np.maximum(end[rows_c] + lo[s, c, d], start[rows_c]), "left")
+            last = np.searchsorted(starts_d, end[rows_c] + hi[s, c, d], "right")
+            count = np.maximum(last - first, 0)
+            n_pairs = int(count.sum())
+            if n_pairs == 0:
+                continue
+            total += n_pairs
+            if total > max_pairs:
+                raise MemoryError(f"space-time candidates: more than {max_pairs} pairs in the links' windows; the windows are far too wide for the traffic")
+            src = np.repeat(rows_c, count)
+            offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+            out_a.append(src)
+            out_b.append(rows_d[np.repeat(first, count) + offset])
+    if not out_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a, b = np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
+    # a pair found from both cameras' links (views overlapping, equal starts) once
+    key = np.unique(np.minimum(a, b) * len(table) + np.maximum(a, b))
+    x, y = key // len(table), key % len(table)
+    swap = (start[y] < start[x]) | ((start[y] == start[x]) & (end[y] < end[x]))
+    return np.where(swap, y, x), np.where(swap, x, y)

@@ -231,3 +231,31 @@ def test_handover_fragments_of_one_camera_join_one_id_and_write_one_box_per_fram
     assert c001[:, 2].tolist() == list(range(1, 81))  # one box per frame
     shared = c001[(c001[:, 2] >= 38) & (c001[:, 2] <= 40)]
     assert shared[:, 3].tolist() == [100, 100, 100]  # the higher-scoring box (the old track's)
+
+
+@pytest.mark.parametrize("space_time_candidates", [True, False])
+def test_a_view_that_ranks_behind_look_alikes_is_still_found_through_the_link(monkeypatch, space_time_candidates):
+    # A weak re-ID model: car A's view in c002 (cosine 0.6 to A) ranks behind A's look-alikes
+    # in c001 (0.9), and A ranks behind the c002 view's own look-alikes (0.9): with k = 2
+    # neighbours neither is in the other's list. The link c001 -> c002 (10-60 s) vouches for
+    # the pair. (Which look-alike joins which is left to the model: with no calibration a
+    # cosine of 0.9 in one camera reads as the same vehicle.)
+    import mct.associate as assoc
+
+    if not space_time_candidates:
+        monkeypatch.setattr(assoc, "SPACE_TIME_BEST", 0)
+    e = np.eye(8, dtype=np.float32)
+    car = e[0]
+    view = 0.6 * e[0] + 0.8 * e[1]
+    side = np.sqrt(1 - 0.9**2)
+    tracklets = [
+        tracklet("c001", 1, 1, 50, car),  # car A, 0-4.9 s
+        tracklet("c001", 2, 151, 200, 0.9 * car + side * e[2]),  # A's look-alikes in c001, side by side at 15-20 s
+        tracklet("c001", 3, 151, 200, 0.9 * car + side * e[3]),
+        tracklet("c002", 1, 300, 350, view),  # car A in c002: 25 s after it left c001
+        tracklet("c002", 2, 400, 450, 0.9 * view + side * e[4]),  # the view's look-alikes, side by side at 40-45 s
+        tracklet("c002", 3, 400, 450, 0.9 * view + side * e[5]),
+    ]
+    result = associate(tracklets, CAMS, AssociationConfig(k=2), topology=chain_topology())
+    same = result.global_id("S01", "c001", 1) == result.global_id("S01", "c002", 1)
+    assert same == space_time_candidates

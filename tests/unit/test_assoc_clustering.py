@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mct.associate.clustering import candidate_pairs, conflicts_within, constrained_agglomerative, mutual_best, second_best_margin
+from mct.associate.clustering import best_per_camera, candidate_pairs, conflicts_within, constrained_agglomerative, mutual_best, second_best_margin
 from mct.associate.links import CameraLinks
 from mct.associate.score import AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel, pair_log_lr
 from mct.associate.table import TrackletTable
@@ -99,3 +99,22 @@ def test_mutual_best_and_margin_per_camera():
     # 0-2 leads 0's other c002 pair by 7 and 2's other c001 pair by 1: margin 1
     margin = second_best_margin(t, a, b, s)
     assert margin[0] == 1.0 and margin[1] == -7.0 and np.isinf(margin[5])
+
+
+def test_best_per_camera_keeps_the_m_best_of_each_tracklet_into_each_camera():
+    # row 0 in c001 against rows 1-3 in c002 and row 4 in c003; row 5 in c002 against row 4
+    t = table([0, 1, 1, 1, 2, 1], [0, 10, 20, 30, 40, 50], angles(0, 0, 0, 0, 0, 0))
+    a = np.array([0, 0, 0, 0, 5])
+    b = np.array([1, 2, 3, 4, 4])
+    s = np.array([1.0, 3.0, 2.0, -5.0, np.nan])
+    # best 1: row 0's best into c002 is pair 1; into c003 pair 3 (its only one); rows 1-3's
+    # only pair into c001 is their own, so each is its row's best: all but the NaN
+    assert best_per_camera(t, a, b, s, 1).tolist() == [True, True, True, True, False]
+    # rows 1-3 have a better pair into c001 (with row 6): pair (0, b) stays only as row 0's own best
+    a2, b2 = np.array([0, 0, 0, 6, 6, 6]), np.array([1, 2, 3, 1, 2, 3])
+    t2 = table([0, 1, 1, 1, 2, 1, 0], [0, 10, 20, 30, 40, 50, 60], angles(*[0] * 7))
+    s2 = np.array([1.0, 3.0, 2.0, 9.0, 9.0, 9.0])
+    assert best_per_camera(t2, a2, b2, s2, 1).tolist() == [False, True, False, True, True, True]
+    # m = 2: row 0 keeps its two best into c002, rows 1-3 both of theirs into c001
+    assert best_per_camera(t2, a2, b2, s2, 2).tolist() == [True] * 6
+    assert best_per_camera(t2, a2, b2, s2, 0).tolist() == [False] * 6

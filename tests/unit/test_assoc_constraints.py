@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from mct.associate.config import ScenarioTopology, TopologyFile, Transition
-from mct.associate.constraints import camera_adjacency, camera_reach, handover, same_camera_concurrent, search_blocks, within_reach
+from mct.associate.constraints import (
+    EDGE_WIDTHS, camera_adjacency, camera_reach, handover, linked_in_time, same_camera_concurrent, search_blocks, within_reach,
+)
 from mct.associate.links import CameraLinks
 from mct.associate.table import TrackletTable
 from mct.config import ConfigError, load_topology
@@ -117,3 +119,37 @@ def test_the_documented_example_topology_loads(tmp_path: Path):
     (tmp_path / "example.yaml").write_text(block)
     scen = load_topology(tmp_path / "example.yaml").scenarios["S02"]
     assert len(scen.transitions) == 3 and set(scen.cameras) == {"c007", "c008"}
+
+
+def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
+    rng = np.random.default_rng(5)
+    n = 400
+    cam = rng.integers(0, 3, n)
+    start = rng.uniform(0, 1500, n)
+    end = start + rng.uniform(1, 20, n)
+    t = TrackletTable.from_arrays(KEYS, cam, np.arange(n), start, end, np.ones((n, 4), np.float32) / 2)
+    rules = topo(
+        Transition(src="c001", dst="c002", min_gap_s=5, max_gap_s=40),
+        Transition(src="c002", dst="c003", min_gap_s=-5, max_gap_s=90),
+    )
+    arrays = CameraLinks.from_topology(rules, [Camera(s, c) for s, c in KEYS]).compile(t)
+    a, b = linked_in_time(t, arrays)
+    got = set(zip(a.tolist(), b.tolist()))
+    # brute force: a starts first, the cameras are linked a -> b, the gap within the soft window
+    lo = np.maximum(arrays.lo - EDGE_WIDTHS * arrays.spread_s, arrays.min_gap_s)
+    hi = arrays.hi + EDGE_WIDTHS * arrays.spread_s
+    want = set()
+    for x in range(n):
+        for y in range(n):
+            if x == y or cam[x] == cam[y] or not arrays.known[0, cam[x], cam[y]] or arrays.min_gap_s[0, cam[x], cam[y]] == np.inf:
+                continue
+            first = start[x] < start[y] or (start[x] == start[y] and end[x] <= end[y])
+            gap = start[y] - end[x]
+            if first and lo[0, cam[x], cam[y]] <= gap <= hi[0, cam[x], cam[y]]:
+                want.add((x, y))
+    assert len(want) > 50 and got == want
+    # the unlisted pairs (c001 -> c003, any reverse direction) give nothing
+    assert not ((cam[a] == 0) & (cam[b] == 2)).any() and not ((cam[a] == 1) & (cam[b] == 0)).any()
+    # no known link: no pairs
+    unknown = CameraLinks(links={}, camera_keys=t.camera_keys).compile(t)
+    assert len(linked_in_time(t, unknown)[0]) == 0
