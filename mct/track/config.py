@@ -115,6 +115,12 @@ class TrackerConfig(StrictModel):
     #: the Kalman state: ``xyah`` (reference: centre, aspect, height) or ``xywh`` (BoT-SORT:
     #: centre, width, height, each noise scaled by its own size).
     filter_state: Literal["xyah", "xywh"] = "xyah"
+    #: what each frame writes (``mct.track.output.TrackerOutput``): ``matched`` (ours): the
+    #: confirmed tracks matched in the frame, with the matched detection's box. ``filtered``
+    #: (the reference ``deep_sort_app``'s convention): every confirmed track with
+    #: ``time_since_update <= 1`` (matched, or its first coasted frame after a miss), with
+    #: its Kalman state box.
+    output: Literal["matched", "filtered"] = "matched"
 
     @model_validator(mode="before")
     @classmethod

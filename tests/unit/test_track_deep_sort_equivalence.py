@@ -25,7 +25,7 @@ def test_same_output_as_the_per_track_reference(options):
     fast, slow = DeepSortTracker(cfg, 10.0), ReferenceDeepSortTracker(cfg, 10.0)
     total = 0
     for dets in frames:
-        a, b = fast.update(dets), slow.update(dets)
+        a, b = fast.update(dets).matches, slow.update(dets)
         assert a == b, f"frame {dets.frame}"
         total += len(a)
         assert [t.track_id for t in fast.tracks()] == [t.track_id for t in slow.tracks]
@@ -40,7 +40,7 @@ def test_outputs_follow_the_true_identities_on_the_toy_world():
     ids_of: dict[int, set[int]] = {}
     n_out = 0
     for dets, true_ids in zip(frames, truth):
-        for track_id, det in tracker.update(dets):
+        for track_id, det in tracker.update(dets).matches:
             ids_of.setdefault(int(true_ids[det]), set()).add(track_id)
             n_out += 1
     assert len(ids_of) == 10
