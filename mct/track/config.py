@@ -22,17 +22,23 @@ CHI2_95_4DOF = 9.4877
 #: named trackers beyond the reference: ``mode: <name>`` sets these options (any option
 #: given explicitly beside it wins). Chosen on the MOT15 development sequences
 #: (``benchmarks/bench_mot15.py``) and checked on the synthetic world (docs/tracking.md).
+#: the options of ``mode: mct`` (measured on MOT15, 8 sequences, SORT's detections, no
+#: appearance; docs/tracking.md): the BYTE split and the new-track threshold cut false
+#: tracks, OCR re-finds stopped objects, a 2 s buffer (in seconds: the sequences run at
+#: 7-30 fps).
+_MCT_OPTIONS: dict[str, Any] = {
+    "byte_min_high_score": 0.7,
+    "min_new_track_score": 0.95,
+    "oc_recovery": True,
+    "max_age_s": 2.0,
+}
+
 TRACKER_PRESETS: dict[str, dict[str, Any]] = {
-    # measured on MOT15 (8 sequences, SORT's detections, no appearance; docs/tracking.md):
-    # the BYTE split and the new-track threshold cut false tracks, OCR re-finds stopped
-    # objects, a 2 s buffer (in seconds: the sequences run at 7-30 fps). Appearance, when the
-    # detections carry embeddings, as the reference (gallery cascade).
-    "mct": {
-        "byte_min_high_score": 0.7,
-        "min_new_track_score": 0.95,
-        "oc_recovery": True,
-        "max_age_s": 2.0,
-    },
+    # appearance, when the detections carry embeddings, as the reference (gallery cascade)
+    "mct": dict(_MCT_OPTIONS),
+    # the same options with appearance off (never uses embeddings): ahead of SORT on MOT15
+    # where the reference life cycle without appearance was behind it (docs/tracking.md)
+    "motion_only": dict(_MCT_OPTIONS),
 }
 
 
@@ -60,8 +66,10 @@ class TrackerConfig(StrictModel):
 
     # ---- options beyond the reference (off by default) ----
     #: ``deep_sort``: the reference (appearance cascade, then IoU). ``motion_only``: no
-    #: embeddings needed (SORT-like): the cascade uses ``1 - IoU`` of the predicted box,
-    #: gated by the Mahalanobis gate, instead of the appearance cost.
+    #: embeddings used: the cascade uses ``1 - IoU`` of the predicted box, gated by the
+    #: Mahalanobis gate, instead of the appearance cost; a preset (``TRACKER_PRESETS``):
+    #: ``mct``'s options, which it takes unless given explicitly. ``mct``: the preset's
+    #: options, appearance when the detections carry embeddings.
     mode: Literal["deep_sort", "motion_only", "mct"] = "deep_sort"
     #: lambda of the paper's combined cost ``lambda * d_mahalanobis + (1 - lambda) * d_cosine``
     #: in the cascade (both gates still apply). 0 is the reference (the paper's setting).

@@ -13,11 +13,13 @@ from mct.track.toy import toy_frames
     "options",
     [
         {},  # the reference configuration
-        {"mode": "motion_only"},
+        # motion_only with its preset's options off: the reference life cycle, IoU cascade
+        {"mode": "motion_only", "byte_min_high_score": None, "min_new_track_score": 0.0, "oc_recovery": False,
+         "max_age_s": None},
         {"motion_weight": 0.05},
         {"nn_budget": 3, "max_age": 5, "n_init": 1},
     ],
-    ids=["reference", "motion_only", "combined_cost", "small_budget"],
+    ids=["reference", "motion_only_preset_off", "combined_cost", "small_budget"],
 )
 def test_same_output_as_the_per_track_reference(options):
     cfg = TrackerConfig(**options)

@@ -16,6 +16,17 @@ from mct.track.kalman import BatchKalman
 from mct.types import Detections
 
 
+#: ``motion_only`` with its preset's options (``TRACKER_PRESETS``) off: the reference life
+#: cycle without appearance, the base each story below adds its option to
+REFERENCE_MOTION = {"mode": "motion_only", "byte_min_high_score": None, "min_new_track_score": 0.0,
+                    "oc_recovery": False, "max_age_s": None}
+
+
+def _motion(**options: object) -> TrackerConfig:
+    """``REFERENCE_MOTION`` with ``options`` on top."""
+    return TrackerConfig(**{**REFERENCE_MOTION, **options})
+
+
 def _box(cx: float, cy: float, w: float = 60.0, h: float = 120.0) -> list[float]:
     return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
 
@@ -43,7 +54,7 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
             out.append(_ids(tracker.update(_frame(f, [_box(100 + 5 * f, 300)], [score])).matches))
         return out
 
-    byte = run(TrackerConfig(mode="motion_only", byte_min_high_score=0.6, min_score=0.1))
+    byte = run(_motion(byte_min_high_score=0.6, min_score=0.1))
     # frames 1-2: tentative; frames 3-5: confirmed as track 1
     assert byte[2:5] == [{0: 1}] * 3
     # frames 6-8: only the low-score box is there; BYTE's second stage keeps it on track 1
@@ -53,14 +64,14 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
 
     # the same frames with the low boxes thrown away (a detector threshold of 0.6): the track
     # is not extended in frames 6-8 (nothing written)
-    dropped = run(TrackerConfig(mode="motion_only", min_score=0.6))
+    dropped = run(_motion(min_score=0.6))
     assert dropped[5:8] == [{}] * 3
 
 
 def test_low_score_boxes_never_start_tracks() -> None:
     # frames 1-5: a lone box scoring 0.4 (below the high threshold 0.6): it is used only to
     # extend tracks, so it never becomes one (not even tentative)
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", byte_min_high_score=0.6), 10)
+    tracker = DeepSortTracker(_motion(byte_min_high_score=0.6), 10)
     for f in range(1, 6):
         out = tracker.update(_frame(f, [_box(300, 300)], [0.4]))
         assert out.matches == [] and out.tentative == () and len(tracker) == 0
@@ -68,7 +79,7 @@ def test_low_score_boxes_never_start_tracks() -> None:
 
 def test_min_new_track_score_keeps_weak_boxes_from_starting_tracks() -> None:
     # frame 1: a box at 0.7 and one at 0.95; only the confident one starts a (tentative) track
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", min_new_track_score=0.9), 10)
+    tracker = DeepSortTracker(_motion(min_new_track_score=0.9), 10)
     out = tracker.update(_frame(1, [_box(100, 300), _box(400, 300)], [0.7, 0.95]))
     assert [d for _, d in out.tentative] == [1]
 
@@ -88,8 +99,8 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     # prediction. The re-update rewinds the filter to frame 10 and runs it along the straight
     # line from the frame-10 box to the frame-21 box: afterwards its state must equal that of a
     # filter that *saw* those interpolated boxes in frames 11-20.
-    oru = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True), 10)
-    seen = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
+    oru = DeepSortTracker(_motion(oc_reupdate=True), 10)
+    seen = DeepSortTracker(_motion(), 10)
     a10, a21 = np.array(_walk_with_gap(10)[0]), np.array(_walk_with_gap(21)[0])
     for f in range(1, 22):
         oru.update(_frame(f, _walk_with_gap(f)))
@@ -99,7 +110,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     np.testing.assert_allclose(oru._cov, seen._cov, rtol=0, atol=1e-9)
     # without the re-update the state differs, if little (this filter's first update after
     # coasting already corrects most of the drift: its covariance grew while coasting)
-    plain = DeepSortTracker(TrackerConfig(mode="motion_only", min_score=1e-9), 10)
+    plain = DeepSortTracker(_motion(min_score=1e-9), 10)
     for f in range(1, 22):
         plain.update(_frame(f, _walk_with_gap(f)))
     assert np.abs(plain._mean - oru._mean).max() > 1e-5
@@ -107,7 +118,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
 
 def test_track_lost_for_ten_frames_continues_on_its_object_after_the_reupdate() -> None:
     # frames 1-10: track 1 confirmed; frames 11-20: hidden; frames 21-40: walks on slowly
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True, oc_recovery=True), 10)
+    tracker = DeepSortTracker(_motion(oc_reupdate=True, oc_recovery=True), 10)
     ids = [_ids(tracker.update(_frame(f, _walk_with_gap(f))).matches) for f in range(1, 41)]
     assert all(i == {0: 1} for i in ids[2:10])
     assert all(i == {} for i in ids[10:20])
@@ -124,7 +135,7 @@ def test_recovery_refinds_a_stopped_object_by_its_last_observed_box() -> None:
         return [] if 11 <= f <= 20 else [_box(100 + 10 * min(f, 10), 300, 40, 80)]
 
     for recovery, expected in ((True, {0: 1}), (False, {})):
-        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_recovery=recovery, min_score=1e-9), 10)
+        tracker = DeepSortTracker(_motion(oc_recovery=recovery, min_score=1e-9), 10)
         out = [_ids(tracker.update(_frame(f, walk(f))).matches) for f in range(1, 22)]
         assert out[-1] == expected, f"oc_recovery={recovery}"
 
@@ -135,7 +146,7 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
     # The filter's velocity still says 2 px: by IoU alone each predicted box lies nearer the
     # *other* car's detection. The direction of each car's last observations tells them apart.
     def run(weight: float) -> list[dict[int, int]]:
-        cfg = TrackerConfig(mode="motion_only", cost="fused", matching_cascade=False, oc_direction_weight=weight)
+        cfg = _motion(cost="fused", matching_cascade=False, oc_direction_weight=weight)
         tracker = DeepSortTracker(cfg, 10)
         out = []
         for f in range(1, 16):
@@ -157,7 +168,7 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
 # ---------------------------------------------------------------------------- output convention
 def _one_car_missed_twice(output: str) -> list:
     """One car driving right 10 px per frame, seen at frames 1-4 and 7, missed at frames 5-6."""
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", output=output), 10)
+    tracker = DeepSortTracker(_motion(output=output), 10)
     return [tracker.update(_frame(f, [_box(100 + 10 * f, 300)] if f not in (5, 6) else [])) for f in range(1, 8)]
 
 
@@ -210,7 +221,7 @@ def test_nsa_moves_the_state_further_towards_a_confident_box() -> None:
 
 def test_xywh_state_tracks_width_and_height() -> None:
     # frames 1-6: a car turning: its box widens by 8 px per frame at a fixed height
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", filter_state="xywh"), 10)
+    tracker = DeepSortTracker(_motion(filter_state="xywh"), 10)
     for f in range(1, 7):
         out = tracker.update(_frame(f, [_box(300, 300, 60 + 8 * f, 80)])).matches
     assert out == [(1, 0)]
@@ -241,6 +252,10 @@ def test_presets_leave_the_faithful_mode_alone() -> None:
         assert getattr(cfg, key) == value
     # an explicit option beside the preset wins
     assert TrackerConfig(mode="motion_only", max_age=7).max_age == 7
+    # motion_only is the mct preset's options without appearance; explicit keys win there too
+    cfg = TrackerConfig(mode="motion_only", min_new_track_score=0.5)
+    assert cfg.uses_options and cfg.min_new_track_score == 0.5
+    assert all(getattr(cfg, k) == v for k, v in TRACKER_PRESETS["mct"].items() if k != "min_new_track_score")
 
 
 def test_mct_mode_runs_with_and_without_embeddings() -> None:
@@ -295,7 +310,7 @@ def test_a_track_refound_on_the_frame_it_expires_keeps_its_id_and_not_one_frame_
     # buffer allows): it is track 1 again. Case B: seen again at frame 10, six frames after:
     # the track has expired, whatever the association stages, and a new track starts.
     def run(back: int) -> list[dict[int, int]]:
-        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", max_age=5, n_init=1, **options), 10)
+        tracker = DeepSortTracker(_motion(max_age=5, n_init=1, **options), 10)
         out = []
         for f in range(1, back + 1):
             boxes = [_box(300, 300)] if f <= 4 or f == back else []

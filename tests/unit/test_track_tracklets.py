@@ -170,13 +170,15 @@ def test_builder_takes_the_filtered_rows_coasted_frame_included():
     assert t.xyxy[2, 0] > t.xyxy[1, 0]
     np.testing.assert_allclose(t.feature, e0, atol=1e-6)  # only the detected rows make the feature
     # min_length counts detected rows only: 3 here, so 4 drops the track
-    b4 = TrackletBuilder(TrackletConfig(min_length=4), CAM)
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", output="filtered"), 10)
-    for f in range(1, 8):
-        boxes = [] if f in (5, 6) else [[100 + 10 * f, 100, 160 + 10 * f, 220]]
-        d = dets(f, boxes, [0.9] * len(boxes))
-        b4.add(d, tracker.update(d))
-    assert b4.finish() == []
+    for min_length, expected in ((3, [3, 4, 5, 7]), (4, None)):
+        b = TrackletBuilder(TrackletConfig(min_length=min_length), CAM)
+        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", output="filtered"), 10)
+        for f in range(1, 8):
+            boxes = [] if f in (5, 6) else [[100 + 10 * f, 100, 160 + 10 * f, 220]]
+            d = dets(f, boxes, [0.99] * len(boxes))
+            b.add(d, tracker.update(d))
+        got = b.finish()
+        assert (got[0].frames.tolist() if got else None) == expected
 
 
 def test_builder_rejects_output_of_another_frame():
