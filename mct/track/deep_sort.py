@@ -278,8 +278,9 @@ class DeepSortTracker:
             new = np.array(unmatched_dets, dtype=np.int64)
             self._add(meas[new], None if features is None else features[new])
             tentative += zip(self._ids[-len(new):].tolist(), new.tolist())
-        if written is None:
-            return TrackerOutput.from_matches(dets, out, sorted(tentative))
+        if written is None:  # matched: the matched detections' boxes (``out`` is sorted by id)
+            pairs = np.array(out, dtype=np.int64).reshape(-1, 2)
+            written = (pairs[:, 0], pairs[:, 1], dets.xyxy[pairs[:, 1]].astype(np.float64))
         return TrackerOutput(int(dets.frame), *written, tuple(sorted(tentative)))
 
     def _written(self, matched: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mct.track.config import TrackerConfig
+from mct.track.config import TRACKER_PRESETS, TrackerConfig
 from mct.track.deep_sort import DeepSortTracker
 from mct.track.reference import ReferenceDeepSortTracker
 from mct.track.toy import toy_frames
@@ -14,8 +14,7 @@ from mct.track.toy import toy_frames
     [
         {},  # the reference configuration
         # motion_only with its preset's options off: the reference life cycle, IoU cascade
-        {"mode": "motion_only", "byte_min_high_score": None, "min_new_track_score": 0.0, "oc_recovery": False,
-         "max_age_s": None},
+        {"mode": "motion_only", **{k: TrackerConfig.model_fields[k].default for k in TRACKER_PRESETS["motion_only"]}},
         {"motion_weight": 0.05},
         {"nn_budget": 3, "max_age": 5, "n_init": 1},
     ],

@@ -18,8 +18,8 @@ from mct.types import Detections
 
 #: ``motion_only`` with its preset's options (``TRACKER_PRESETS``) off: the reference life
 #: cycle without appearance, the base each story below adds its option to
-REFERENCE_MOTION = {"mode": "motion_only", "byte_min_high_score": None, "min_new_track_score": 0.0,
-                    "oc_recovery": False, "max_age_s": None}
+REFERENCE_MOTION = {"mode": "motion_only",
+                    **{key: TrackerConfig.model_fields[key].default for key in TRACKER_PRESETS["motion_only"]}}
 
 
 def _motion(**options: object) -> TrackerConfig:
