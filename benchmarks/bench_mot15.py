@@ -2,7 +2,7 @@
 
     python benchmarks/bench_mot15.py                      # every mode, all eight sequences
     python benchmarks/bench_mot15.py --modes motion_only mct --sequences ETH-Bahnhof
-    python benchmarks/bench_mot15.py --modes motion_only+oc_recovery=true@state --no-write
+    python benchmarks/bench_mot15.py --modes motion_only+oc_recovery=true+output=filtered --no-write
 
 Input: ``../shared/data/mot15/<SEQ>/`` (``det.txt``: the Faster R-CNN detections SORT
 ships, ``gt.txt``, ``seqinfo.txt``; see its README). Every frame ``1 .. frames`` is fed in
@@ -16,10 +16,11 @@ OVERALL is the scores of the counts summed over the sequences (as py-motmetrics'
 ``OVERALL`` row and TrackEval's combined HOTA). frames/s: the per-frame ``update`` loop
 only (reading and scoring excluded), one run.
 
-Output conventions (``--modes`` suffix ``@state``): ``det`` writes the matched
-detection's box on matched frames (the pipeline's); ``state`` writes the Kalman state box
-of every confirmed track updated within the last frame, i.e. also one coasted frame after
-a miss (the reference application's, ``mct.track.deep_sort.reference_output``).
+Output conventions (``TrackerConfig.output``, e.g. ``--modes deep_sort+output=filtered``):
+each frame writes the rows of the tracker's ``TrackerOutput``: ``matched`` (default) the
+matched detection's box on matched frames (the pipeline's); ``filtered`` the Kalman state
+box of every confirmed track updated within the last frame, i.e. also one coasted frame
+after a miss (the reference application's).
 
 Writes ``benchmarks/results/mot15.json`` and ``benchmarks/results/mot15.md`` and prints
 the table with the peers' numbers of ``../shared/data/mot15/REFERENCE.md`` beside ours.
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from mct.evaluate.hota import HotaCounts, hota_counts  # noqa: E402
 from mct.evaluate.metrics import TrackBoxes, evaluate_boxes  # noqa: E402
 from mct.track.config import TRACKER_PRESETS, TrackerConfig  # noqa: E402
-from mct.track.deep_sort import DeepSortTracker, reference_output  # noqa: E402
+from mct.track.deep_sort import DeepSortTracker  # noqa: E402
 from mct.types import Detections  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "mot15"
@@ -116,7 +117,7 @@ def load_sequence(folder: Path, embedding_dim: int = 1) -> Sequence:
     return Sequence(folder.name, fps, frames, boxes)
 
 
-def run_tracker(cfg: TrackerConfig, seq: Sequence, convention: str) -> tuple[TrackBoxes, float]:
+def run_tracker(cfg: TrackerConfig, seq: Sequence) -> tuple[TrackBoxes, float]:
     """The tracker's output boxes over the sequence and the seconds of its update loop."""
     tracker = DeepSortTracker(cfg, seq.fps)
     out_f: list[np.ndarray] = []
@@ -127,16 +128,11 @@ def run_tracker(cfg: TrackerConfig, seq: Sequence, convention: str) -> tuple[Tra
     frames = seq.frames if cfg.mode == "deep_sort" else [Detections(d.frame, d.xyxy, d.scores) for d in seq.frames]
     for dets in frames:
         t0 = time.perf_counter()
-        matches = tracker.update(dets)
+        written = tracker.update(dets)
         seconds += time.perf_counter() - t0
-        if convention == "state":
-            ids, xyxy = reference_output(tracker)
-        else:
-            ids = np.array([t for t, _ in matches], dtype=np.int64)
-            xyxy = dets.xyxy[np.array([d for _, d in matches], dtype=np.int64)].astype(np.float64)
-        out_f.append(np.full(len(ids), dets.frame, np.int64))
-        out_id.append(ids)
-        out_xyxy.append(xyxy.reshape(-1, 4))
+        out_f.append(np.full(len(written), dets.frame, np.int64))
+        out_id.append(written.track_ids)
+        out_xyxy.append(written.xyxy)
     xyxy = np.concatenate(out_xyxy)
     tlwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
     return TrackBoxes(np.concatenate(out_f), np.concatenate(out_id), tlwh), seconds
@@ -175,19 +171,15 @@ def add_counts(a: dict | None, b: dict) -> dict:
     return {k: (a[k] + b[k]) for k in b}
 
 
-def mode_config(mode: str) -> tuple[TrackerConfig, str]:
-    """``name[+key=value...][@state]`` -> (config, output convention).
+def mode_config(mode: str) -> TrackerConfig:
+    """``name[+key=value...]`` -> config.
 
-    E.g. ``motion_only+byte_min_high_score=0.7@state``: the mode, options on top (YAML
-    values), and the output convention.
+    E.g. ``motion_only+byte_min_high_score=0.7+output=filtered``: the mode and options on
+    top (YAML values).
     """
     import yaml
 
-    spec, _, convention = mode.partition("@")
-    convention = convention or "det"
-    if convention not in ("det", "state"):
-        raise ValueError(f"--modes {mode!r}: output convention must be det or state, got {convention!r}")
-    name, *options = spec.split("+")
+    name, *options = mode.split("+")
     if name not in TRACKER_PRESETS and name not in ("deep_sort", "motion_only"):
         raise ValueError(f"--modes {mode!r}: unknown mode; choose from deep_sort, motion_only, {', '.join(TRACKER_PRESETS)}")
     overrides = {}
@@ -196,7 +188,7 @@ def mode_config(mode: str) -> tuple[TrackerConfig, str]:
         if not sep:
             raise ValueError(f"--modes {mode!r}: option {option!r} is not key=value")
         overrides[key] = yaml.safe_load(value)
-    return TrackerConfig(mode=name, **overrides), convention  # a preset's options come with its mode
+    return TrackerConfig(mode=name, **overrides)  # a preset's options come with its mode
 
 
 def fmt_row(name: str, r: dict, fps: float | None) -> str:
@@ -209,9 +201,10 @@ def fmt_row(name: str, r: dict, fps: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", default=["motion_only", "deep_sort", "deep_sort@state", "mct", "mct@state"],
+    parser.add_argument("--modes", nargs="+", default=["motion_only", "motion_only+output=filtered", "deep_sort",
+                                                          "deep_sort+output=filtered", "mct", "mct+output=filtered"],
                         help="tracker modes: deep_sort, motion_only or a TRACKER_PRESETS name, then +key=value "
-                             "options, then @state for the reference output convention")
+                             "options (output=filtered: the reference output convention)")
     parser.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--no-write", action="store_true", help="print only (for quick experiments)")
@@ -221,20 +214,20 @@ def main() -> int:
     results: dict[str, dict] = {}
     lines = ["| tracker | IDF1 | MOTA | HOTA | DetA | AssA | IDSW | fps |", "|---|---|---|---|---|---|---|---|"]
     for mode in args.modes:
-        cfg, convention = mode_config(mode)
+        cfg = mode_config(mode)
         total = None
         per_seq = {}
         frames = 0
         seconds = 0.0
         for seq in seqs:
-            pred, sec = run_tracker(cfg, seq, convention)
+            pred, sec = run_tracker(cfg, seq)
             counts = score(seq.gt, pred)
             per_seq[seq.name] = {**ratios(counts), "fps": len(seq.frames) / max(sec, 1e-9)}
             total = add_counts(total, counts)
             frames += len(seq.frames)
             seconds += sec
         overall = {**ratios(total), "fps": frames / max(seconds, 1e-9)}
-        results[mode] = {"config": cfg.model_dump(), "convention": convention, "overall": overall, "sequences": per_seq}
+        results[mode] = {"config": cfg.model_dump(), "overall": overall, "sequences": per_seq}
         lines.append(fmt_row(f"mct {mode}", overall, overall["fps"]))
         print(lines[-1], flush=True)
         for name, r in per_seq.items():

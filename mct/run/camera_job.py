@@ -528,8 +528,7 @@ def _track(
         builder = stages.tracklet_builder(cfg.tracklets, cam)
         total = len(detections)
         for i, det in enumerate(iter_detections(detections, reader), start=1):
-            matches = tracker.update(det)
-            builder.add(det, matches, tracker.tentative_matches)
+            builder.add(det, tracker.update(det))
             if progress is not None and (i % 256 == 0 or i == total):
                 progress(job.key, i, total, "track")
         tracklets = builder.finish()

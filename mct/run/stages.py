@@ -27,6 +27,7 @@ from mct.detect.config import DetectorConfig, find_weights_file
 from mct.evaluate.config import EvaluationConfig
 from mct.reid.config import EmbedderConfig
 from mct.track.config import TrackerConfig, TrackletConfig
+from mct.track.output import TrackerOutput
 from mct.types import Camera, Detections, GlobalAssignment, Tracklet
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,11 @@ class Embedder(Protocol):
 
 
 class Tracker(Protocol):
-    #: the last frame's ``(track_id, det_index)`` of tentative tracks
-    tentative_matches: list[tuple[int, int]]
-
-    def update(self, dets: Detections) -> list[tuple[int, int]]: ...
+    def update(self, dets: Detections) -> TrackerOutput: ...
 
 
 class TrackletBuilder(Protocol):
-    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None: ...
+    def add(self, dets: Detections, output: TrackerOutput) -> None: ...
 
     def finish(self) -> list[Tracklet]: ...
 
@@ -227,8 +225,8 @@ class _BuilderAdapter:
     def __init__(self, builder: Any) -> None:
         self.builder = builder
 
-    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None:
-        self.builder.add(dets, matches, tentative)  # same call; the adapter pins the seam in one place
+    def add(self, dets: Detections, output: TrackerOutput) -> None:
+        self.builder.add(dets, output)  # same call; the adapter pins the seam in one place
 
     def finish(self) -> list[Tracklet]:
         return list(self.builder.finish())

@@ -30,7 +30,8 @@ cost and recovery, EMA features, NSA, one assignment without the cascade, the fu
 the xywh state), each a switch, run by :meth:`DeepSortTracker._associate_options` when any
 association option is on, so that the faithful path stays the reference's code
 (``docs/tracking.md``). ``mode: mct`` is a preset of them (``TRACKER_PRESETS``).
-:func:`reference_output` gives the reference application's output convention.
+``update()`` returns a :class:`~mct.track.output.TrackerOutput`, the rows the frame writes
+under ``TrackerConfig.output`` (``matched`` or the reference application's ``filtered``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 
 from mct.track.config import TrackerConfig
 from mct.track.kalman import BatchKalman
+from mct.track.output import TrackerOutput
 from mct.track.matching import (
     INFTY_COST,
     GalleryPool,
@@ -52,7 +54,7 @@ from mct.track.matching import (
 )
 from mct.types import Detections, xyah_to_xyxy, xyxy_to_xyah
 
-__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "reference_output", "skipped_frames"]
+__all__ = ["DeepSortTracker", "TrackView", "detections_xyah", "skipped_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +158,6 @@ class DeepSortTracker:
         # the box centres of the last observations, oldest first (OCM), and how many are set
         self._hist = np.zeros((0, self._hist_len, 2))
         self._hist_n = np.zeros(0, dtype=np.int64)
-        #: ``(track_id, det_index)`` of the last frame's detections taken by tentative
-        #: tracks, new ones included (the reference reports only confirmed tracks; a
-        #: tracklet builder may keep these and add them once the track is confirmed).
-        self.tentative_matches: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------ inspection
     def __len__(self) -> int:
@@ -199,8 +197,9 @@ class DeepSortTracker:
         return self._to_xyxy(self._mean[rows, :4]) if len(rows) else np.zeros((0, 4))
 
     # ------------------------------------------------------------------ update
-    def update(self, dets: Detections) -> list[tuple[int, int]]:
-        """Process one frame; returns ``(track_id, det_index)`` of confirmed tracks updated in it.
+    def update(self, dets: Detections) -> TrackerOutput:
+        """Process one frame; returns what it writes (``TrackerConfig.output``; its ``matches``
+        are the ``(track_id, det_index)`` of the confirmed tracks matched in it).
 
         Frames must increase; frames skipped since the last call are processed as empty
         frames first (one Kalman step each), so a detection file without rows for some
@@ -220,7 +219,7 @@ class DeepSortTracker:
         out[:, 2] = xyah[:, 2] * xyah[:, 3]
         return out
 
-    def _step(self, dets: Detections) -> list[tuple[int, int]]:
+    def _step(self, dets: Detections) -> TrackerOutput:
         cfg = self.cfg
         # 1. predict
         if len(self):
@@ -274,12 +273,26 @@ class DeepSortTracker:
 
         if not keep.all():
             self._remove(~keep)
+        written = self._written(out) if cfg.output == "filtered" else None
         if len(unmatched_dets):
             new = np.array(unmatched_dets, dtype=np.int64)
             self._add(meas[new], None if features is None else features[new])
             tentative += zip(self._ids[-len(new):].tolist(), new.tolist())
-        self.tentative_matches = sorted(tentative)
-        return out
+        if written is None:  # matched: the matched detections' boxes (``out`` is sorted by id)
+            pairs = np.array(out, dtype=np.int64).reshape(-1, 2)
+            written = (pairs[:, 0], pairs[:, 1], dets.xyxy[pairs[:, 1]].astype(np.float64))
+        return TrackerOutput(int(dets.frame), *written, tuple(sorted(tentative)))
+
+    def _written(self, matched: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``filtered``: ``(track_ids, det_indices, xyxy)`` of the confirmed tracks with
+        ``time_since_update <= 1`` (after this frame's update and deletions), Kalman state
+        boxes, in creation order; ``det_indices`` -1 for the coasted ones."""
+        rows = np.flatnonzero(self._confirmed & (self._tsu <= 1))
+        ids = self._ids[rows]
+        taken = dict(matched)
+        det_idx = np.array([taken.get(int(t), -1) for t in ids], dtype=np.int64)
+        xyxy = self._to_xyxy(self._mean[rows, :4]) if len(rows) else np.zeros((0, 4))
+        return ids, det_idx, xyxy
 
     # ------------------------------------------------------------------ association (reference)
     def _associate(
@@ -528,15 +541,3 @@ class DeepSortTracker:
         for name in _COLUMNS:
             setattr(self, name, getattr(self, name)[keep])
 
-
-def reference_output(tracker: DeepSortTracker) -> tuple[np.ndarray, np.ndarray]:
-    """The reference application's output of the last frame: ``(track_ids (K,), xyxy (K, 4) float64)``.
-
-    Every confirmed track updated within the last frame (``time_since_update <= 1``: matched
-    this frame, or coasting its first frame after a miss), with its Kalman state box (after
-    this frame's update or prediction), in creation order, as ``deep_sort_app`` writes them.
-    """
-    views = [t for t in tracker.tracks() if t.confirmed and t.time_since_update <= 1]
-    ids = np.array([t.track_id for t in views], dtype=np.int64)
-    xyxy = np.stack([t.xyxy for t in views]) if views else np.zeros((0, 4))
-    return ids, xyxy

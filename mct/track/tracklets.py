@@ -1,12 +1,13 @@
 """Tracks -> tracklets (boxes, scores and one appearance feature), their store and MOT output.
 
-:class:`TrackletBuilder` collects the tracker's per-frame output (``(track_id, det_index)``
-pairs with the frame's :class:`~mct.types.Detections`) and, in :meth:`~TrackletBuilder.finish`,
+:class:`TrackletBuilder` collects the tracker's per-frame output (a
+:class:`~mct.track.output.TrackerOutput` with the frame's :class:`~mct.types.Detections`) and, in :meth:`~TrackletBuilder.finish`,
 turns each track into a :class:`~mct.types.Tracklet` by :class:`~mct.track.config.TrackletConfig`:
 
-1. **minimum length**: a track with fewer than ``min_length`` detected frames is dropped;
+1. **minimum length**: a track with fewer than ``min_length`` detected frames is dropped
+   (coasted rows of ``output: filtered`` do not count);
 2. **feature rule**: the tracklet feature is the weighted mean of the L2-normalised
-   per-frame features of its *good* observations, L2-normalised again. Good = box area
+   per-frame features of its *good* observations (matched rows only), L2-normalised again. Good = box area
    ``>= min_feature_area_px`` and occlusion ``<= max_feature_occlusion``, where the
    occlusion of a detection is the largest fraction of its box area covered by any other
    detection of the same frame (intersection over its own area). Weights are the detection
@@ -33,8 +34,8 @@ key                shape, dtype         meaning
 ``offsets``        (K+1,) int64         tracklet k owns rows ``offsets[k]:offsets[k+1]``
 ``frames``         (R,) int64           1-based frame numbers
 ``xyxy``           (R, 4) float32       boxes, pixels
-``scores``         (R,) float32         detection scores (0 = interpolated)
-``det_indices``    (R,) int64           detection index in its frame (-1 = interpolated/unknown)
+``scores``         (R,) float32         detection scores (0 = interpolated or coasted)
+``det_indices``    (R,) int64           detection index in its frame (-1 = interpolated/coasted/unknown)
 ``feature``        (K, D) float32       tracklet features (zero rows where ``has_feature`` is False)
 ``has_feature``    (K,) bool
 ``features``       (R, D') float32      per-frame features (D' = 0 when none are kept)
@@ -46,13 +47,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from mct.atomic import atomic_path
 from mct.track.config import TrackletConfig
 from mct.track.matching import l2_normalise
+from mct.track.output import TrackerOutput
 from mct.types import Camera, Detections, Tracklet
 
 __all__ = [
@@ -168,6 +170,19 @@ def tracklet_feature(
 
 
 # ---------------------------------------------------------------------------- builder
+class _Row(NamedTuple):
+    """One written row of a track: ``xyxy`` the box written (the detection's or the Kalman
+    state's, ``TrackerConfig.output``); ``det_xyxy`` the detection's box (None when coasted)."""
+
+    frame: int
+    xyxy: np.ndarray
+    det_xyxy: np.ndarray | None
+    score: float
+    det_index: int
+    occlusion: float
+    feature: np.ndarray | None
+
+
 class TrackletBuilder:
     """Collects one camera's tracker output, frame by frame, and makes tracklets.
 
@@ -179,44 +194,47 @@ class TrackletBuilder:
     def __init__(self, cfg: TrackletConfig, camera: Camera):
         self.cfg = cfg
         self.camera = camera
-        # track id -> list of per-observation tuples (frame, xyxy, score, det index, occlusion, feature)
-        self._obs: dict[int, list[tuple[int, np.ndarray, float, int, float, np.ndarray | None]]] = {}
+        # track id -> its rows, in frame order
+        self._obs: dict[int, list[_Row]] = {}
         # tentative tracks' observations so far (``include_tentative``): they die at their
         # first miss, so only the tracks hit in the last frame are kept
-        self._pending: dict[int, list[tuple[int, np.ndarray, float, int, float, np.ndarray | None]]] = {}
+        self._pending: dict[int, list[_Row]] = {}
         self._last_frame: int | None = None
 
-    def add(self, dets: Detections, matches: Sequence[tuple[int, int]], tentative: Sequence[tuple[int, int]] = ()) -> None:
-        """Record the tracker's ``(track_id, det_index)`` pairs of frame ``dets.frame``:
-        ``matches`` of confirmed tracks, and ``tentative`` ones (used with
-        ``include_tentative``: a track's tentative observations are prepended when it first
-        appears in ``matches``)."""
+    def add(self, dets: Detections, output: TrackerOutput) -> None:
+        """Record frame ``dets.frame``: the rows ``output`` writes (matched rows carry their
+        detection's score, index and feature; coasted rows, ``det_index -1``, carry the box
+        only, as interpolated ones), and with ``include_tentative`` the tentative tracks'
+        detections (prepended to a track's rows when it is first written)."""
         frame = int(dets.frame)
+        if output.frame != frame:
+            raise ValueError(f"{self.camera.camera_id}: tracker output of frame {output.frame} added with frame {frame}")
         if self._last_frame is not None and frame <= self._last_frame:
             raise ValueError(f"{self.camera.camera_id}: frame {frame} added after frame {self._last_frame}")
         self._last_frame = frame
         keep_tentative = self.cfg.include_tentative
-        if not keep_tentative:
-            tentative = ()
-        if not matches and not tentative:
+        tentative = output.tentative if keep_tentative else ()
+        if not len(output) and not tentative:
             self._pending = {}  # tentative tracks die at their first miss
             return
         occlusion = occlusion_fraction(dets.xyxy)
 
-        def observation(det: int) -> tuple[int, np.ndarray, float, int, float, np.ndarray | None]:
+        def observation(det: int, xyxy: np.ndarray) -> _Row:
             if not 0 <= det < len(dets):
                 raise IndexError(f"{self.camera.camera_id} frame {frame}: detection index {det} of {len(dets)}")
             feature = None if dets.embeddings is None else dets.embeddings[det]
-            return (frame, dets.xyxy[det], float(dets.scores[det]), int(det), float(occlusion[det]), feature)
+            return _Row(frame, xyxy, dets.xyxy[det], float(dets.scores[det]), int(det), float(occlusion[det]), feature)
 
-        for track_id, det in matches:
-            track_id = int(track_id)
+        for track_id, det, xyxy in zip(output.track_ids.tolist(), output.det_indices.tolist(), output.xyxy):
             obs = self._obs.get(track_id)
             if obs is None:
                 obs = self._obs[track_id] = self._pending.get(track_id, []) if keep_tentative else []
-            obs.append(observation(det))
+            if det < 0:
+                obs.append(_Row(frame, xyxy, None, 0.0, -1, 0.0, None))
+            else:
+                obs.append(observation(det, xyxy))
         if keep_tentative:
-            self._pending = {int(t): self._pending.get(int(t), []) + [observation(d)] for t, d in tentative}
+            self._pending = {t: self._pending.get(t, []) + [observation(d, dets.xyxy[d])] for t, d in tentative}
 
     def finish(self) -> list[Tracklet]:
         """The tracklets, sorted by track id (see the module docstring for the rules)."""
@@ -224,20 +242,31 @@ class TrackletBuilder:
         out: list[Tracklet] = []
         dropped = 0
         for track_id in sorted(self._obs):
-            obs = self._obs[track_id]
-            if len(obs) < cfg.min_length:
+            rows = self._obs[track_id]
+            detected = np.array([r.det_index >= 0 for r in rows], dtype=bool)
+            if int(detected.sum()) < cfg.min_length:
                 dropped += 1
                 continue
-            frames = np.array([o[0] for o in obs], dtype=np.int64)
-            xyxy = np.stack([o[1] for o in obs]).astype(np.float32)
-            scores = np.array([o[2] for o in obs], dtype=np.float32)
-            det_indices = np.array([o[3] for o in obs], dtype=np.int64)
-            occlusion = np.array([o[4] for o in obs])
-            has_features = all(o[5] is not None for o in obs)
-            per_frame = np.stack([o[5] for o in obs]).astype(np.float32) if has_features else None
+            seen = [r for r in rows if r.det_index >= 0]
+            frames = np.array([r.frame for r in rows], dtype=np.int64)
+            xyxy = np.stack([r.xyxy for r in rows]).astype(np.float32)
+            scores = np.array([r.score for r in rows], dtype=np.float32)
+            det_indices = np.array([r.det_index for r in rows], dtype=np.int64)
+            has_features = all(r.feature is not None for r in seen)
+            per_frame = None
             feature = None
-            if per_frame is not None:
-                feature = tracklet_feature(per_frame, xyxy, scores, occlusion, cfg)
+            if has_features:
+                seen_features = np.stack([r.feature for r in seen]).astype(np.float32)
+                # the feature rule looks at the detections' own boxes, whatever box is written
+                feature = tracklet_feature(
+                    seen_features,
+                    np.stack([r.det_xyxy for r in seen]).astype(np.float32),
+                    scores[detected],
+                    np.array([r.occlusion for r in seen]),
+                    cfg,
+                )
+                per_frame = np.zeros((len(rows), seen_features.shape[1]), dtype=np.float32)
+                per_frame[detected] = seen_features
 
             frames_i, xyxy_i, observed = interpolate_gaps(frames, xyxy, cfg.max_interpolation_gap)
             scores_i = np.zeros(len(frames_i), dtype=np.float32)
@@ -269,7 +298,7 @@ class TrackletBuilder:
                 )
             )
         logger.debug(
-            "%s/%s: %d tracklets, %d shorter than %d frames dropped",
+            "%s/%s: %d tracklets, %d with fewer than %d detected frames dropped",
             self.camera.scenario, self.camera.camera_id, len(out), dropped, cfg.min_length,
         )
         return out

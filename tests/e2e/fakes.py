@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from mct.run.stages import PipelineStages
+from mct.track.output import TrackerOutput
 from mct.types import Camera, Detections, GlobalAssignment, Tracklet
 
 W, H = 64, 48
@@ -102,10 +103,8 @@ class FakeEmbedder:
 class FakeTracker:
     """Detection index i is track i + 1 (the two fake cars never swap); every track is confirmed."""
 
-    tentative_matches: list[tuple[int, int]] = []
-
-    def update(self, dets: Detections) -> list[tuple[int, int]]:
-        return [(i + 1, i) for i in range(len(dets))]
+    def update(self, dets: Detections) -> TrackerOutput:
+        return TrackerOutput.from_matches(dets, [(i + 1, i) for i in range(len(dets))])
 
 
 class FakeBuilder:
@@ -131,8 +130,8 @@ class _BoundBuilder:
     def __init__(self, camera: Camera) -> None:
         self.camera, self.inner = camera, FakeBuilder()
 
-    def add(self, dets: Detections, matches: list[tuple[int, int]], tentative=()) -> None:
-        self.inner.add(dets, matches)
+    def add(self, dets: Detections, output: TrackerOutput) -> None:
+        self.inner.add(dets, output.matches)
 
     def finish(self) -> list[Tracklet]:
         return self.inner.finish(self.camera)

@@ -143,7 +143,7 @@ def _mot15_sequence(name: str) -> tuple[TrackBoxes, TrackBoxes]:
         d = det[det[:, 0] == f]
         xyxy = np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1).astype(np.float32)
         dets = Detections(f, xyxy, d[:, 6].astype(np.float32))
-        for track_id, k in tracker.update(dets):
+        for track_id, k in tracker.update(dets).matches:
             rows.append((f, track_id, *d[k, 2:6]))
     keep = gt[:, 6] != 0
     return TrackBoxes(gt[keep, 0].astype(np.int64), gt[keep, 1].astype(np.int64), gt[keep, 2:6]), _boxes(rows)

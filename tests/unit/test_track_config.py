@@ -15,6 +15,7 @@ def test_defaults_are_the_reference_values():
     assert cfg.std_weight_position == 1 / 20 and cfg.std_weight_velocity == 1 / 160
     # the options beyond the reference are off
     assert cfg.mode == "deep_sort" and cfg.motion_weight == 0.0 and cfg.max_age_s is None
+    assert cfg.output == "matched"  # ours: the matched detection's box
     t = TrackletConfig()
     assert t.min_length == 1 and t.max_interpolation_gap == 0 and t.expand_scale == 1.0
 
@@ -33,3 +34,6 @@ def test_yaml_keys_and_errors():
         load_config(None, ["tracker.motion_weight=1.5"])
     with pytest.raises(ConfigError, match="tracklets.expand_scale"):
         load_config(None, ["tracklets.expand_scale=0.5"])
+    assert load_config(None, ["tracker.output=filtered"]).tracker.output == "filtered"
+    with pytest.raises(ConfigError, match="tracker.output"):
+        load_config(None, ["tracker.output=kalman"])

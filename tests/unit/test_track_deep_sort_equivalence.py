@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mct.track.config import TrackerConfig
+from mct.track.config import TRACKER_PRESETS, TrackerConfig
 from mct.track.deep_sort import DeepSortTracker
 from mct.track.reference import ReferenceDeepSortTracker
 from mct.track.toy import toy_frames
@@ -13,11 +13,12 @@ from mct.track.toy import toy_frames
     "options",
     [
         {},  # the reference configuration
-        {"mode": "motion_only"},
+        # motion_only with its preset's options off: the reference life cycle, IoU cascade
+        {"mode": "motion_only", **{k: TrackerConfig.model_fields[k].default for k in TRACKER_PRESETS["motion_only"]}},
         {"motion_weight": 0.05},
         {"nn_budget": 3, "max_age": 5, "n_init": 1},
     ],
-    ids=["reference", "motion_only", "combined_cost", "small_budget"],
+    ids=["reference", "motion_only_preset_off", "combined_cost", "small_budget"],
 )
 def test_same_output_as_the_per_track_reference(options):
     cfg = TrackerConfig(**options)
@@ -25,7 +26,7 @@ def test_same_output_as_the_per_track_reference(options):
     fast, slow = DeepSortTracker(cfg, 10.0), ReferenceDeepSortTracker(cfg, 10.0)
     total = 0
     for dets in frames:
-        a, b = fast.update(dets), slow.update(dets)
+        a, b = fast.update(dets).matches, slow.update(dets)
         assert a == b, f"frame {dets.frame}"
         total += len(a)
         assert [t.track_id for t in fast.tracks()] == [t.track_id for t in slow.tracks]
@@ -40,7 +41,7 @@ def test_outputs_follow_the_true_identities_on_the_toy_world():
     ids_of: dict[int, set[int]] = {}
     n_out = 0
     for dets, true_ids in zip(frames, truth):
-        for track_id, det in tracker.update(dets):
+        for track_id, det in tracker.update(dets).matches:
             ids_of.setdefault(int(true_ids[det]), set()).add(track_id)
             n_out += 1
     assert len(ids_of) == 10

@@ -11,9 +11,20 @@ from mct.evaluate.metrics import TrackBoxes
 from mct.evaluate.mot import evaluate_mot
 
 from mct.track.config import TRACKER_PRESETS, TrackerConfig
-from mct.track.deep_sort import DeepSortTracker, reference_output
+from mct.track.deep_sort import DeepSortTracker
 from mct.track.kalman import BatchKalman
 from mct.types import Detections
+
+
+#: ``motion_only`` with its preset's options (``TRACKER_PRESETS``) off: the reference life
+#: cycle without appearance, the base each story below adds its option to
+REFERENCE_MOTION = {"mode": "motion_only",
+                    **{key: TrackerConfig.model_fields[key].default for key in TRACKER_PRESETS["motion_only"]}}
+
+
+def _motion(**options: object) -> TrackerConfig:
+    """``REFERENCE_MOTION`` with ``options`` on top."""
+    return TrackerConfig(**{**REFERENCE_MOTION, **options})
 
 
 def _box(cx: float, cy: float, w: float = 60.0, h: float = 120.0) -> list[float]:
@@ -40,10 +51,10 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
         out = []
         for f in range(1, 13):
             score = 0.4 if 6 <= f <= 8 else 0.9
-            out.append(_ids(tracker.update(_frame(f, [_box(100 + 5 * f, 300)], [score]))))
+            out.append(_ids(tracker.update(_frame(f, [_box(100 + 5 * f, 300)], [score])).matches))
         return out
 
-    byte = run(TrackerConfig(mode="motion_only", byte_min_high_score=0.6, min_score=0.1))
+    byte = run(_motion(byte_min_high_score=0.6, min_score=0.1))
     # frames 1-2: tentative; frames 3-5: confirmed as track 1
     assert byte[2:5] == [{0: 1}] * 3
     # frames 6-8: only the low-score box is there; BYTE's second stage keeps it on track 1
@@ -53,24 +64,24 @@ def test_partly_occluded_object_keeps_its_id_through_the_low_score_stage() -> No
 
     # the same frames with the low boxes thrown away (a detector threshold of 0.6): the track
     # is not extended in frames 6-8 (nothing written)
-    dropped = run(TrackerConfig(mode="motion_only", min_score=0.6))
+    dropped = run(_motion(min_score=0.6))
     assert dropped[5:8] == [{}] * 3
 
 
 def test_low_score_boxes_never_start_tracks() -> None:
     # frames 1-5: a lone box scoring 0.4 (below the high threshold 0.6): it is used only to
     # extend tracks, so it never becomes one (not even tentative)
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", byte_min_high_score=0.6), 10)
+    tracker = DeepSortTracker(_motion(byte_min_high_score=0.6), 10)
     for f in range(1, 6):
-        assert tracker.update(_frame(f, [_box(300, 300)], [0.4])) == []
-        assert tracker.tentative_matches == [] and len(tracker) == 0
+        out = tracker.update(_frame(f, [_box(300, 300)], [0.4]))
+        assert out.matches == [] and out.tentative == () and len(tracker) == 0
 
 
 def test_min_new_track_score_keeps_weak_boxes_from_starting_tracks() -> None:
     # frame 1: a box at 0.7 and one at 0.95; only the confident one starts a (tentative) track
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", min_new_track_score=0.9), 10)
-    tracker.update(_frame(1, [_box(100, 300), _box(400, 300)], [0.7, 0.95]))
-    assert [d for _, d in tracker.tentative_matches] == [1]
+    tracker = DeepSortTracker(_motion(min_new_track_score=0.9), 10)
+    out = tracker.update(_frame(1, [_box(100, 300), _box(400, 300)], [0.7, 0.95]))
+    assert [d for _, d in out.tentative] == [1]
 
 
 # ---------------------------------------------------------------------------- OC-SORT
@@ -88,8 +99,8 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     # prediction. The re-update rewinds the filter to frame 10 and runs it along the straight
     # line from the frame-10 box to the frame-21 box: afterwards its state must equal that of a
     # filter that *saw* those interpolated boxes in frames 11-20.
-    oru = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True), 10)
-    seen = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
+    oru = DeepSortTracker(_motion(oc_reupdate=True), 10)
+    seen = DeepSortTracker(_motion(), 10)
     a10, a21 = np.array(_walk_with_gap(10)[0]), np.array(_walk_with_gap(21)[0])
     for f in range(1, 22):
         oru.update(_frame(f, _walk_with_gap(f)))
@@ -99,7 +110,7 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
     np.testing.assert_allclose(oru._cov, seen._cov, rtol=0, atol=1e-9)
     # without the re-update the state differs, if little (this filter's first update after
     # coasting already corrects most of the drift: its covariance grew while coasting)
-    plain = DeepSortTracker(TrackerConfig(mode="motion_only", min_score=1e-9), 10)
+    plain = DeepSortTracker(_motion(min_score=1e-9), 10)
     for f in range(1, 22):
         plain.update(_frame(f, _walk_with_gap(f)))
     assert np.abs(plain._mean - oru._mean).max() > 1e-5
@@ -107,8 +118,8 @@ def test_reupdate_refilters_the_coasted_frames_along_a_straight_path() -> None:
 
 def test_track_lost_for_ten_frames_continues_on_its_object_after_the_reupdate() -> None:
     # frames 1-10: track 1 confirmed; frames 11-20: hidden; frames 21-40: walks on slowly
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_reupdate=True, oc_recovery=True), 10)
-    ids = [_ids(tracker.update(_frame(f, _walk_with_gap(f)))) for f in range(1, 41)]
+    tracker = DeepSortTracker(_motion(oc_reupdate=True, oc_recovery=True), 10)
+    ids = [_ids(tracker.update(_frame(f, _walk_with_gap(f))).matches) for f in range(1, 41)]
     assert all(i == {0: 1} for i in ids[2:10])
     assert all(i == {} for i in ids[10:20])
     # frame 21 on: the same id, every frame, and no other track was started
@@ -124,8 +135,8 @@ def test_recovery_refinds_a_stopped_object_by_its_last_observed_box() -> None:
         return [] if 11 <= f <= 20 else [_box(100 + 10 * min(f, 10), 300, 40, 80)]
 
     for recovery, expected in ((True, {0: 1}), (False, {})):
-        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", oc_recovery=recovery, min_score=1e-9), 10)
-        out = [_ids(tracker.update(_frame(f, walk(f)))) for f in range(1, 22)]
+        tracker = DeepSortTracker(_motion(oc_recovery=recovery, min_score=1e-9), 10)
+        out = [_ids(tracker.update(_frame(f, walk(f))).matches) for f in range(1, 22)]
         assert out[-1] == expected, f"oc_recovery={recovery}"
 
 
@@ -135,7 +146,7 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
     # The filter's velocity still says 2 px: by IoU alone each predicted box lies nearer the
     # *other* car's detection. The direction of each car's last observations tells them apart.
     def run(weight: float) -> list[dict[int, int]]:
-        cfg = TrackerConfig(mode="motion_only", cost="fused", matching_cascade=False, oc_direction_weight=weight)
+        cfg = _motion(cost="fused", matching_cascade=False, oc_direction_weight=weight)
         tracker = DeepSortTracker(cfg, 10)
         out = []
         for f in range(1, 16):
@@ -143,7 +154,7 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
                 xa, xb = 470 + 2 * f, 530 - 2 * f
             else:
                 xa, xb = 486 + 20 * (f - 8), 514 - 20 * (f - 8)
-            out.append(_ids(tracker.update(_frame(f, [_box(xa, 300), _box(xb, 310)]))))
+            out.append(_ids(tracker.update(_frame(f, [_box(xa, 300), _box(xb, 310)])).matches))
         return out
 
     with_direction = run(1.0)
@@ -155,25 +166,46 @@ def test_two_objects_crossing_keep_their_ids_under_the_direction_cost() -> None:
 
 
 # ---------------------------------------------------------------------------- output convention
-def test_reference_output_writes_the_coasted_frame() -> None:
-    # frames 1-4: one car seen (confirmed at frame 3); frames 5-6: missed
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only"), 10)
-    written = []
-    for f in range(1, 7):
-        boxes = [_box(100 + 10 * f, 300)] if f <= 4 else []
-        tracker.update(_frame(f, boxes))
-        ids, xyxy = reference_output(tracker)
-        written.append((ids.tolist(), xyxy))
-    # frames 1-2: tentative, nothing written
-    assert written[0][0] == [] and written[1][0] == []
-    # frames 3-4: matched, the Kalman state box is written (not the detection's)
-    assert written[2][0] == [1] and written[3][0] == [1]
-    assert not np.allclose(written[3][1][0], _box(140, 300))
-    # frame 5: missed, but updated within the last frame: the coasted (predicted) box is written
-    assert written[4][0] == [1]
-    assert written[4][1][0, 0] > written[3][1][0, 0]  # moved on by the filter's velocity
-    # frame 6: two frames since the last match: nothing
-    assert written[5][0] == []
+def _one_car_missed_twice(output: str) -> list:
+    """One car driving right 10 px per frame, seen at frames 1-4 and 7, missed at frames 5-6."""
+    tracker = DeepSortTracker(_motion(output=output), 10)
+    return [tracker.update(_frame(f, [_box(100 + 10 * f, 300)] if f not in (5, 6) else [])) for f in range(1, 8)]
+
+
+def test_filtered_output_writes_the_kalman_box_and_one_coasted_frame() -> None:
+    written = _one_car_missed_twice("filtered")
+    # frames 1-2: the track is tentative: nothing is written
+    assert len(written[0]) == 0 and len(written[1]) == 0
+    # frame 3: confirmed at its third hit: written, matched to detection 0
+    assert written[2].track_ids.tolist() == [1] and written[2].det_indices.tolist() == [0]
+    # frame 4: matched; the box written is the Kalman state's, not the detection's
+    assert written[3].det_indices.tolist() == [0]
+    assert not np.allclose(written[3].xyxy[0], _box(140, 300))
+    assert abs(written[3].xyxy[0, 0] - _box(140, 300)[0]) < 10  # but close to it
+    # frame 5: missed; updated within the last frame, so the coasted (predicted) box is
+    # written, with no detection, moved on by the filter's velocity
+    assert written[4].track_ids.tolist() == [1] and written[4].det_indices.tolist() == [-1]
+    assert written[4].coasted.tolist() == [True] and written[4].matches == []
+    assert written[4].xyxy[0, 0] > written[3].xyxy[0, 0] + 3
+    # frame 6: the second missed frame: nothing is written
+    assert len(written[5]) == 0
+    # frame 7: re-found (IoU stage misses it, the cascade's motion gate takes it): written again
+    assert written[6].matches == [(1, 0)]
+
+
+def test_matched_output_writes_only_matched_detection_boxes() -> None:
+    written = _one_car_missed_twice("matched")
+    # frames 1-2: tentative: nothing
+    assert len(written[0]) == 0 and len(written[1]) == 0
+    # frames 3-4: the matched detection's own box, exactly
+    for f in (3, 4):
+        assert written[f - 1].matches == [(1, 0)]
+        np.testing.assert_array_equal(written[f - 1].xyxy[0], _box(100 + 10 * f, 300))
+    # frames 5-6: missed: nothing (no coasted box)
+    assert len(written[4]) == 0 and len(written[5]) == 0
+    # frame 7: re-found: its detection's box
+    assert written[6].matches == [(1, 0)]
+    np.testing.assert_array_equal(written[6].xyxy[0], _box(170, 300))
 
 
 # ---------------------------------------------------------------------------- other options
@@ -189,9 +221,9 @@ def test_nsa_moves_the_state_further_towards_a_confident_box() -> None:
 
 def test_xywh_state_tracks_width_and_height() -> None:
     # frames 1-6: a car turning: its box widens by 8 px per frame at a fixed height
-    tracker = DeepSortTracker(TrackerConfig(mode="motion_only", filter_state="xywh"), 10)
+    tracker = DeepSortTracker(_motion(filter_state="xywh"), 10)
     for f in range(1, 7):
-        out = tracker.update(_frame(f, [_box(300, 300, 60 + 8 * f, 80)]))
+        out = tracker.update(_frame(f, [_box(300, 300, 60 + 8 * f, 80)])).matches
     assert out == [(1, 0)]
     x1, y1, x2, y2 = tracker.state_xyxy([1])[0]
     assert x2 - x1 == pytest.approx(60 + 8 * 6, abs=4.0) and y2 - y1 == pytest.approx(80, abs=1.0)
@@ -206,7 +238,7 @@ def test_ema_feature_follows_the_detections() -> None:
     for f in range(1, 11):
         e = e1 if f <= 3 else e2
         d = Detections(f, np.array([_box(100, 300)], np.float32), np.array([0.9], np.float32), embeddings=e[None])
-        assert tracker.update(d) == ([(1, 0)] if f >= 3 else [])
+        assert tracker.update(d).matches == ([(1, 0)] if f >= 3 else [])
     slot = tracker._slots[0]
     feature = tracker._galleries.samples(int(slot))[0]
     assert feature @ e2 > feature @ e1
@@ -220,6 +252,10 @@ def test_presets_leave_the_faithful_mode_alone() -> None:
         assert getattr(cfg, key) == value
     # an explicit option beside the preset wins
     assert TrackerConfig(mode="motion_only", max_age=7).max_age == 7
+    # motion_only is the mct preset's options without appearance; explicit keys win there too
+    cfg = TrackerConfig(mode="motion_only", min_new_track_score=0.5)
+    assert cfg.uses_options and cfg.min_new_track_score == 0.5
+    assert all(getattr(cfg, k) == v for k, v in TRACKER_PRESETS["mct"].items() if k != "min_new_track_score")
 
 
 def test_mct_mode_runs_with_and_without_embeddings() -> None:
@@ -249,7 +285,7 @@ def test_mct_mode_golden_on_eth_sunnyday() -> None:
     for f in range(1, 355):
         d = det[det[:, 0] == f]
         xyxy = np.concatenate([d[:, 2:4], d[:, 2:4] + d[:, 4:6]], axis=1).astype(np.float32)
-        for track_id, k in tracker.update(Detections(f, xyxy, d[:, 6].astype(np.float32))):
+        for track_id, k in tracker.update(Detections(f, xyxy, d[:, 6].astype(np.float32))).matches:
             rows.append((f, track_id, *d[k, 2:6]))
     pred = np.array(rows)
     keep = gt[:, 6] != 0
@@ -274,11 +310,11 @@ def test_a_track_refound_on_the_frame_it_expires_keeps_its_id_and_not_one_frame_
     # buffer allows): it is track 1 again. Case B: seen again at frame 10, six frames after:
     # the track has expired, whatever the association stages, and a new track starts.
     def run(back: int) -> list[dict[int, int]]:
-        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", max_age=5, n_init=1, **options), 10)
+        tracker = DeepSortTracker(_motion(max_age=5, n_init=1, **options), 10)
         out = []
         for f in range(1, back + 1):
             boxes = [_box(300, 300)] if f <= 4 or f == back else []
-            out.append(_ids(tracker.update(_frame(f, boxes))))
+            out.append(_ids(tracker.update(_frame(f, boxes)).matches))
         return out
 
     assert run(9)[-1] == {0: 1}

@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mct.track.config import TrackletConfig
+from mct.track.config import TrackerConfig, TrackletConfig
+from mct.track.deep_sort import DeepSortTracker
+from mct.track.output import TrackerOutput
 from mct.track.tracklets import (
     STORE_FORMAT,
     TrackletBuilder,
@@ -60,17 +62,22 @@ def test_interpolate_gaps():
     assert f.tolist() == [1, 2, 5, 10] and observed.all()
 
 
+def add(builder, d, matches):
+    """Record ``matches`` (``(track_id, det_index)``) of frame ``d`` as the ``matched`` convention writes them."""
+    builder.add(d, TrackerOutput.from_matches(d, matches))
+
+
 def _builder_story(cfg):
     b = TrackletBuilder(cfg, CAM)
     e0, e1 = np.eye(4)[0], np.eye(4)[1]
     # frame 1: track 7 takes det 1 (big, alone, score 0.9, feature e0); det 0 is unmatched
-    b.add(dets(1, [[1000, 1000, 1010, 1010], [100, 100, 200, 200]], [0.5, 0.9], [e1, e0]), [(7, 1)])
+    add(b, dets(1, [[1000, 1000, 1010, 1010], [100, 100, 200, 200]], [0.5, 0.9], [e1, e0]), [(7, 1)])
     # frame 2: track 7 takes det 0, half covered by det 1 (occluded; feature e1 must be ignored)
-    b.add(dets(2, [[100, 100, 200, 200], [150, 100, 250, 200]], [0.9, 0.9], [e1, e1]), [(7, 0)])
+    add(b, dets(2, [[100, 100, 200, 200], [150, 100, 250, 200]], [0.9, 0.9], [e1, e1]), [(7, 0)])
     # frame 3: nothing for track 7; track 9 appears once with a tiny box (area 100 px^2)
-    b.add(dets(3, [[500, 500, 510, 510]], [0.8], [e1]), [(9, 0)])
+    add(b, dets(3, [[500, 500, 510, 510]], [0.8], [e1]), [(9, 0)])
     # frame 4: track 7 again, big and alone, feature e0
-    b.add(dets(4, [[110, 100, 210, 200]], [0.3], [e0]), [(7, 0)])
+    add(b, dets(4, [[110, 100, 210, 200]], [0.3], [e0]), [(7, 0)])
     return b.finish()
 
 
@@ -106,11 +113,11 @@ def test_builder_feature_weighted_by_score_and_sqrt_area():
     b = TrackletBuilder(TrackletConfig(feature_weight="score_sqrt_area"), CAM)
     e0, e1 = np.eye(4)[0], np.eye(4)[1]
     # frame 1: a 100 x 100 box, score 0.9, feature e0 -> weight 0.9 * 100
-    b.add(dets(1, [[100, 100, 200, 200]], [0.9], [e0]), [(7, 0)])
+    add(b, dets(1, [[100, 100, 200, 200]], [0.9], [e0]), [(7, 0)])
     # frame 2: a 200 x 200 box, score 0.45, feature e1 -> weight 0.45 * 200 (the same)
-    b.add(dets(2, [[100, 100, 300, 300]], [0.45], [e1]), [(7, 0)])
+    add(b, dets(2, [[100, 100, 300, 300]], [0.45], [e1]), [(7, 0)])
     # frame 3: a 200 x 200 box, score 0.9, feature e1 -> weight 0.9 * 200
-    b.add(dets(3, [[100, 100, 300, 300]], [0.9], [e1]), [(7, 0)])
+    add(b, dets(3, [[100, 100, 300, 300]], [0.9], [e1]), [(7, 0)])
     (t7,) = b.finish()
     # mean (90, 90 + 180) normalised: (1, 3) / sqrt(10); score alone would give (0.9, 1.35)
     np.testing.assert_allclose(t7.feature[:2], np.array([1, 3]) / np.sqrt(10), atol=1e-6)
@@ -126,19 +133,59 @@ def test_builder_expansion_changes_boxes_not_features():
 def test_builder_without_embeddings_and_empty():
     b = TrackletBuilder(TrackletConfig(), CAM)
     assert b.finish() == []
-    b.add(dets(1, [[0, 0, 10, 10]], [0.5]), [(1, 0)])
-    b.add(Detections.empty(2), [])
+    add(b, dets(1, [[0, 0, 10, 10]], [0.5]), [(1, 0)])
+    add(b, Detections.empty(2), [])
     (t,) = b.finish()
     assert t.feature is None and t.features is None and t.frames.tolist() == [1]
 
 
 def test_builder_rejects_bad_input():
     b = TrackletBuilder(TrackletConfig(), CAM)
-    b.add(dets(5, [[0, 0, 10, 10]], [0.5]), [])
+    add(b, dets(5, [[0, 0, 10, 10]], [0.5]), [])
     with pytest.raises(ValueError, match="c006: frame 5 added after frame 5"):
-        b.add(dets(5, [[0, 0, 10, 10]], [0.5]), [])
+        add(b, dets(5, [[0, 0, 10, 10]], [0.5]), [])
     with pytest.raises(IndexError, match="frame 6: detection index 3 of 1"):
-        b.add(dets(6, [[0, 0, 10, 10]], [0.5]), [(1, 3)])
+        add(b, dets(6, [[0, 0, 10, 10]], [0.5]), [(1, 3)])
+
+
+def test_builder_takes_the_filtered_rows_coasted_frame_included():
+    # one car driving right 10 px per frame under output: filtered, embeddings e0, score
+    # 0.99 (mode mct starts tracks only from scores >= 0.95)
+    tracker = DeepSortTracker(TrackerConfig(mode="mct", output="filtered"), 10)
+    b = TrackletBuilder(TrackletConfig(keep_frame_features=True, min_feature_area_px=0.0), CAM)
+    e0 = np.eye(4)[0]
+    for f in range(1, 8):
+        # frames 1-2: tentative (not written); frames 3-4: matched; frames 5-6: missed
+        # (frame 5 written coasted, frame 6 not); frame 7: re-found
+        boxes = [] if f in (5, 6) else [[100 + 10 * f, 100, 160 + 10 * f, 220]]
+        d = dets(f, boxes, [0.99] * len(boxes), [e0] * len(boxes) if boxes else np.zeros((0, 4)))
+        b.add(d, tracker.update(d))
+    (t,) = b.finish()
+    assert t.frames.tolist() == [3, 4, 5, 7]
+    # the coasted frame 5 carries no detection: score 0, det index -1, zero feature row
+    assert t.det_indices.tolist() == [0, 0, -1, 0]
+    np.testing.assert_allclose(t.scores, [0.99, 0.99, 0.0, 0.99])
+    assert not t.features[2].any() and t.features[[0, 1, 3]].any(axis=1).all()
+    # its box is the prediction, moved on beyond frame 4's
+    assert t.xyxy[2, 0] > t.xyxy[1, 0]
+    np.testing.assert_allclose(t.feature, e0, atol=1e-6)  # only the detected rows make the feature
+    # min_length counts detected rows only: 3 here, so 4 drops the track
+    for min_length, expected in ((3, [3, 4, 5, 7]), (4, None)):
+        b = TrackletBuilder(TrackletConfig(min_length=min_length), CAM)
+        tracker = DeepSortTracker(TrackerConfig(mode="motion_only", output="filtered"), 10)
+        for f in range(1, 8):
+            boxes = [] if f in (5, 6) else [[100 + 10 * f, 100, 160 + 10 * f, 220]]
+            d = dets(f, boxes, [0.99] * len(boxes))
+            b.add(d, tracker.update(d))
+        got = b.finish()
+        assert (got[0].frames.tolist() if got else None) == expected
+
+
+def test_builder_rejects_output_of_another_frame():
+    b = TrackletBuilder(TrackletConfig(), CAM)
+    d = dets(2, [[0, 0, 10, 10]], [0.5])
+    with pytest.raises(ValueError, match="tracker output of frame 1 added with frame 2"):
+        b.add(d, TrackerOutput.from_matches(dets(1, [[0, 0, 10, 10]], [0.5]), [(1, 0)]))
 
 
 def _tracklets():
