@@ -164,8 +164,10 @@ def associate_stream(
         poll_s: seconds between looks at the store while following.
         timeout_s: give up following after this many seconds without a new window
             (``TimeoutError``); ``None``: wait for ever.
-        details: if given, one dict per window closed (index, time range, rows, ids, seconds,
-            and the ``associate_table`` details of that window: ``knn_idx``, ``rows``).
+        details: if given, one dict per window closed: ``window`` index, ``t0``/``t1`` its time
+            range, ``rows`` ``(lo, hi)`` store rows, ``new_rows`` rows it closed, ``ids`` its
+            clusters, ``seconds``, ``store_rows``/``store_finished`` what the store held when
+            it closed, ``knn_idx`` that window's kNN rows (window row numbers).
 
     Returns:
         A :class:`StreamResult`. Read the ids with :func:`read_stream_ids`.
@@ -251,6 +253,7 @@ def associate_stream(
         result.window_rows.append(hi - lo)
         if details is not None:
             details.append({"window": i, "t0": t0, "t1": t1, "rows": (lo, hi), "new_rows": hi - first_new,
+                            "store_rows": n, "store_finished": store.finished,
                             "ids": int(len(gid_of)), "seconds": seconds, "knn_idx": win_details.get("knn_idx")})
         log.info("stream window %d [%.0f, %.0f) s: %d rows (%d new) -> %d ids (%d new) in %.1f s",
                  i, t0, t1, hi - lo, hi - first_new, len(gid_of), next_gid - first_gid, seconds)

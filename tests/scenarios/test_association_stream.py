@@ -182,3 +182,67 @@ def test_empty_store_and_bad_window(tmp_path):
         associate_stream(store, CFG, window_s=150.0, out_dir=tmp_path / "out2", labelled=labelled(), max_tracklet_s=MAX_TRACKLET_S)
     with pytest.raises(ValueError, match="window_s is 300.0, this call gives 600.0"):
         associate_stream(store, CFG, window_s=600.0, out_dir=tmp_path / "out", labelled=labelled(), max_tracklet_s=MAX_TRACKLET_S)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_workers_write_while_the_driver_associates(tmp_path):
+    # workers turn 60-s slots of the road into tracklet batches and hand them to one writer
+    # actor, which appends them in slot order whatever order they finish in; the driver
+    # follows the store and closes windows while later slots are still being written
+    ray = pytest.importorskip("ray")
+    import sys
+
+    world = road_world(minutes=20, seed=4)
+    slots = np.floor(world["start_s"] / 60.0).astype(int)
+    n_slots = int(slots.max()) + 1
+    cols = ("camera", "track_id", "start_s", "end_s", "features")
+    store_path = tmp_path / "s"
+    TrackletStore.create(store_path, [c.key for c in CAMS], DIM)
+
+    paths = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+    ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": paths, "RAY_AUTH_MODE": "disabled"}})
+    try:
+        writer = ray.remote(num_cpus=0)(_StoreWriter).remote(str(store_path), n_slots)
+        produce = ray.remote(num_cpus=1)(_produce_slot)
+        order = [s ^ 1 if (s ^ 1) < n_slots else s for s in range(n_slots)]  # neighbours swapped: 1, 0, 3, 2, ...
+        tasks = [produce.remote(writer, s, {k: world[k][slots == s] for k in cols}) for s in order]
+        details: list[dict] = []
+        reader = TrackletStore.open(store_path, readonly=True)
+        result = associate_stream(reader, CFG, window_s=300.0, out_dir=tmp_path / "out", labelled=labelled(),
+                                  max_tracklet_s=MAX_TRACKLET_S, follow=True, poll_s=0.05, timeout_s=120.0, details=details)
+        ray.get(tasks)
+    finally:
+        ray.shutdown()
+    assert any(not d["store_finished"] for d in details)  # windows closed while workers still wrote
+    ids = read_stream_ids(tmp_path / "out")
+    assert result.rows == len(world["start_s"]) == len(ids)
+    assert same_partition(ids, world["vehicle"])
+    # the same ids as one process writing the store in order
+    fill(tmp_path / "serial", world)
+    associate_stream(TrackletStore.open(tmp_path / "serial", readonly=True), CFG, window_s=300.0, out_dir=tmp_path / "serial_out",
+                     labelled=labelled(), max_tracklet_s=MAX_TRACKLET_S)
+    np.testing.assert_array_equal(ids, read_stream_ids(tmp_path / "serial_out"))
+
+
+class _StoreWriter:
+    """The one writer of a store (a Ray actor): appends batches in slot order, finishes after the last."""
+
+    def __init__(self, path: str, n_batches: int) -> None:
+        from mct.associate.store import OrderedAppender
+
+        self.appender = OrderedAppender(TrackletStore.open(path))
+        self.n_batches = n_batches
+
+    def put(self, seq: int, columns: dict) -> int:
+        self.appender.put(seq, **columns)
+        if self.appender.next_seq == self.n_batches:
+            self.appender.finish()
+        return self.appender.next_seq
+
+
+def _produce_slot(writer, seq: int, columns: dict) -> int:
+    import ray
+
+    time.sleep(0.2)  # the camera work of one slot
+    return ray.get(writer.put.remote(seq, columns))
