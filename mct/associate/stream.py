@@ -35,6 +35,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -144,6 +145,7 @@ def associate_stream(
     poll_s: float = 0.5,
     timeout_s: float | None = None,
     details: list[dict] | None = None,
+    on_window: Callable[[dict, TrackletTable], None] | None = None,
 ) -> StreamResult:
     """Give every store row a global id, window by window, writing each window's ids as it closes.
 
@@ -168,6 +170,8 @@ def associate_stream(
             range, ``rows`` ``(lo, hi)`` store rows, ``new_rows`` rows it closed, ``ids`` its
             clusters, ``seconds``, ``store_rows``/``store_finished`` what the store held when
             it closed, ``knn_idx`` that window's kNN rows (window row numbers).
+        on_window: if given, called with that dict and the window's table as each window
+            closes (a benchmark measures recall there without keeping every window).
 
     Returns:
         A :class:`StreamResult`. Read the ids with :func:`read_stream_ids`.
@@ -251,10 +255,13 @@ def associate_stream(
         result.windows_closed += 1
         result.seconds.append(seconds)
         result.window_rows.append(hi - lo)
+        info = {"window": i, "t0": t0, "t1": t1, "rows": (lo, hi), "new_rows": hi - first_new, "store_rows": n,
+                "store_finished": store.finished, "ids": int(len(gid_of)), "seconds": seconds, "knn_idx": win_details.get("knn_idx")}
+        if on_window is not None:
+            on_window(info, table)
         if details is not None:
-            details.append({"window": i, "t0": t0, "t1": t1, "rows": (lo, hi), "new_rows": hi - first_new,
-                            "store_rows": n, "store_finished": store.finished,
-                            "ids": int(len(gid_of)), "seconds": seconds, "knn_idx": win_details.get("knn_idx")})
+            details.append(info)
+        del table, win_details, info
         log.info("stream window %d [%.0f, %.0f) s: %d rows (%d new) -> %d ids (%d new) in %.1f s",
                  i, t0, t1, hi - lo, hi - first_new, len(gid_of), next_gid - first_gid, seconds)
         waited_since = time.monotonic()
