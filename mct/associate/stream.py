@@ -231,8 +231,8 @@ def associate_stream(
             raise RuntimeError(f"stream {out_dir}: rows {first_new}..{lo} fell between windows (overlap too small)")
         known = np.zeros(0, np.int64)
         if first_new > lo:
-            prev = np.load(_window_file(out_dir, i - 1))
-            prev_rows, prev_gids = prev["rows"], prev["gids"]
+            with np.load(_window_file(out_dir, i - 1)) as prev:
+                prev_rows, prev_gids = prev["rows"], prev["gids"]
             if not len(prev_rows) or prev_rows[0] > lo:
                 raise RuntimeError(f"stream {out_dir}: window {i} overlaps rows before window {i - 1} (window_s < 2 overlap_s?)")
             known = prev_gids[lo - prev_rows[0] : first_new - prev_rows[0]]
