@@ -24,6 +24,15 @@ global ids against the true vehicles.
     python benchmarks/bench_association.py            # 10k, 100k, 1M
     python benchmarks/bench_association.py --quick    # 10k only, smoke run
     python benchmarks/bench_association.py --sizes 100000 --set index.pca_dim=64 self_training_rounds=0
+
+Streamed (issue 21; mct.associate.store / stream): ``--stream`` writes each world into a
+TrackletStore (512-d float16) and associates it in time windows, side by side with the
+one-shot run; ``--hours`` adds the streamed peak memory at those hours of fixed traffic;
+``--city N`` draws N tracklets of a 1,024-camera city at 10M a day straight into a store
+(PCA 512 -> 64, float16) batch by batch and streams it:
+
+    python benchmarks/bench_association.py --stream --sizes 1000000 --hours 6 12 24 --recall-queries 500
+    python benchmarks/bench_association.py --stream --city 10000000 --window-s 3600
 """
 
 from __future__ import annotations
