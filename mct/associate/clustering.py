@@ -10,9 +10,10 @@ N * N). They are visited best score first; the two clusters holding a pair merge
    cosine of the two clusters' mean features (averaging a vehicle's views cancels much of
    each view's noise; for two single tracklets it is the pair's own), plus the **average**
    of the space-time terms (travel time, direction, co-location) over the ``|A| x |B|``
-   pairs across the two clusters (pairs of cameras with no direct link left out), plus the
-   prior log-odds (average linkage: a vehicle's tracklets must agree in space and time as
-   a whole, not only along the chain of pairs that joined them).
+   pairs across the two clusters (pairs of cameras with no direct link left out) (average
+   linkage: a vehicle's tracklets must agree in space and time as a whole, not only along
+   the chain of pairs that joined them). The cut is on this likelihood ratio, not on a
+   posterior: the candidates' prior depends on ``k``.
 
 Pairs that are candidates use their stored space-time score (co-location included); the
 other cross pairs are scored on the spot by the same kernel
@@ -224,10 +225,11 @@ def constrained_agglomerative(
     """Cluster the table's rows; see the module docstring.
 
     Args:
-        model: the pair model (its prior log-odds are added to every average).
+        model: the pair model.
         pair_a, pair_b: ``(E,) int64`` candidate pairs, any order.
         scores: ``(E,) float64`` their full scores (:func:`mct.associate.score.score_pairs`).
-        min_log_lr: the decision threshold on average log-likelihood ratio + prior log-odds.
+        min_log_lr: the decision threshold on the merge's log-likelihood ratio (0: the
+            evidence favours one vehicle).
 
     Returns:
         ``(N,) int64`` cluster labels ``0..M-1``, numbered in order of each cluster's first row.
@@ -250,7 +252,10 @@ def constrained_agglomerative(
     indptr = np.zeros(n + 1, np.int64)
     np.add.at(indptr, lo_ + 1, 1)
     indptr = np.cumsum(indptr)
-    min_mean = float(min_log_lr - model.prior_log_odds)
+    # the cut is on the likelihood ratio: the candidates' prior share of true pairs falls as
+    # k rises (more neighbours asked, more of them false), so a cut on the posterior would
+    # let a search setting decide merges (docs/association.md, "The cut")
+    min_mean = float(min_log_lr)
     visit = np.flatnonzero(scores > min_mean)  # no evidence at all (0 at even odds) merges nothing
     visit = visit[np.argsort(-scores[visit], kind="stable")]
     roots, merges, refused = _cluster(

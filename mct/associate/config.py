@@ -85,8 +85,10 @@ class AssociationConfig(StrictModel):
 
     #: neighbours retrieved per tracklet; candidate pairs come only from these lists.
     k: int = Field(default=10, gt=0)
-    #: merge two clusters while the average log-likelihood ratio of their pairs plus the
-    #: prior log-odds (fitted) is at least this: 0 = even odds.
+    #: merge two clusters while the log-likelihood ratio of the merge (appearance of the mean
+    #: features + average space-time evidence of their pairs) is at least this: 0 = the
+    #: evidence favours one vehicle. No prior is added: the candidates' share of true pairs
+    #: falls as ``k`` rises, and a search setting must not decide merges.
     min_log_lr: float = 0.0
     #: evidence terms of the pair score (ablation: leave some out).
     terms: tuple[Literal["appearance", "travel_time", "direction", "colocation"], ...] = (

@@ -168,13 +168,15 @@ def test_golden_synthetic_city_on_a_fixed_seed():
     assert (len(np.unique(labels)), pure) == (GOLDEN_IDS, GOLDEN_PURE)
 
 
-#: measured on the pair model of issue 19 (seed 7): 26 ids for 30 vehicles, 23 of them pure
+#: measured on the pair model of issue 19 (seed 7) with the cut on the likelihood ratio (no
+#: candidate prior): 25 ids for 30 vehicles, 21 of them pure (26 and 23 with the prior, whose
+#: caution suits this world of twins; the runs of docs/association.md gain without it)
 #: (issue 10's rules with min_similarity 0.6 chosen for this world: 36 and 35). Half the
 #: vehicles here have a twin as alike as their own views (noise 0.25 vs 0.3), and a scene
 #: of 90 tracklets fits its appearance calibration on 47 known-different pairs, which hold
 #: no twins: the same-vehicle component takes the twins in. A change here means
 #: association behaves differently: check it is for the better.
-GOLDEN_IDS, GOLDEN_PURE = 26, 23
+GOLDEN_IDS, GOLDEN_PURE = 25, 21
 
 
 def test_submission_round_trips_through_the_evaluator(tmp_path: Path):

@@ -49,12 +49,16 @@ def test_average_linkage_stops_chaining():
     assert cluster(t2, [0, 1], [1, 2]) == [0, 0, 0]
 
 
-def test_the_prior_odds_move_the_cut():
-    # cosine 0.72 is above even odds for the likelihoods alone (+1.2); a prior of 1 : 9
-    # (10 % of candidates are one vehicle, -2.2) needs more than that
+def test_the_cut_is_on_the_likelihood_ratio_whatever_the_candidates_prior():
+    # cosine 0.72 is above even odds for the likelihoods alone (+1.2). A prior of 1 : 9 (10 %
+    # of candidates are one vehicle, as with more neighbours asked) must not undo the merge:
+    # the share of true pairs among candidates is a property of the search, not of the pair.
     t = table([0, 1], [0, 100], angles(0, 44))
     assert cluster(t, [0], [1], prior=0.5) == [0, 0]
-    assert cluster(t, [0], [1], prior=0.1) == [0, 1]
+    assert cluster(t, [0], [1], prior=0.1) == [0, 0]
+    # and the evidence still decides: 75 degrees apart (cosine 0.26) stays two vehicles
+    t2 = table([0, 1], [0, 100], angles(0, 75))
+    assert cluster(t2, [0], [1], prior=0.5) == [0, 1]
 
 
 def test_conflict_between_clusters_blocks_the_merge():
