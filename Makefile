@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[ray,test]'
+	# the HOTA oracle (pyproject: hota-oracle), without its opencv-python that would replace the headless cv2
+	$(BIN)/python -m pip install -q --no-deps trackeval==1.3.0 tabulate==0.10.0
 	touch $(STAMP)
 
 setup: $(STAMP)
