@@ -222,21 +222,23 @@ def _candidates(
     """The candidate pairs of a round: the appearance neighbours ``(ka, kb)`` (co-location
     distances ``kdist``) and, where the links know a window, the :data:`SPACE_TIME_BEST` best
     pairs by the full score of each tracklet into each linked camera among those whose gap
-    falls in the window (:func:`~mct.associate.constraints.linked_in_time`): a weak re-ID
+    falls in the window (:func:`~mct.associate.clustering.best_linked_in_time`): a weak re-ID
     model ranks a vehicle's next view behind look-alikes of other times, and the kNN alone
     would never offer it. Returns ``(a, b, distance)``, sorted by ``(a, b)`` with ``a < b``."""
-    from mct.associate.clustering import best_per_camera
-    from mct.associate.constraints import linked_in_time
+    from mct.associate.clustering import best_linked_in_time
     from mct.associate.score import colocation_distance, score_pairs
 
-    sa, sb = linked_in_time(table, arrays)
+    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        dist = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
+        return score_pairs(table, model, a, b, dist)
+
+    sa, sb = best_linked_in_time(table, arrays, score, SPACE_TIME_BEST)
     if len(sa) == 0:
         return ka, kb, kdist
     sdist = colocation_distance(table, sa, sb) if terms[3] else np.full(len(sa), np.nan)
-    keep = best_per_camera(table, sa, sb, score_pairs(table, model, sa, sb, sdist), SPACE_TIME_BEST)
     n = max(len(table), 1)
-    code = np.concatenate([ka * n + kb, np.minimum(sa[keep], sb[keep]) * n + np.maximum(sa[keep], sb[keep])])
-    dist = np.concatenate([kdist, sdist[keep]])
+    code = np.concatenate([ka * n + kb, np.minimum(sa, sb) * n + np.maximum(sa, sb)])
+    dist = np.concatenate([kdist, sdist])
     code, first = np.unique(code, return_index=True)
     return code // n, code % n, dist[first]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Callable
 
 import numba
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from mct.associate.score import PairModel, _appearance_llr, _pair, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
-__all__ = ["candidate_pairs", "best_per_camera", "mutual_best", "constrained_agglomerative", "conflicts_within"]
+__all__ = ["candidate_pairs", "best_per_camera", "best_linked_in_time", "mutual_best", "constrained_agglomerative", "conflicts_within"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,28 @@ def best_per_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.nd
     chosen[order] = (rank_in_group < m) & np.isfinite(vals[order])
     e = len(a)
     return chosen[:e] | chosen[e:]
+
+
+def best_linked_in_time(
+    table: TrackletTable, links: object, score: "Callable[[np.ndarray, np.ndarray], np.ndarray]", m: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` best pairs by ``score(a, b)`` of each tracklet into each linked camera, among
+    the pairs of :func:`mct.associate.constraints.linked_in_time`; ``(a, b)``, ``a`` seen first.
+
+    Read block by block (one linked camera pair at a time): every pair among the ``m`` best
+    of a tracklet into a camera is among the ``m`` best of its own block, so the best of the
+    blocks' best is the best of all pairs, in one block's memory.
+    """
+    from mct.associate.constraints import first_seen_first, linked_in_time_blocks
+
+    kept_a, kept_b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for ba, bb in linked_in_time_blocks(table, links):
+        keep = best_per_camera(table, ba, bb, score(ba, bb), m)
+        kept_a.append(ba[keep])
+        kept_b.append(bb[keep])
+    a, b = first_seen_first(table, np.concatenate(kept_a), np.concatenate(kept_b))
+    keep = best_per_camera(table, a, b, score(a, b), m) if len(a) else np.zeros(0, bool)
+    return a[keep], b[keep]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -17,7 +17,7 @@ negatives the appearance calibration is fitted on) and the search plan
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -181,47 +181,33 @@ def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: floa
 
 
 # ---------------------------------------------------------------------------- space-time candidates
-def linked_in_time(table: TrackletTable, links: object, max_pairs: int = 50_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of tracklets of two linked cameras whose gap falls in the link's window.
+def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of :func:`linked_in_time`, one block per linked camera pair ``c -> d``.
 
-    For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
-    ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
-    ``start(b) - end(a)`` lies in the window with its soft edges
-    (``[lo - EDGE_WIDTHS * spread_s, hi + EDGE_WIDTHS * spread_s]``) and above the hard bound.
-    These are the pairs the space-time terms can vouch for whatever their cosine: with a weak
-    re-ID model, a vehicle's view in the next camera may rank far down its appearance
-    neighbours behind look-alikes from other times.
-
-    ``links`` is a :class:`mct.associate.links.LinkArrays` of ``table``.
-
-    Returns:
-        ``(a, b)`` ``(P,) int64`` each, ``a`` the tracklet seen first (unordered pairs, each
-        once). Raises ``MemoryError`` past ``max_pairs`` (windows far too wide for the traffic).
+    A pair can come twice (from ``c -> d`` and ``d -> c`` where two views start together);
+    blocks keep memory to one camera pair's windows, whatever the size of the day.
     """
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
     n_c = len(table.camera_keys)
     if len(table) == 0 or n_c == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return
     known = np.asarray(links.known, bool)  # type: ignore[attr-defined]
     lo = np.asarray(links.lo, np.float64) - EDGE_WIDTHS * np.asarray(links.spread_s, np.float64)  # type: ignore[attr-defined]
     hi = np.asarray(links.hi, np.float64) + EDGE_WIDTHS * np.asarray(links.spread_s, np.float64)  # type: ignore[attr-defined]
     lo = np.maximum(lo, np.asarray(links.min_gap_s, np.float64))  # type: ignore[attr-defined]
-    forbidden = _forbidden(links)
+    usable = known & ~_forbidden(links) & (hi >= lo)
     start, end = table.start_s, table.end_s
     order = np.lexsort((start, table.camera))
     cam_sorted = table.camera[order]
     cam_lo = np.searchsorted(cam_sorted, np.arange(n_c), "left")
     cam_hi = np.searchsorted(cam_sorted, np.arange(n_c), "right")
     cam_scen = np.array([table.scenarios.index(s) for s, _ in table.camera_keys], np.int64)
-    total = 0
     for c in range(n_c):
         rows_c = order[cam_lo[c] : cam_hi[c]]
         if len(rows_c) == 0:
             continue
         s = cam_scen[c]
-        for d in range(n_c):
-            if d == c or cam_scen[d] != s or not known[s, c, d] or forbidden[s, c, d] or not hi[s, c, d] >= lo[s, c, d]:
+        for d in np.flatnonzero(usable[s, c, :n_c]):
+            if d == c or cam_scen[d] != s:
                 continue
             rows_d = order[cam_lo[d] : cam_hi[d]]
             if len(rows_d) == 0:
@@ -234,16 +220,46 @@ def linked_in_time(table: TrackletTable, links: object, max_pairs: int = 50_000_
             n_pairs = int(count.sum())
             if n_pairs == 0:
                 continue
-            total += n_pairs
-            if total > max_pairs:
-                raise MemoryError(f"space-time candidates: more than {max_pairs} pairs in the links' windows; the windows are far too wide for the traffic")
-            src = np.repeat(rows_c, count)
             offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
-            out_a.append(src)
-            out_b.append(rows_d[np.repeat(first, count) + offset])
+            yield np.repeat(rows_c, count).astype(np.int64), rows_d[np.repeat(first, count) + offset].astype(np.int64)
+
+
+def linked_in_time(table: TrackletTable, links: object, max_pairs: int = 50_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of tracklets of two linked cameras whose gap falls in the link's window.
+
+    For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
+    ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
+    ``start(b) - end(a)`` lies in the window with its soft edges
+    (``[lo - EDGE_WIDTHS * spread_s, hi + EDGE_WIDTHS * spread_s]``) and above the hard bound.
+    These are the pairs the space-time terms can vouch for whatever their cosine: with a weak
+    re-ID model, a vehicle's view in the next camera may rank far down its appearance
+    neighbours behind look-alikes from other times. (The association itself reads
+    :func:`linked_in_time_blocks` and keeps only the best of each block.)
+
+    ``links`` is a :class:`mct.associate.links.LinkArrays` of ``table``.
+
+    Returns:
+        ``(a, b)`` ``(P,) int64`` each, ``a`` the tracklet seen first (unordered pairs, each
+        once). Raises ``MemoryError`` past ``max_pairs`` (windows far too wide for the traffic).
+    """
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    total = 0
+    for a, b in linked_in_time_blocks(table, links):
+        total += len(a)
+        if total > max_pairs:
+            raise MemoryError(f"space-time candidates: more than {max_pairs} pairs in the links' windows; the windows are far too wide for the traffic")
+        out_a.append(a)
+        out_b.append(b)
     if not out_a:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a, b = np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    return first_seen_first(table, a, b)
+
+
+def first_seen_first(table: TrackletTable, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered pairs ``(a, b)`` once each, the tracklet seen first as ``a``."""
+    start, end = table.start_s, table.end_s
     # a pair found from both cameras' links (views overlapping, equal starts) once
     key = np.unique(np.minimum(a, b) * len(table) + np.maximum(a, b))
     x, y = key // len(table), key % len(table)

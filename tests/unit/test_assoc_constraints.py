@@ -153,3 +153,30 @@ def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
     # no known link: no pairs
     unknown = CameraLinks(links={}, camera_keys=t.camera_keys).compile(t)
     assert len(linked_in_time(t, unknown)[0]) == 0
+
+
+def test_the_best_linked_pairs_read_block_by_block_are_the_best_of_all_pairs():
+    from mct.associate.clustering import best_linked_in_time, best_per_camera
+
+    rng = np.random.default_rng(11)
+    n = 300
+    cam = rng.integers(0, 3, n)
+    start = rng.uniform(0, 900, n)
+    end = start + rng.uniform(1, 20, n)
+    t = TrackletTable.from_arrays(KEYS, cam, np.arange(n), start, end, np.ones((n, 4), np.float32) / 2)
+    rules = topo(
+        Transition(src="c001", dst="c002", min_gap_s=5, max_gap_s=60),
+        Transition(src="c002", dst="c001", min_gap_s=5, max_gap_s=60),
+        Transition(src="c002", dst="c003", min_gap_s=-5, max_gap_s=90),
+    )
+    arrays = CameraLinks.from_topology(rules, [Camera(s, c) for s, c in KEYS]).compile(t)
+    weight = rng.normal(size=n)
+
+    def score(a, b):  # any score of the pair, the same whichever block asks
+        return weight[a] * weight[b] + 0.01 * (a + b)
+
+    got_a, got_b = best_linked_in_time(t, arrays, score, 2)
+    a, b = linked_in_time(t, arrays)  # every pair at once
+    keep = best_per_camera(t, a, b, score(a, b), 2)
+    assert keep.sum() > 50 and keep.sum() < len(a)  # the selection is not trivial
+    assert set(zip(got_a.tolist(), got_b.tolist())) == set(zip(a[keep].tolist(), b[keep].tolist()))
