@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -213,6 +214,10 @@ def associate_table(
 #: space-time candidates kept per tracklet and linked camera (in each direction): the best
 #: by the full pair score among the tracklets whose gap falls in the link's window.
 SPACE_TIME_BEST = 2
+#: window mates per tracklet and camera ranked first by the space-time evidence alone (no
+#: features read), then scored in full (same IDF1 as scoring all on the five runs of
+#: docs/association.md).
+SPACE_TIME_PRESELECT = 4
 
 
 def _candidates(
@@ -225,12 +230,21 @@ def _candidates(
     falls in the window (:func:`~mct.associate.clustering.best_linked_in_time`): a weak re-ID
     model ranks a vehicle's next view behind look-alikes of other times, and the kNN alone
     would never offer it. Returns ``(a, b, distance)``, sorted by ``(a, b)`` with ``a < b``."""
-    from mct.associate.clustering import best_linked_in_time
+    from mct.associate.clustering import best_linked_in_time, best_per_camera
     from mct.associate.score import colocation_distance, score_pairs
 
+    space_time = model.terms.copy()
+    space_time[0] = False
+    st_model = replace(model, terms=space_time)
+
     def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # the space-time evidence ranks a tracklet's window mates in a camera (cheap: no
+        # features read); the SPACE_TIME_PRESELECT best of them are scored in full
         dist = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
-        return score_pairs(table, model, a, b, dist)
+        pre = best_per_camera(table, a, b, score_pairs(table, st_model, a, b, dist), SPACE_TIME_PRESELECT)
+        out = np.full(len(a), -np.inf)
+        out[pre] = score_pairs(table, model, a[pre], b[pre], dist[pre])
+        return out
 
     sa, sb = best_linked_in_time(table, arrays, score, SPACE_TIME_BEST)
     if len(sa) == 0:
