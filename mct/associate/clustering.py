@@ -50,16 +50,21 @@ def candidate_pairs(idx: np.ndarray, table: TrackletTable | None = None) -> tupl
     return code // max(n, 1), code % max(n, 1)
 
 
+def _into_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair twice, keyed by (tracklet, the other's camera): ``a`` into ``b``'s camera,
+    then ``b`` into ``a``'s; ``(2E,)`` keys and float64 scores."""
+    n_c = max(len(table.camera_keys), 1)
+    cam = table.camera.astype(np.int64)
+    return np.concatenate([a * n_c + cam[b], b * n_c + cam[a]]), np.concatenate([s, s]).astype(np.float64)
+
+
 def mutual_best(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``(E,) bool``: pair ``e`` is the best-scoring pair of ``a[e]`` among its pairs with
     tracklets of ``b[e]``'s camera, and of ``b[e]`` among its pairs with ``a[e]``'s camera
     (ties count as best)."""
     if len(a) == 0:
         return np.zeros(0, bool)
-    n_c = max(len(table.camera_keys), 1)
-    cam = table.camera.astype(np.int64)
-    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
-    vals = np.concatenate([s, s]).astype(np.float64)
+    keys, vals = _into_camera(table, a, b, s)
     uniq, inv = np.unique(keys, return_inverse=True)
     best = np.full(len(uniq), -np.inf)
     np.maximum.at(best, inv, vals)
@@ -73,10 +78,7 @@ def second_best_margin(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np
     the two margins; ``inf`` when there is no second pair)."""
     if len(a) == 0:
         return np.zeros(0)
-    n_c = max(len(table.camera_keys), 1)
-    cam = table.camera.astype(np.int64)
-    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
-    vals = np.concatenate([s, s]).astype(np.float64)
+    keys, vals = _into_camera(table, a, b, s)
     order = np.lexsort((-vals, keys))
     k_sorted, v_sorted = keys[order], vals[order]
     first = np.ones(len(order), bool)
@@ -101,10 +103,7 @@ def best_per_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.nd
     (NaN and ``-inf`` scores are never chosen)."""
     if len(a) == 0:
         return np.zeros(0, bool)
-    n_c = max(len(table.camera_keys), 1)
-    cam = table.camera.astype(np.int64)
-    keys = np.concatenate([a * n_c + cam[b], b * n_c + cam[a]])
-    vals = np.concatenate([s, s]).astype(np.float64)
+    keys, vals = _into_camera(table, a, b, s)
     vals = np.where(np.isfinite(vals), vals, -np.inf)
     order = np.lexsort((-vals, keys))
     k_sorted = keys[order]
@@ -122,7 +121,7 @@ def best_linked_in_time(
     table: TrackletTable, links: object, score: "Callable[[np.ndarray, np.ndarray], np.ndarray]", m: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``m`` best pairs by ``score(a, b)`` of each tracklet into each linked camera, among
-    the pairs of :func:`mct.associate.constraints.linked_in_time`; ``(a, b)``, ``a`` seen first.
+    the pairs of :func:`mct.associate.constraints.linked_in_time_blocks`; ``(a, b)``, ``a`` seen first.
 
     Read block by block (one linked camera pair at a time): every pair among the ``m`` best
     of a tracklet into a camera is among the ``m`` best of its own block, so the best of the

@@ -182,7 +182,17 @@ def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: floa
 
 # ---------------------------------------------------------------------------- space-time candidates
 def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The pairs of :func:`linked_in_time`, one block per linked camera pair ``c -> d``.
+    """Pairs of tracklets of two linked cameras whose gap falls in the link's window, one
+    block ``(a, b)`` per linked camera pair ``c -> d``.
+
+    For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
+    ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
+    ``start(b) - end(a)`` lies in the window with its soft edges
+    (``[lo - EDGE_WIDTHS * spread_s, hi + EDGE_WIDTHS * spread_s]``) and above the hard bound.
+    These are the pairs the space-time terms can vouch for whatever their cosine: with a weak
+    re-ID model, a vehicle's view in the next camera may rank far down its appearance
+    neighbours behind look-alikes from other times. ``links`` is a
+    :class:`mct.associate.links.LinkArrays` of ``table``.
 
     A pair can come twice (from ``c -> d`` and ``d -> c`` where two views start together);
     blocks keep memory to one camera pair's windows, whatever the size of the day.
@@ -224,37 +234,12 @@ def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple
             yield np.repeat(rows_c, count).astype(np.int64), rows_d[np.repeat(first, count) + offset].astype(np.int64)
 
 
-def linked_in_time(table: TrackletTable, links: object, max_pairs: int = 50_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of tracklets of two linked cameras whose gap falls in the link's window.
-
-    For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
-    ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
-    ``start(b) - end(a)`` lies in the window with its soft edges
-    (``[lo - EDGE_WIDTHS * spread_s, hi + EDGE_WIDTHS * spread_s]``) and above the hard bound.
-    These are the pairs the space-time terms can vouch for whatever their cosine: with a weak
-    re-ID model, a vehicle's view in the next camera may rank far down its appearance
-    neighbours behind look-alikes from other times. (The association itself reads
-    :func:`linked_in_time_blocks` and keeps only the best of each block.)
-
-    ``links`` is a :class:`mct.associate.links.LinkArrays` of ``table``.
-
-    Returns:
-        ``(a, b)`` ``(P,) int64`` each, ``a`` the tracklet seen first (unordered pairs, each
-        once). Raises ``MemoryError`` past ``max_pairs`` (windows far too wide for the traffic).
-    """
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
-    total = 0
-    for a, b in linked_in_time_blocks(table, links):
-        total += len(a)
-        if total > max_pairs:
-            raise MemoryError(f"space-time candidates: more than {max_pairs} pairs in the links' windows; the windows are far too wide for the traffic")
-        out_a.append(a)
-        out_b.append(b)
-    if not out_a:
+def linked_in_time(table: TrackletTable, links: object) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of :func:`linked_in_time_blocks` at once, each once, ``a`` seen first."""
+    blocks = list(linked_in_time_blocks(table, links))
+    if not blocks:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    a, b = np.concatenate(out_a), np.concatenate(out_b)
-    return first_seen_first(table, a, b)
+    return first_seen_first(table, np.concatenate([a for a, _ in blocks]), np.concatenate([b for _, b in blocks]))
 
 
 def first_seen_first(table: TrackletTable, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

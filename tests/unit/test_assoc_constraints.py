@@ -121,18 +121,24 @@ def test_the_documented_example_topology_loads(tmp_path: Path):
     assert len(scen.transitions) == 3 and set(scen.cameras) == {"c007", "c008"}
 
 
-def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
-    rng = np.random.default_rng(5)
-    n = 400
+def random_linked_table(seed: int, n: int, span_s: float, *transitions: Transition):
+    """``n`` tracklets at random over three cameras and ``span_s`` seconds, and the links."""
+    rng = np.random.default_rng(seed)
     cam = rng.integers(0, 3, n)
-    start = rng.uniform(0, 1500, n)
+    start = rng.uniform(0, span_s, n)
     end = start + rng.uniform(1, 20, n)
     t = TrackletTable.from_arrays(KEYS, cam, np.arange(n), start, end, np.ones((n, 4), np.float32) / 2)
-    rules = topo(
+    return t, CameraLinks.from_topology(topo(*transitions), [Camera(s, c) for s, c in KEYS]).compile(t), rng
+
+
+def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
+    n = 400
+    t, arrays, _ = random_linked_table(
+        5, n, 1500,
         Transition(src="c001", dst="c002", min_gap_s=5, max_gap_s=40),
         Transition(src="c002", dst="c003", min_gap_s=-5, max_gap_s=90),
     )
-    arrays = CameraLinks.from_topology(rules, [Camera(s, c) for s, c in KEYS]).compile(t)
+    cam, start, end = t.camera, t.start_s, t.end_s
     a, b = linked_in_time(t, arrays)
     got = set(zip(a.tolist(), b.tolist()))
     # brute force: a starts first, the cameras are linked a -> b, the gap within the soft window
@@ -158,18 +164,13 @@ def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
 def test_the_best_linked_pairs_read_block_by_block_are_the_best_of_all_pairs():
     from mct.associate.clustering import best_linked_in_time, best_per_camera
 
-    rng = np.random.default_rng(11)
     n = 300
-    cam = rng.integers(0, 3, n)
-    start = rng.uniform(0, 900, n)
-    end = start + rng.uniform(1, 20, n)
-    t = TrackletTable.from_arrays(KEYS, cam, np.arange(n), start, end, np.ones((n, 4), np.float32) / 2)
-    rules = topo(
+    t, arrays, rng = random_linked_table(
+        11, n, 900,
         Transition(src="c001", dst="c002", min_gap_s=5, max_gap_s=60),
         Transition(src="c002", dst="c001", min_gap_s=5, max_gap_s=60),
         Transition(src="c002", dst="c003", min_gap_s=-5, max_gap_s=90),
     )
-    arrays = CameraLinks.from_topology(rules, [Camera(s, c) for s, c in KEYS]).compile(t)
     weight = rng.normal(size=n)
 
     def score(a, b):  # any score of the pair, the same whichever block asks
