@@ -230,23 +230,10 @@ def _candidates(
     falls in the window (:func:`~mct.associate.clustering.best_linked_in_time`): a weak re-ID
     model ranks a vehicle's next view behind look-alikes of other times, and the kNN alone
     would never offer it. Returns ``(a, b, distance)``, sorted by ``(a, b)`` with ``a < b``."""
-    from mct.associate.clustering import best_linked_in_time, best_per_camera
-    from mct.associate.score import colocation_distance, score_pairs
+    from mct.associate.clustering import best_linked_in_time
+    from mct.associate.score import colocation_distance
 
-    space_time = model.terms.copy()
-    space_time[0] = False
-    st_model = replace(model, terms=space_time)
-
-    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        # the space-time evidence ranks a tracklet's window mates in a camera (cheap: no
-        # features read); the SPACE_TIME_PRESELECT best of them are scored in full
-        dist = colocation_distance(table, a, b) if terms[3] else np.full(len(a), np.nan)
-        pre = best_per_camera(table, a, b, score_pairs(table, st_model, a, b, dist), SPACE_TIME_PRESELECT)
-        out = np.full(len(a), -np.inf)
-        out[pre] = score_pairs(table, model, a[pre], b[pre], dist[pre])
-        return out
-
-    sa, sb = best_linked_in_time(table, arrays, score, SPACE_TIME_BEST)
+    sa, sb = best_linked_in_time(table, arrays, model, SPACE_TIME_BEST, SPACE_TIME_PRESELECT)
     if len(sa) == 0:
         return ka, kb, kdist
     sdist = colocation_distance(table, sa, sb) if terms[3] else np.full(len(sa), np.nan)

@@ -181,9 +181,11 @@ def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: floa
 
 
 # ---------------------------------------------------------------------------- space-time candidates
-def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs of tracklets of two linked cameras whose gap falls in the link's window, one
-    block ``(a, b)`` per linked camera pair ``c -> d``.
+def linked_windows(table: TrackletTable, links: object) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The space-time windows of each linked camera pair ``c -> d``, unenumerated:
+    ``(rows_c, rows_d, first, last)`` with ``rows_c``, ``rows_d`` the two cameras' rows by
+    start time and tracklet ``rows_c[i]``'s window mates ``rows_d[first[i]:last[i]]`` (none
+    where ``last[i] <= first[i]``).
 
     For every known link ``c -> d`` (``c != d``, not forbidden) and every tracklet ``a`` of
     ``c``, the tracklets ``b`` of ``d`` that start no earlier than ``a`` and whose gap
@@ -193,9 +195,6 @@ def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple
     re-ID model, a vehicle's view in the next camera may rank far down its appearance
     neighbours behind look-alikes from other times. ``links`` is a
     :class:`mct.associate.links.LinkArrays` of ``table``.
-
-    A pair can come twice (from ``c -> d`` and ``d -> c`` where two views start together);
-    blocks keep memory to one camera pair's windows, whatever the size of the day.
     """
     n_c = len(table.camera_keys)
     if len(table) == 0 or n_c == 0:
@@ -212,26 +211,36 @@ def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple
     cam_hi = np.searchsorted(cam_sorted, np.arange(n_c), "right")
     cam_scen = np.array([table.scenarios.index(s) for s, _ in table.camera_keys], np.int64)
     for c in range(n_c):
-        rows_c = order[cam_lo[c] : cam_hi[c]]
+        rows_c = order[cam_lo[c] : cam_hi[c]].astype(np.int64)
         if len(rows_c) == 0:
             continue
         s = cam_scen[c]
         for d in np.flatnonzero(usable[s, c, :n_c]):
             if d == c or cam_scen[d] != s:
                 continue
-            rows_d = order[cam_lo[d] : cam_hi[d]]
+            rows_d = order[cam_lo[d] : cam_hi[d]].astype(np.int64)
             if len(rows_d) == 0:
                 continue
             starts_d = start[rows_d]
             # b starts in [end(a) + lo, end(a) + hi] and not before a
             first = np.searchsorted(starts_d, np.maximum(end[rows_c] + lo[s, c, d], start[rows_c]), "left")
             last = np.searchsorted(starts_d, end[rows_c] + hi[s, c, d], "right")
-            count = np.maximum(last - first, 0)
-            n_pairs = int(count.sum())
-            if n_pairs == 0:
-                continue
-            offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
-            yield np.repeat(rows_c, count).astype(np.int64), rows_d[np.repeat(first, count) + offset].astype(np.int64)
+            if (last > first).any():
+                yield rows_c, rows_d, first.astype(np.int64), last.astype(np.int64)
+
+
+def linked_in_time_blocks(table: TrackletTable, links: object) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of :func:`linked_windows`, enumerated: one block ``(a, b)`` per linked
+    camera pair, ``a``-major and each ``a``'s mates by start time.
+
+    A pair can come twice (from ``c -> d`` and ``d -> c`` where two views start together);
+    blocks keep memory to one camera pair's windows, whatever the size of the day.
+    """
+    for rows_c, rows_d, first, last in linked_windows(table, links):
+        count = np.maximum(last - first, 0)
+        n_pairs = int(count.sum())
+        offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+        yield np.repeat(rows_c, count), rows_d[np.repeat(first, count) + offset]
 
 
 def linked_in_time(table: TrackletTable, links: object) -> tuple[np.ndarray, np.ndarray]:

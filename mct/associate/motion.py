@@ -28,9 +28,11 @@ so :func:`overlap_distance` measures how far apart their tracks are while both a
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+import numba
 import numpy as np
 
 from mct.types import Camera, Tracklet
@@ -184,22 +186,44 @@ def overlap_distance(tracks: GroundTracks, a: np.ndarray, b: np.ndarray, min_ove
 
     Only meaningful for rows of one scenario (one clock); the caller pairs them.
     """
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    out = np.full(len(a), np.nan)
-    # pairs not seen together long enough are ruled out on first/last times, without a loop
-    first, last = np.full(len(tracks), np.inf), np.full(len(tracks), -np.inf)
-    filled = np.diff(tracks.offsets) > 0
-    first[filled] = tracks.times[tracks.offsets[:-1][filled]]
-    last[filled] = tracks.times[tracks.offsets[1:][filled] - 1]
-    lo, hi = np.maximum(first[a], first[b]), np.minimum(last[a], last[b])  # seen together
-    for e in np.flatnonzero(hi - lo >= min_overlap_s).tolist():
-        ta, ga = tracks.row(int(a[e]))
-        tb, gb = tracks.row(int(b[e]))
-        m = (ta >= lo[e]) & (ta <= hi[e])
-        t = ta[m]
-        other = np.c_[np.interp(t, tb, gb[:, 0]), np.interp(t, tb, gb[:, 1])]
-        d = np.hypot(*(ga[m] - other).T)
-        d = d[np.isfinite(d)]
-        if len(d):
-            out[e] = float(np.median(d))
+    a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
+    return _overlap_many(tracks.offsets, tracks.times, tracks.xy, a, b, float(min_overlap_s))
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlap_many(offsets: np.ndarray, times: np.ndarray, xy: np.ndarray, a: np.ndarray, b: np.ndarray, min_overlap_s: float) -> np.ndarray:
+    out = np.empty(len(a), np.float64)
+    for e in range(len(a)):
+        out[e] = overlap_median(offsets, times, xy, a[e], b[e], min_overlap_s)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def overlap_median(offsets: np.ndarray, times: np.ndarray, xy: np.ndarray, i: int, j: int, min_overlap_s: float) -> float:
+    """:func:`overlap_distance` of one pair of rows ``i``, ``j`` of a :class:`GroundTracks`
+    given as its arrays (for compiled callers)."""
+    lo_i, hi_i, lo_j, hi_j = offsets[i], offsets[i + 1], offsets[j], offsets[j + 1]
+    if hi_i == lo_i or hi_j == lo_j:
+        return np.nan
+    lo = max(times[lo_i], times[lo_j])
+    hi = min(times[hi_i - 1], times[hi_j - 1])
+    if not (hi - lo >= min_overlap_s):
+        return np.nan
+    tb = times[lo_j:hi_j]
+    bx = np.ascontiguousarray(xy[lo_j:hi_j, 0])
+    by = np.ascontiguousarray(xy[lo_j:hi_j, 1])
+    d = np.empty(hi_i - lo_i, np.float64)
+    n = 0
+    for r in range(lo_i, hi_i):
+        t = times[r]
+        if t < lo or t > hi:
+            continue
+        dx = xy[r, 0] - np.interp(t, tb, bx)
+        dy = xy[r, 1] - np.interp(t, tb, by)
+        v = math.hypot(dx, dy)
+        if math.isfinite(v):
+            d[n] = v
+            n += 1
+    if n == 0:
+        return np.nan
+    return float(np.median(d[:n]))

@@ -44,6 +44,7 @@ import numpy as np
 from scipy.special import i0e
 
 from mct.associate.links import OUTLIER_RATE, LinkArrays
+from mct.associate.motion import overlap_median
 
 __all__ = [
     "TERMS",
@@ -389,6 +390,19 @@ def _pair(
 ) -> float:
     """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible,
     NaN if their cameras have no direct link (not evidence either way)."""
+    return _pair_at(i, j, i, j, feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                    l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_at(
+    i: int, j: int, fi: int, fj: int, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
+    scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
+    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+) -> float:
+    """:func:`_pair` with the features of the two at rows ``fi``, ``fj`` of ``feats`` (the
+    other arrays may be a block's compact copy)."""
     if scen[i] != scen[j]:
         return -np.inf
     # a: the tracklet seen first (the vehicle's earlier visit)
@@ -411,15 +425,21 @@ def _pair(
         return -np.inf
     total = 0.0
     if terms[0] > 0.0:
-        dot = 0.0
-        for d in range(feats.shape[1]):
-            dot += feats[i, d] * feats[j, d]
-        total += _appearance_llr(dot, app)
+        total += _appearance_llr(_dot(feats, fi, fj), app)
     if terms[1] > 0.0 and l_known[k] > 0.0:
         total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
     if terms[2] > 0.0:
         total += _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _dot(feats: np.ndarray, i: int, j: int) -> float:
+    """Cosine of rows ``i``, ``j`` (L2-normalised), summed in float64."""
+    dot = 0.0
+    for d in range(feats.shape[1]):
+        dot += feats[i, d] * feats[j, d]
+    return dot
 
 
 @numba.njit(cache=True, nogil=True)
@@ -475,6 +495,117 @@ def _score_many(
         out[e] = _pair(a[e], b[e], feats, start, end, cam, scen, motion, app, kappa, log_i0,
                        l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep(vals: np.ndarray, keys: np.ndarray, s: float, e: int) -> None:
+    """Insert score ``s`` of pair ``e`` into the descending list ``vals`` (``keys`` beside
+    it), dropping its last; a tie goes after the equal ones (the earlier pair wins)."""
+    p = len(vals)
+    if not (s > vals[p - 1]):
+        return
+    k = p - 1
+    while k > 0 and s > vals[k - 1]:
+        vals[k] = vals[k - 1]
+        keys[k] = keys[k - 1]
+        k -= 1
+    vals[k] = s
+    keys[k] = e
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_in_windows(
+    rows_c: np.ndarray, rows_d: np.ndarray, first: np.ndarray, last: np.ndarray, m: int, pre: int, terms_pre: np.ndarray,
+    g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_on: bool,
+    feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
+    scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
+    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
+    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    nc, nd = len(rows_c), len(rows_d)
+    # the block's rows, c's then d's, copied together: a pair reads a few cache lines, not
+    # ten scattered over the table
+    rows = np.concatenate((rows_c, rows_d))
+    l_start, l_end, l_cam, l_scen = start[rows], end[rows], cam[rows], scen[rows]
+    l_motion = np.empty((len(rows), motion.shape[1], motion.shape[2]), motion.dtype)
+    g_first = np.full(len(rows), np.inf)
+    g_last = np.full(len(rows), -np.inf)
+    for r in range(len(rows)):
+        l_motion[r] = motion[rows[r]]
+        lo, hi = g_off[rows[r]], g_off[rows[r] + 1]
+        if col_on and hi > lo:
+            g_first[r], g_last[r] = g_t[lo], g_t[hi - 1]
+    # every pair, in the order of enumeration (a-major, each a's mates by start time)
+    n_all = 0
+    for i in range(nc):
+        n_all += max(last[i] - first[i], 0)
+    pi = np.empty(n_all, np.int64)
+    pj = np.empty(n_all, np.int64)
+    e = 0
+    for i in range(nc):
+        for j in range(first[i], last[i]):
+            pi[e] = i
+            pj[e] = j
+            e += 1
+    for stage in range(2):
+        if stage == 0 and pre <= 0:
+            continue
+        keep_n = pre if stage == 0 else m
+        stage_terms = terms_pre if stage == 0 else terms
+        # the keep_n best of each a into d's camera and of each b into c's camera
+        va = np.full((nc, keep_n), -np.inf)
+        ka = np.full((nc, keep_n), -1, np.int64)
+        vb = np.full((nd, keep_n), -np.inf)
+        kb = np.full((nd, keep_n), -1, np.int64)
+        for e in range(len(pi)):
+            x, y = pi[e], nc + pj[e]
+            s = _pair_at(x, y, rows[x], rows[y], feats, l_start, l_end, l_cam, l_scen, l_motion, app, kappa, log_i0,
+                         l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, stage_terms, handover_s)
+            if col_on and min(g_last[x], g_last[y]) - max(g_first[x], g_first[y]) >= MIN_TOGETHER_S:
+                # ColocationModel.log_lr of the median distance (0 where there is none)
+                d = overlap_median(g_off, g_t, g_xy, rows[x], rows[y], MIN_TOGETHER_S)
+                s += min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP) if math.isfinite(d) else 0.0
+            else:
+                s += 0.0
+            if math.isfinite(s):
+                _keep(va[pi[e]], ka[pi[e]], s, e)
+                _keep(vb[pj[e]], kb[pj[e]], s, e)
+        chosen = np.unique(np.concatenate((ka.ravel(), kb.ravel())))
+        chosen = chosen[chosen >= 0]
+        pi, pj = pi[chosen], pj[chosen]
+    return rows_c[pi], rows_d[pj]
+
+
+def best_in_windows(
+    table: object, model: PairModel, rows_c: np.ndarray, rows_d: np.ndarray, first: np.ndarray, last: np.ndarray,
+    m: int, preselect: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of the pairs of one linked camera pair's windows (:func:`mct.associate.constraints.linked_windows`:
+    ``rows_c[i]`` with ``rows_d[first[i]:last[i]]``), those among the ``m`` best by
+    :func:`score_pairs` of their first tracklet into ``rows_d``'s camera or of their second
+    into ``rows_c``'s camera (ties: the earlier pair; NaN and ``-inf`` never); ``(a, b)`` in
+    the order of enumeration. With ``preselect`` > 0, only the pairs among the
+    ``preselect`` best by the space-time terms alone (the same rule; no features read) are
+    scored in full.
+
+    The same pairs as :func:`mct.associate.clustering.best_per_camera` on the enumerated
+    pairs, in one compiled pass: the windows of a busy camera pair hold millions of pairs."""
+    ground = getattr(table, "ground", None)
+    col_on = bool(model.terms[3]) and ground is not None
+    if ground is None:
+        g_off, g_t, g_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
+    else:
+        g_off, g_t, g_xy = ground.offsets, ground.times, ground.xy
+    s2 = float(model.colocation.sigma_m) ** 2
+    c0 = math.log(float(model.colocation.radius_m) ** 2 / (2 * s2))
+    args = model.kernel_args()
+    terms_pre = args[-2].copy()
+    terms_pre[0] = 0.0
+    return _best_in_windows(
+        np.ascontiguousarray(rows_c, np.int64), np.ascontiguousarray(rows_d, np.int64),
+        np.ascontiguousarray(first, np.int64), np.ascontiguousarray(last, np.int64), int(m), int(preselect), terms_pre,
+        g_off, g_t, g_xy, c0, s2, col_on, *table_args(table), *args,
+    )
 
 
 def pair_cosines(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65_536) -> np.ndarray:

@@ -161,23 +161,84 @@ def test_linked_in_time_finds_every_pair_in_a_window_and_nothing_else():
     assert len(linked_in_time(t, unknown)[0]) == 0
 
 
-def test_the_best_linked_pairs_read_block_by_block_are_the_best_of_all_pairs():
-    from mct.associate.clustering import best_linked_in_time, best_per_camera
+def scored_linked_table(seed: int, n: int):
+    """A random linked table with what every term reads (features of a few look-alike
+    groups, headings, ground tracks, overlapping views) and its full pair model."""
+    from mct.associate.motion import GroundTracks
+    from mct.associate.score import AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel
 
-    n = 300
     t, arrays, rng = random_linked_table(
-        11, n, 900,
+        seed, n, 900,
         Transition(src="c001", dst="c002", min_gap_s=5, max_gap_s=60),
         Transition(src="c002", dst="c001", min_gap_s=5, max_gap_s=60),
-        Transition(src="c002", dst="c003", min_gap_s=-5, max_gap_s=90),
+        Transition(src="c002", dst="c003", min_gap_s=-15, max_gap_s=90),
     )
-    weight = rng.normal(size=n)
+    feats = rng.normal(size=(6, 8))[rng.integers(0, 6, n)] + 0.3 * rng.normal(size=(n, 8))
+    feats = (feats / np.linalg.norm(feats, axis=1, keepdims=True)).astype(np.float32)
+    feats[::7] = feats[0]  # exact ties in appearance too
+    motion = np.full((n, 4, 2), np.nan)
+    motion[:, :2] = rng.uniform(0, 200, (n, 2, 2))
+    heading = rng.normal(size=(n, 2, 2))
+    motion[:, 2:] = heading / np.linalg.norm(heading, axis=2, keepdims=True)
+    motion[::3, 2:] = 0.0  # unknown headings: ties in the space-time score
+    rows = []
+    for r in range(n):
+        times = np.arange(t.start_s[r], t.end_s[r], 0.5)
+        rows.append((times, rng.uniform(0, 30, 2) + np.cumsum(rng.normal(size=(len(times), 2)), axis=0)))
+    cam, start, end = t.camera.copy(), t.start_s.copy(), t.end_s.copy()
+    for r in range(1, n, 10):  # exact twins: pairs of equal score, whatever the terms
+        cam[r], start[r], end[r], feats[r], motion[r], rows[r] = cam[r - 1], start[r - 1], end[r - 1], feats[r - 1], motion[r - 1], rows[r - 1]
+    t = TrackletTable.from_arrays(KEYS, cam, np.arange(n), start, end, feats, motion=motion, ground=GroundTracks.from_rows(rows))
+    model = PairModel(AppearanceModel(0.0, 0.3, 1.2, 0.3, 0.2, "labels"), DirectionModel(), ColocationModel(),
+                      LinkTable.from_arrays(arrays), np.ones(4, bool), 1.0)
+    return t, arrays, model
 
-    def score(a, b):  # any score of the pair, the same whichever block asks
-        return weight[a] * weight[b] + 0.01 * (a + b)
 
-    got_a, got_b = best_linked_in_time(t, arrays, score, 2)
+def test_the_best_window_mates_of_the_compiled_pass_are_those_of_ranking_every_pair():
+    from dataclasses import replace
+
+    from mct.associate.clustering import best_per_camera
+    from mct.associate.constraints import linked_in_time_blocks, linked_windows
+    from mct.associate.score import best_in_windows, colocation_distance, score_pairs
+
+    t, arrays, model = scored_linked_table(3, 300)
+    st_model = replace(model, terms=np.array([False, True, True, True]))
+    blocks = list(linked_in_time_blocks(t, arrays))
+    windows = list(linked_windows(t, arrays))
+    assert len(blocks) == len(windows) == 3
+    colocated = 0
+    for (a, b), (rows_c, rows_d, first, last) in zip(blocks, windows):
+        s_st, s_full = score_pairs(t, st_model, a, b), score_pairs(t, model, a, b)
+        assert len(s_st) - len(np.unique(s_st)) > 0 and len(s_full) - len(np.unique(s_full)) > 0  # ties
+        # one score, no preselection: the m best of each tracklet into the other camera
+        for m, scoring, s in ((4, st_model, s_st), (2, model, s_full)):
+            keep = best_per_camera(t, a, b, s, m)
+            got_a, got_b = best_in_windows(t, scoring, rows_c, rows_d, first, last, m)
+            np.testing.assert_array_equal(got_a, a[keep])  # the same pairs, in the same order
+            np.testing.assert_array_equal(got_b, b[keep])
+            assert 0 < keep.sum() < len(a)
+        # the 4 best by the space-time terms, then the 2 best of those by the full score
+        pre = best_per_camera(t, a, b, s_st, 4)
+        keep = best_per_camera(t, a, b, np.where(pre, s_full, -np.inf), 2)
+        got_a, got_b = best_in_windows(t, model, rows_c, rows_d, first, last, 2, 4)
+        np.testing.assert_array_equal(got_a, a[keep])
+        np.testing.assert_array_equal(got_b, b[keep])
+        assert (keep != best_per_camera(t, a, b, s_full, 2)).any()  # the preselection mattered
+        colocated += int(np.isfinite(colocation_distance(t, a, b)).sum())
+    assert colocated > 0  # the co-location term took part
+
+
+def test_the_best_linked_pairs_read_block_by_block_are_the_best_of_all_pairs():
+    from mct.associate.clustering import best_linked_in_time, best_per_camera
+    from mct.associate.score import score_pairs
+
+    t, arrays, model = scored_linked_table(11, 300)
     a, b = linked_in_time(t, arrays)  # every pair at once
-    keep = best_per_camera(t, a, b, score(a, b), 2)
-    assert keep.sum() > 50 and keep.sum() < len(a)  # the selection is not trivial
+    keep = best_per_camera(t, a, b, score_pairs(t, model, a, b), 2)
+    assert 50 < keep.sum() < len(a)  # the selection is not trivial
+    # a preselection wider than any window: the best of the blocks' best is the best of all
+    got_a, got_b = best_linked_in_time(t, arrays, model, 2, 1000)
     assert set(zip(got_a.tolist(), got_b.tolist())) == set(zip(a[keep].tolist(), b[keep].tolist()))
+    # the space-time preselection narrows each block before the full score: a subset
+    narrow_a, narrow_b = best_linked_in_time(t, arrays, model, 2, 4)
+    assert 0 < len(narrow_a) and set(zip(narrow_a.tolist(), narrow_b.tolist())) <= set(zip(a.tolist(), b.tolist()))
