@@ -211,8 +211,9 @@ def associate_table(
     return labels
 
 
-#: space-time candidates kept per tracklet and linked camera (in each direction): the best
-#: by the full pair score among the tracklets whose gap falls in the link's window.
+#: space-time candidates kept per tracklet and linked camera pair (as the earlier tracklet
+#: and as the later one): the best by the full pair score among the tracklets whose gap
+#: falls in the link's window.
 SPACE_TIME_BEST = 2
 #: window mates per tracklet and camera ranked first by the space-time evidence alone (no
 #: features read), then scored in full (same IDF1 as scoring all on the five runs of
@@ -226,7 +227,7 @@ def _candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidate pairs of a round: the appearance neighbours ``(ka, kb)`` (co-location
     distances ``kdist``) and, where the links know a window, the :data:`SPACE_TIME_BEST` best
-    pairs by the full score of each tracklet into each linked camera among those whose gap
+    pairs by the full score of each tracklet into each linked camera pair among those whose gap
     falls in the window (:func:`~mct.associate.clustering.best_linked_in_time`): a weak re-ID
     model ranks a vehicle's next view behind look-alikes of other times, and the kNN alone
     would never offer it. Returns ``(a, b, distance)``, sorted by ``(a, b)`` with ``a < b``."""

@@ -120,40 +120,22 @@ def best_per_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.nd
 def best_linked_in_time(
     table: TrackletTable, links: object, model: PairModel, m: int, preselect: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m`` best pairs by the full score of ``model`` of each tracklet into each linked
-    camera, among the pairs of :func:`mct.associate.constraints.linked_windows` and, of
-    those, the ``preselect`` best by the space-time terms alone (no features read);
-    ``(a, b)``, ``a`` seen first.
-
-    Read one linked camera pair at a time: every pair among the ``m`` best of a tracklet into
-    a camera is among the ``m`` best of its own camera pair, so the best of the camera
-    pairs' best is the best of all pairs, in one camera pair's memory (exactly so with a
-    ``preselect`` wider than any window; with a narrower one, the space-time ranking is that
-    of each camera pair, then of the union of their best).
+    """Space-time candidates: for each linked camera pair ``c -> d`` of
+    :func:`mct.associate.constraints.linked_windows`, the pairs among the ``m`` best by the
+    full score of ``model`` of each tracklet of ``c`` into ``d`` and of each tracklet of
+    ``d`` into ``c``, of the ``preselect`` best by the space-time terms alone (no features
+    read; :func:`mct.associate.score.best_in_windows`); ``(a, b)`` once each, ``a`` seen
+    first. One camera pair's windows are in memory at a time, whatever the size of the day.
     """
-    from dataclasses import replace
-
     from mct.associate.constraints import first_seen_first, linked_windows
-    from mct.associate.score import best_in_windows, score_pairs
-
-    space_time = model.terms.copy()
-    space_time[0] = False
-    st_model = replace(model, terms=space_time)
-
-    def best(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        pre = best_per_camera(table, a, b, score_pairs(table, st_model, a, b), preselect)
-        s = np.full(len(a), -np.inf)
-        s[pre] = score_pairs(table, model, a[pre], b[pre])
-        return best_per_camera(table, a, b, s, m)
+    from mct.associate.score import best_in_windows
 
     kept_a, kept_b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for rows_c, rows_d, first, last in linked_windows(table, links):
         pa, pb = best_in_windows(table, model, rows_c, rows_d, first, last, m, preselect)
         kept_a.append(pa)
         kept_b.append(pb)
-    a, b = first_seen_first(table, np.concatenate(kept_a), np.concatenate(kept_b))
-    keep = best(a, b) if len(a) else np.zeros(0, bool)
-    return a[keep], b[keep]
+    return first_seen_first(table, np.concatenate(kept_a), np.concatenate(kept_b))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -352,6 +352,10 @@ class PairModel:
         )
 
 
+#: ``_ndtr(x) == 1.0`` exactly in float64 for every ``x >= _NDTR_ONE`` (and ``1 - _ndtr(-x)``).
+_NDTR_ONE = 8.5
+
+
 @numba.njit(cache=True, nogil=True)
 def _ndtr(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
@@ -364,7 +368,11 @@ def _gap_llr(lo: float, hi: float, sd: float, mass: float, horizon: float, gap: 
     with ``outlier`` of the uniform density it is compared with."""
     width = hi - lo
     if width > 1e-6 * sd:
-        dens = (_ndtr((gap - lo) / sd) - _ndtr((gap - hi) / sd)) / width
+        z_lo, z_hi = (gap - lo) / sd, (gap - hi) / sd
+        if z_lo >= _NDTR_ONE and z_hi <= -_NDTR_ONE:
+            dens = 1.0 / width  # well inside: the two ndtr are 1 and 1 - ndtr(-z) == 1 in float64
+        else:
+            dens = (_ndtr(z_lo) - _ndtr(z_hi)) / width
     else:
         z = (gap - lo) / sd
         dens = math.exp(-0.5 * z * z) / (sd * math.sqrt(2.0 * math.pi))
@@ -498,19 +506,20 @@ def _score_many(
 
 
 @numba.njit(cache=True, nogil=True)
-def _keep(vals: np.ndarray, keys: np.ndarray, s: float, e: int) -> None:
-    """Insert score ``s`` of pair ``e`` into the descending list ``vals`` (``keys`` beside
-    it), dropping its last; a tie goes after the equal ones (the earlier pair wins)."""
-    p = len(vals)
-    if not (s > vals[p - 1]):
+def _keep(vals: np.ndarray, keys: np.ndarray, r: int, s: float, e: int) -> None:
+    """Insert score ``s`` of pair ``e`` into row ``r`` of the descending lists ``vals``
+    (``keys`` beside it), dropping its last; a tie goes after the equal ones (the earlier
+    pair wins). Rows are indexed in place: a view per call would cost two reference counts."""
+    p = vals.shape[1]
+    if p == 0 or not (s > vals[r, p - 1]):
         return
     k = p - 1
-    while k > 0 and s > vals[k - 1]:
-        vals[k] = vals[k - 1]
-        keys[k] = keys[k - 1]
+    while k > 0 and s > vals[r, k - 1]:
+        vals[r, k] = vals[r, k - 1]
+        keys[r, k] = keys[r, k - 1]
         k -= 1
-    vals[k] = s
-    keys[k] = e
+    vals[r, k] = s
+    keys[r, k] = e
 
 
 @numba.njit(cache=True, nogil=True)
@@ -532,9 +541,8 @@ def _best_in_windows(
     g_last = np.full(len(rows), -np.inf)
     for r in range(len(rows)):
         l_motion[r] = motion[rows[r]]
-        lo, hi = g_off[rows[r]], g_off[rows[r] + 1]
-        if col_on and hi > lo:
-            g_first[r], g_last[r] = g_t[lo], g_t[hi - 1]
+        if col_on and g_off[rows[r] + 1] > g_off[rows[r]]:
+            g_first[r], g_last[r] = g_t[g_off[rows[r]]], g_t[g_off[rows[r] + 1] - 1]
     # every pair, in the order of enumeration (a-major, each a's mates by start time)
     n_all = 0
     for i in range(nc):
@@ -568,8 +576,8 @@ def _best_in_windows(
             else:
                 s += 0.0
             if math.isfinite(s):
-                _keep(va[pi[e]], ka[pi[e]], s, e)
-                _keep(vb[pj[e]], kb[pj[e]], s, e)
+                _keep(va, ka, pi[e], s, e)
+                _keep(vb, kb, pj[e], s, e)
         chosen = np.unique(np.concatenate((ka.ravel(), kb.ravel())))
         chosen = chosen[chosen >= 0]
         pi, pj = pi[chosen], pj[chosen]
@@ -590,6 +598,8 @@ def best_in_windows(
 
     The same pairs as :func:`mct.associate.clustering.best_per_camera` on the enumerated
     pairs, in one compiled pass: the windows of a busy camera pair hold millions of pairs."""
+    if m <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     ground = getattr(table, "ground", None)
     col_on = bool(model.terms[3]) and ground is not None
     if ground is None:

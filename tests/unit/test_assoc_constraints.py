@@ -225,20 +225,34 @@ def test_the_best_window_mates_of_the_compiled_pass_are_those_of_ranking_every_p
         np.testing.assert_array_equal(got_b, b[keep])
         assert (keep != best_per_camera(t, a, b, s_full, 2)).any()  # the preselection mattered
         colocated += int(np.isfinite(colocation_distance(t, a, b)).sum())
+        assert len(best_in_windows(t, model, rows_c, rows_d, first, last, 0)[0]) == 0  # none asked, none given
+        # a table without ground tracks: co-location says nothing, the rest the same
+        bare = replace(t, ground=None)
+        keep = best_per_camera(bare, a, b, score_pairs(bare, model, a, b), 2)
+        got_a, got_b = best_in_windows(bare, model, rows_c, rows_d, first, last, 2)
+        np.testing.assert_array_equal(got_a, a[keep])
+        np.testing.assert_array_equal(got_b, b[keep])
     assert colocated > 0  # the co-location term took part
 
 
-def test_the_best_linked_pairs_read_block_by_block_are_the_best_of_all_pairs():
+def test_the_space_time_candidates_are_each_camera_pairs_best_once_each():
     from mct.associate.clustering import best_linked_in_time, best_per_camera
+    from mct.associate.constraints import linked_in_time_blocks
     from mct.associate.score import score_pairs
 
     t, arrays, model = scored_linked_table(11, 300)
-    a, b = linked_in_time(t, arrays)  # every pair at once
-    keep = best_per_camera(t, a, b, score_pairs(t, model, a, b), 2)
-    assert 50 < keep.sum() < len(a)  # the selection is not trivial
-    # a preselection wider than any window: the best of the blocks' best is the best of all
+    want = set()
+    for a, b in linked_in_time_blocks(t, arrays):  # every pair, one camera pair at a time
+        keep = best_per_camera(t, a, b, score_pairs(t, model, a, b), 2)
+        want |= {(min(x, y), max(x, y)) for x, y in zip(a[keep].tolist(), b[keep].tolist())}
+    # a preselection wider than any window: the full score's 2 best of each block
     got_a, got_b = best_linked_in_time(t, arrays, model, 2, 1000)
-    assert set(zip(got_a.tolist(), got_b.tolist())) == set(zip(a[keep].tolist(), b[keep].tolist()))
-    # the space-time preselection narrows each block before the full score: a subset
-    narrow_a, narrow_b = best_linked_in_time(t, arrays, model, 2, 4)
-    assert 0 < len(narrow_a) and set(zip(narrow_a.tolist(), narrow_b.tolist())) <= set(zip(a.tolist(), b.tolist()))
+    assert 50 < len(got_a) < len(linked_in_time(t, arrays)[0])  # the selection is not trivial
+    assert len(set(zip(got_a.tolist(), got_b.tolist()))) == len(got_a)  # once each
+    assert {(min(x, y), max(x, y)) for x, y in zip(got_a.tolist(), got_b.tolist())} == want
+    # the one seen first comes first
+    first = (t.start_s[got_a] < t.start_s[got_b]) | ((t.start_s[got_a] == t.start_s[got_b]) & (t.end_s[got_a] <= t.end_s[got_b]))
+    assert first.all()
+    # the space-time preselection narrows each block before the full score
+    narrow_a, _ = best_linked_in_time(t, arrays, model, 2, 4)
+    assert 0 < len(narrow_a)
