@@ -201,8 +201,8 @@ def fmt_row(name: str, r: dict, fps: float | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", default=["motion_only", "motion_only+output=filtered", "deep_sort",
-                                                          "deep_sort+output=filtered", "mct", "mct+output=filtered"],
+    parser.add_argument("--modes", nargs="+", default=["motion_only", "motion_only+output=matched", "deep_sort",
+                                                          "deep_sort+output=filtered", "mct", "mct+output=matched"],
                         help="tracker modes: deep_sort, motion_only or a TRACKER_PRESETS name, then +key=value "
                              "options (output=filtered: the reference output convention)")
     parser.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
