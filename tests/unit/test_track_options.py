@@ -256,6 +256,10 @@ def test_presets_leave_the_faithful_mode_alone() -> None:
     cfg = TrackerConfig(mode="motion_only", min_new_track_score=0.5)
     assert cfg.uses_options and cfg.min_new_track_score == 0.5
     assert all(getattr(cfg, k) == v for k, v in TRACKER_PRESETS["mct"].items() if k != "min_new_track_score")
+    # the presets write the reference application's output; the faithful mode keeps ours unless asked
+    assert TrackerConfig(mode="mct").output == TrackerConfig(mode="motion_only").output == "filtered"
+    assert TrackerConfig(mode="deep_sort").output == "matched"
+    assert TrackerConfig(mode="mct", output="matched").output == "matched"
 
 
 def test_mct_mode_runs_with_and_without_embeddings() -> None:
