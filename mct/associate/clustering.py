@@ -23,6 +23,7 @@ candidates). The loop is compiled with numba.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Callable
@@ -125,16 +126,23 @@ def best_linked_in_time(
     full score of ``model`` of each tracklet of ``c`` into ``d`` and of each tracklet of
     ``d`` into ``c``, of the ``preselect`` best by the space-time terms alone (no features
     read; :func:`mct.associate.score.best_in_windows`); ``(a, b)`` once each, ``a`` seen
-    first. One camera pair's windows are in memory at a time, whatever the size of the day.
+    first. A few camera pairs' windows are in memory at a time (one per thread, twice over),
+    whatever the size of the day.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from mct.associate.constraints import first_seen_first, linked_windows
-    from mct.associate.score import best_in_windows
+    from mct.associate.score import best_in_windows, compute_threads
 
     kept_a, kept_b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for rows_c, rows_d, first, last in linked_windows(table, links):
-        pa, pb = best_in_windows(table, model, rows_c, rows_d, first, last, m, preselect)
-        kept_a.append(pa)
-        kept_b.append(pb)
+    # camera pairs on threads (the pass releases the GIL), a few at a time, read back in order
+    n = compute_threads()
+    windows = linked_windows(table, links)
+    with ThreadPoolExecutor(n) as pool:
+        while batch := list(itertools.islice(windows, 2 * n)):
+            for pa, pb in pool.map(lambda w: best_in_windows(table, model, *w, m, preselect), batch):
+                kept_a.append(pa)
+                kept_b.append(pb)
     return first_seen_first(table, np.concatenate(kept_a), np.concatenate(kept_b))
 
 

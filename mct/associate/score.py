@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -623,9 +625,18 @@ def pair_cosines(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int 
     chunks (gathering all pairs' features at once would cost P x D floats: 28 GB for 1M
     tracklets' 7M pairs at D = 512)."""
     out = np.empty(len(a), np.float64)
-    for lo in range(0, len(a), chunk):
+
+    def one(lo: int) -> None:
         hi = min(len(a), lo + chunk)
         out[lo:hi] = np.einsum("ij,ij->i", features[a[lo:hi]], features[b[lo:hi]])
+
+    starts = range(0, len(a), chunk)
+    if len(starts) < 2 or compute_threads() == 1:
+        for lo in starts:
+            one(lo)
+    else:  # numpy releases the GIL in the gather and the product
+        with ThreadPoolExecutor(compute_threads()) as pool:
+            list(pool.map(one, starts))
     return out
 
 
@@ -648,7 +659,27 @@ def pair_log_lr(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -
     b = np.ascontiguousarray(b, np.int64)
     if len(a) == 0:
         return np.zeros(0, np.float64)
-    return _score_many(a, b, *table_args(table), *model.kernel_args())
+    args = (*table_args(table), *model.kernel_args())
+    n = compute_threads()
+    if n == 1 or len(a) < PARALLEL_MIN_PAIRS:
+        return _score_many(a, b, *args)
+    # the kernel releases the GIL: chunks on threads, the same numbers in the same places
+    edges = np.linspace(0, len(a), n + 1).astype(np.int64)
+    with ThreadPoolExecutor(n) as pool:
+        parts = pool.map(lambda lo_hi: _score_many(a[lo_hi[0]:lo_hi[1]], b[lo_hi[0]:lo_hi[1]], *args), zip(edges[:-1], edges[1:]))
+        return np.concatenate(list(parts))
+
+
+#: pair lists shorter than this are scored on one thread.
+PARALLEL_MIN_PAIRS = 100_000
+
+
+def compute_threads() -> int:
+    """Threads for the compiled pair kernels: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def colocation_distance(table: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -256,3 +256,16 @@ def test_the_space_time_candidates_are_each_camera_pairs_best_once_each():
     # the space-time preselection narrows each block before the full score
     narrow_a, _ = best_linked_in_time(t, arrays, model, 2, 4)
     assert 0 < len(narrow_a)
+
+
+def test_pairs_scored_on_threads_are_scored_as_on_one(monkeypatch):
+    import mct.associate.score as score
+    from mct.associate.constraints import linked_in_time
+
+    t, arrays, model = scored_linked_table(5, 300)
+    a, b = linked_in_time(t, arrays)
+    one = score.pair_log_lr(t, model, a, b)
+    monkeypatch.setattr(score, "PARALLEL_MIN_PAIRS", 10)
+    monkeypatch.setattr(score, "compute_threads", lambda: 3)
+    np.testing.assert_array_equal(score.pair_log_lr(t, model, a, b), one)
+    assert len(a) > 30 and np.isfinite(one).any()

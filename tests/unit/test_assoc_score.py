@@ -268,3 +268,14 @@ def test_the_window_shortcut_inside_gives_the_window_density_exactly():
         u = 1.0 / (2.0 * horizon)
         full = math.log((1.0 - 0.05) * dens + 0.05 * u) - math.log(u)
         assert _gap_llr(lo, hi, sd, mass, horizon, gap, 0.05) == full
+
+
+def test_cosines_in_chunks_on_threads_are_the_cosines():
+    from mct.associate.score import pair_cosines
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(50, 16)).astype(np.float32)
+    a, b = rng.integers(0, 50, 1000), rng.integers(0, 50, 1000)
+    want = np.einsum("ij,ij->i", f[a], f[b])
+    np.testing.assert_array_equal(pair_cosines(f, a, b, chunk=7), want)
+    np.testing.assert_array_equal(pair_cosines(f, a, b), want)
