@@ -119,14 +119,14 @@ def best_per_camera(table: TrackletTable, a: np.ndarray, b: np.ndarray, s: np.nd
 
 
 def best_linked_in_time(
-    table: TrackletTable, links: object, model: PairModel, m: int, preselect: int,
+    table: TrackletTable, links: object, model: PairModel, m: int, preselect: int, floor: float = -np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Space-time candidates: for each linked camera pair ``c -> d`` of
     :func:`mct.associate.constraints.linked_windows`, the pairs among the ``m`` best by the
     full score of ``model`` of each tracklet of ``c`` into ``d`` and of each tracklet of
     ``d`` into ``c``, of the ``preselect`` best by the space-time terms alone (no features
-    read; :func:`mct.associate.score.best_in_windows`); ``(a, b)`` once each, ``a`` seen
-    first. A few camera pairs' windows are in memory at a time (one per thread, twice over),
+    read; :func:`mct.associate.score.best_in_windows`), scoring above ``floor``; ``(a, b)``
+    once each, ``a`` seen first. A few camera pairs' windows are in memory at a time (one per thread, twice over),
     whatever the size of the day.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +140,7 @@ def best_linked_in_time(
     windows = linked_windows(table, links)
     with ThreadPoolExecutor(n) as pool:
         while batch := list(itertools.islice(windows, 2 * n)):
-            for pa, pb in pool.map(lambda w: best_in_windows(table, model, *w, m, preselect), batch):
+            for pa, pb in pool.map(lambda w: best_in_windows(table, model, *w, m, preselect, floor), batch):
                 kept_a.append(pa)
                 kept_b.append(pb)
     return first_seen_first(table, np.concatenate(kept_a), np.concatenate(kept_b))

@@ -527,7 +527,7 @@ def _keep(vals: np.ndarray, keys: np.ndarray, r: int, s: float, e: int) -> None:
 @numba.njit(cache=True, nogil=True)
 def _best_in_windows(
     rows_c: np.ndarray, rows_d: np.ndarray, first: np.ndarray, last: np.ndarray, m: int, pre: int, terms_pre: np.ndarray,
-    g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_on: bool,
+    floor: float, g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_on: bool,
     feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
     scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
@@ -577,7 +577,7 @@ def _best_in_windows(
                 s += min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP) if math.isfinite(d) else 0.0
             else:
                 s += 0.0
-            if math.isfinite(s):
+            if math.isfinite(s) and (stage == 0 or s > floor):
                 _keep(va, ka, pi[e], s, e)
                 _keep(vb, kb, pj[e], s, e)
         chosen = np.unique(np.concatenate((ka.ravel(), kb.ravel())))
@@ -588,7 +588,7 @@ def _best_in_windows(
 
 def best_in_windows(
     table: object, model: PairModel, rows_c: np.ndarray, rows_d: np.ndarray, first: np.ndarray, last: np.ndarray,
-    m: int, preselect: int = 0,
+    m: int, preselect: int = 0, floor: float = -np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Of the pairs of one linked camera pair's windows (:func:`mct.associate.constraints.linked_windows`:
     ``rows_c[i]`` with ``rows_d[first[i]:last[i]]``), those among the ``m`` best by
@@ -596,7 +596,8 @@ def best_in_windows(
     into ``rows_c``'s camera (ties: the earlier pair; NaN and ``-inf`` never); ``(a, b)`` in
     the order of enumeration. With ``preselect`` > 0, only the pairs among the
     ``preselect`` best by the space-time terms alone (the same rule; no features read) are
-    scored in full.
+    scored in full. Pairs whose full score is not above ``floor`` are never kept (with the
+    merge cut as the floor: a candidate that could not start a merge).
 
     The same pairs as :func:`mct.associate.clustering.best_per_camera` on the enumerated
     pairs, in one compiled pass: the windows of a busy camera pair hold millions of pairs."""
@@ -615,7 +616,7 @@ def best_in_windows(
     terms_pre[0] = 0.0
     return _best_in_windows(
         np.ascontiguousarray(rows_c, np.int64), np.ascontiguousarray(rows_d, np.int64),
-        np.ascontiguousarray(first, np.int64), np.ascontiguousarray(last, np.int64), int(m), int(preselect), terms_pre,
+        np.ascontiguousarray(first, np.int64), np.ascontiguousarray(last, np.int64), int(m), int(preselect), terms_pre, float(floor),
         g_off, g_t, g_xy, c0, s2, col_on, *table_args(table), *args,
     )
 

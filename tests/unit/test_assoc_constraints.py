@@ -224,6 +224,13 @@ def test_the_best_window_mates_of_the_compiled_pass_are_those_of_ranking_every_p
         np.testing.assert_array_equal(got_a, a[keep])
         np.testing.assert_array_equal(got_b, b[keep])
         assert (keep != best_per_camera(t, a, b, s_full, 2)).any()  # the preselection mattered
+        # a floor (the merge cut): pairs at or below it are never kept, nor take a place
+        floor = float(np.median(s_full[pre]))
+        keep_f = best_per_camera(t, a, b, np.where(pre & (s_full > floor), s_full, -np.inf), 2)
+        got_a, got_b = best_in_windows(t, model, rows_c, rows_d, first, last, 2, 4, floor)
+        np.testing.assert_array_equal(got_a, a[keep_f])
+        np.testing.assert_array_equal(got_b, b[keep_f])
+        assert 0 < keep_f.sum() < keep.sum()
         colocated += int(np.isfinite(colocation_distance(t, a, b)).sum())
         assert len(best_in_windows(t, model, rows_c, rows_d, first, last, 0)[0]) == 0  # none asked, none given
         # a table without ground tracks: co-location says nothing, the rest the same
