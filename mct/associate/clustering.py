@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from typing import Callable
 
 import numba
 import numpy as np

@@ -266,10 +266,16 @@ class ColocationModel:
     radius_m: float = 50.0
     n_pairs: int = 0
 
+    @property
+    def params(self) -> tuple[float, float]:
+        """``(log(R^2 / (2 sigma^2)), sigma^2)``: :meth:`log_lr` is ``c0 - d^2 / (2 s2)``."""
+        s2 = self.sigma_m**2
+        return math.log(self.radius_m**2 / (2 * s2)), s2
+
     def log_lr(self, d: np.ndarray) -> np.ndarray:
         d = np.asarray(d, np.float64)
-        s2 = self.sigma_m**2
-        out = math.log(self.radius_m**2 / (2 * s2)) - d * d / (2 * s2)
+        c0, s2 = self.params
+        out = c0 - d * d / (2 * s2)
         return np.where(np.isfinite(d), np.clip(out, -TERM_CAP, TERM_CAP), 0.0)
 
     def fit(self, d: np.ndarray, prior_weight: float = 10.0) -> "ColocationModel":
@@ -354,10 +360,6 @@ class PairModel:
         )
 
 
-#: ``_ndtr(x) == 1.0`` exactly in float64 for every ``x >= _NDTR_ONE`` (and ``1 - _ndtr(-x)``).
-_NDTR_ONE = 8.5
-
-
 @numba.njit(cache=True, nogil=True)
 def _ndtr(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
@@ -370,11 +372,7 @@ def _gap_llr(lo: float, hi: float, sd: float, mass: float, horizon: float, gap: 
     with ``outlier`` of the uniform density it is compared with."""
     width = hi - lo
     if width > 1e-6 * sd:
-        z_lo, z_hi = (gap - lo) / sd, (gap - hi) / sd
-        if z_lo >= _NDTR_ONE and z_hi <= -_NDTR_ONE:
-            dens = 1.0 / width  # well inside: the two ndtr are 1 and 1 - ndtr(-z) == 1 in float64
-        else:
-            dens = (_ndtr(z_lo) - _ndtr(z_hi)) / width
+        dens = (_ndtr((gap - lo) / sd) - _ndtr((gap - hi) / sd)) / width
     else:
         z = (gap - lo) / sd
         dens = math.exp(-0.5 * z * z) / (sd * math.sqrt(2.0 * math.pi))
@@ -400,19 +398,6 @@ def _pair(
 ) -> float:
     """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible,
     NaN if their cameras have no direct link (not evidence either way)."""
-    return _pair_at(i, j, i, j, feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                    l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
-
-
-@numba.njit(cache=True, nogil=True)
-def _pair_at(
-    i: int, j: int, fi: int, fj: int, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
-    scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
-    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
-    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
-) -> float:
-    """:func:`_pair` with the features of the two at rows ``fi``, ``fj`` of ``feats`` (the
-    other arrays may be a block's compact copy)."""
     if scen[i] != scen[j]:
         return -np.inf
     # a: the tracklet seen first (the vehicle's earlier visit)
@@ -435,7 +420,7 @@ def _pair_at(
         return -np.inf
     total = 0.0
     if terms[0] > 0.0:
-        total += _appearance_llr(_dot(feats, fi, fj), app)
+        total += _appearance_llr(_dot(feats, i, j), app)
     if terms[1] > 0.0 and l_known[k] > 0.0:
         total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
     if terms[2] > 0.0:
@@ -511,7 +496,7 @@ def _score_many(
 def _keep(vals: np.ndarray, keys: np.ndarray, r: int, s: float, e: int) -> None:
     """Insert score ``s`` of pair ``e`` into row ``r`` of the descending lists ``vals``
     (``keys`` beside it), dropping its last; a tie goes after the equal ones (the earlier
-    pair wins). Rows are indexed in place: a view per call would cost two reference counts."""
+    pair wins)."""
     p = vals.shape[1]
     if p == 0 or not (s > vals[r, p - 1]):
         return
@@ -534,17 +519,6 @@ def _best_in_windows(
     l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     nc, nd = len(rows_c), len(rows_d)
-    # the block's rows, c's then d's, copied together: a pair reads a few cache lines, not
-    # ten scattered over the table
-    rows = np.concatenate((rows_c, rows_d))
-    l_start, l_end, l_cam, l_scen = start[rows], end[rows], cam[rows], scen[rows]
-    l_motion = np.empty((len(rows), motion.shape[1], motion.shape[2]), motion.dtype)
-    g_first = np.full(len(rows), np.inf)
-    g_last = np.full(len(rows), -np.inf)
-    for r in range(len(rows)):
-        l_motion[r] = motion[rows[r]]
-        if col_on and g_off[rows[r] + 1] > g_off[rows[r]]:
-            g_first[r], g_last[r] = g_t[g_off[rows[r]]], g_t[g_off[rows[r] + 1] - 1]
     # every pair, in the order of enumeration (a-major, each a's mates by start time)
     n_all = 0
     for i in range(nc):
@@ -568,15 +542,14 @@ def _best_in_windows(
         vb = np.full((nd, keep_n), -np.inf)
         kb = np.full((nd, keep_n), -1, np.int64)
         for e in range(len(pi)):
-            x, y = pi[e], nc + pj[e]
-            s = _pair_at(x, y, rows[x], rows[y], feats, l_start, l_end, l_cam, l_scen, l_motion, app, kappa, log_i0,
-                         l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, stage_terms, handover_s)
-            if col_on and min(g_last[x], g_last[y]) - max(g_first[x], g_first[y]) >= MIN_TOGETHER_S:
+            x, y = rows_c[pi[e]], rows_d[pj[e]]
+            s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                      l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, stage_terms, handover_s)
+            if col_on:
                 # ColocationModel.log_lr of the median distance (0 where there is none)
-                d = overlap_median(g_off, g_t, g_xy, rows[x], rows[y], MIN_TOGETHER_S)
-                s += min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP) if math.isfinite(d) else 0.0
-            else:
-                s += 0.0
+                d = overlap_median(g_off, g_t, g_xy, x, y, MIN_TOGETHER_S)
+                if math.isfinite(d):
+                    s += min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP)
             if math.isfinite(s) and (stage == 0 or s > floor):
                 _keep(va, ka, pi[e], s, e)
                 _keep(vb, kb, pj[e], s, e)
@@ -609,8 +582,7 @@ def best_in_windows(
         g_off, g_t, g_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
     else:
         g_off, g_t, g_xy = ground.offsets, ground.times, ground.xy
-    s2 = float(model.colocation.sigma_m) ** 2
-    c0 = math.log(float(model.colocation.radius_m) ** 2 / (2 * s2))
+    c0, s2 = model.colocation.params
     args = model.kernel_args()
     terms_pre = args[-2].copy()
     terms_pre[0] = 0.0

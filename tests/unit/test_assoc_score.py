@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import math
-
 import numpy as np
 import pytest
 
@@ -252,22 +250,6 @@ def test_removed_keys_name_what_replaced_them():
 def test_empty_table():
     t = TrackletTable.from_arrays(KEYS, np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros((0, 4), np.float32))
     assert associate_table(t, AssociationConfig(), progress=False).tolist() == []
-
-
-def test_the_window_shortcut_inside_gives_the_window_density_exactly():
-    from mct.associate.score import _NDTR_ONE, _gap_llr, _ndtr
-
-    # the shortcut's premise, at its edge and beyond
-    for x in (_NDTR_ONE, _NDTR_ONE + 1e-9, 9.0, 20.0, 40.0):
-        assert _ndtr(x) == 1.0 and 1.0 - _ndtr(-x) == 1.0
-    # a gap well inside the window: the density of the full formula, bit for bit
-    lo, hi, sd, mass, horizon = 20.0, 80.0, 2.0, 0.9, 3600.0
-    for gap in (37.0, 50.0, 62.9):
-        dens = (_ndtr((gap - lo) / sd) - _ndtr((gap - hi) / sd)) / (hi - lo)
-        dens /= mass
-        u = 1.0 / (2.0 * horizon)
-        full = math.log((1.0 - 0.05) * dens + 0.05 * u) - math.log(u)
-        assert _gap_llr(lo, hi, sd, mass, horizon, gap, 0.05) == full
 
 
 def test_cosines_in_chunks_on_threads_are_the_cosines():
