@@ -437,12 +437,16 @@ def eval_reid_cmd(
               help="Give every camera a self-transition [0, split-gap-s] for fragments of one visit.")
 @click.option("--pairs", type=click.Choice(["all", "consecutive"]), default="all", show_default=True,
               help="Which visit pairs of a vehicle are transitions: every later visit, or only the next one.")
+@click.option("--labels", is_flag=True,
+              help="With --from-run on a split with ground truth: also fit the pair score's term weights and "
+                   "appearance calibration on the run's labelled candidate pairs (the file's score section).")
 def fit_topology_cmd(
     root: str | None, run_dir: str | None, split: str, out: str | None, scenarios: tuple[str, ...], margin_s: float,
     margin_frac: float, min_count: int, split_gap_s: float, as_scenario: str | None, fragment_windows: bool, pairs: str,
+    labels: bool,
 ) -> None:
     """Estimate camera-pair travel-time windows from ground truth (--data), or write a
-    finished run's camera links (--from-run)."""
+    finished run's camera links (--from-run), with --labels also the score's term weights."""
     from mct.associate.topology import fit_topology, write_topology
     from mct.data.aicity import load_dataset
 
@@ -451,8 +455,10 @@ def fit_topology_cmd(
     if run_dir is not None:
         if scenarios or as_scenario is not None:
             fail("fit-topology: --scenario and --as-scenario go with --data (a run's links cover its own scenarios)")
-        _links_from_run(Path(run_dir), out)
+        _links_from_run(Path(run_dir), out, labels)
         return
+    if labels:
+        fail("fit-topology: --labels goes with --from-run (the weights are fitted on a run's candidate pairs)")
     if out is None:
         fail("fit-topology: --out is required with --data")
 
@@ -472,8 +478,10 @@ def fit_topology_cmd(
     console.print(f"wrote {out}: {len(topology.scenarios)} scenario(s), {n_rules} transitions", highlight=False)
 
 
-def _links_from_run(run_dir: Path, out: str | None) -> None:
-    """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its links."""
+def _links_from_run(run_dir: Path, out: str | None, labels: bool = False) -> None:
+    """``fit-topology --from-run``: read the run's config, tracklets and assignment, write its
+    links; with ``labels``, re-associate the run's tracklets and fit the score section on its
+    candidate pairs labelled by the cameras' ground truth."""
     from mct.associate.config import LinksConfig
     from mct.config import load_topology
     from mct.associate.links import SOURCE_NAMES
@@ -498,7 +506,10 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     from rich import box
     from rich.table import Table
 
-    path = write_topology(out or run_dir / "association" / "links.yaml", links.to_topology())
+    topo_out = links.to_topology()
+    if labels:
+        topo_out = topo_out.model_copy(update={"score": _score_from_labels(run_dir, cfg, dataset, tracklets, topology)})
+    path = write_topology(out or run_dir / "association" / "links.yaml", topo_out)
     counts: dict[str, int] = {}
     table = Table(title="camera links (gap = start in dst - end in src, seconds)", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
@@ -515,6 +526,46 @@ def _links_from_run(run_dir: Path, out: str | None) -> None:
     console.print(table)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     console.print(f"wrote {path}: {len(links.links)} scenario(s), links: {summary}", highlight=False)
+
+
+def _score_from_labels(run_dir: Path, cfg: object, dataset: object, tracklets: list, topology: object) -> object:
+    """``fit-topology --from-run RUN --labels``: the score section fitted on the run's labelled pairs."""
+    from mct.associate import associate
+    from mct.associate.labelled import fit_score, truth_ids
+
+    import numpy as np
+
+    truth = np.full(len(tracklets), -1, np.int64)
+    by_camera: dict[tuple[str, str], list[int]] = {}
+    for i, t in enumerate(tracklets):
+        by_camera.setdefault((t.scenario, t.camera_id), []).append(i)
+    missing = []
+    for cam in dataset.cameras:
+        rows = by_camera.get(cam.key)
+        if not rows:
+            continue
+        gt = dataset.read_gt(cam)
+        if gt is None:
+            missing.append("/".join(cam.key))
+            continue
+        truth[rows] = truth_ids([tracklets[i] for i in rows], gt)
+    if missing:
+        fail(f"fit-topology --labels: no gt/gt.txt for camera(s) {', '.join(missing)} of {run_dir} "
+             "(the weights are fitted on labelled tracks; give a run on a split with ground truth)")
+    details: dict = {}
+    with console.status("re-associating the run's tracklets for their candidate pairs"):
+        associate(tracklets, dataset.cameras, cfg.association, topology, details=details)
+    table = details["table"]
+    a, b, _ = details["pairs"]
+    try:
+        score = fit_score(table, details["model"], a, b, truth[table.source],
+                          fitted_on=f"{run_dir}: {len(a)} candidate pairs, {len(table)} tracklets")
+    except ValueError as exc:
+        fail(f"fit-topology --labels: {run_dir}: {exc}")
+    w = score.weights
+    console.print(f"term weights: appearance {w.appearance:.2f}, travel_time {w.travel_time:.2f}, "
+                  f"direction {w.direction:.2f}, colocation {w.colocation:.2f}", highlight=False)
+    return score
 
 
 @main.command("render")

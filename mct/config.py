@@ -300,6 +300,7 @@ def load_topology(path: str | Path) -> TopologyFile:
         raise FileNotFoundError(f"{path}: topology file not found (association.topology)")
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
+    score, score_origin = None, None
     for f in files:
         topo = load_config(f, model=TopologyFile)
         for name, scen in topo.scenarios.items():
@@ -307,4 +308,8 @@ def load_topology(path: str | Path) -> TopologyFile:
                 raise ValueError(f"{f}: scenarios.{name}: already defined in {origin[name]}")
             merged[name] = scen
             origin[name] = f
-    return TopologyFile(scenarios=merged)
+        if topo.score is not None:
+            if score is not None:
+                raise ValueError(f"{f}: score: already defined in {score_origin}")
+            score, score_origin = topo.score, f
+    return TopologyFile(scenarios=merged, score=score)

@@ -31,30 +31,14 @@ sys.path.insert(0, str(ROOT))
 
 from mct.associate import associate, write_submission_rows  # noqa: E402
 from mct.associate.config import AssociationConfig  # noqa: E402
+from mct.associate.labelled import truth_ids  # noqa: E402
 from mct.associate.score import term_breakdown  # noqa: E402
 from mct.config import Config, ConfigError, load_topology, load_yaml_tree, validate  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
 from mct.data.mot import read_mot  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
 from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois  # noqa: E402
-from mct.track.matching import iou_xyxy  # noqa: E402
 from mct.track.tracklets import load_tracklets  # noqa: E402
-
-
-def gt_id_of(tracklet, gt, gt_xyxy: np.ndarray) -> int:
-    """Majority gt id over frames where a gt box (``gt_xyxy`` = ``gt.xyxy``) overlaps the
-    tracklet box at IoU >= 0.5 (-1: none)."""
-    votes: dict[int, int] = {}
-    for f, box in zip(tracklet.frames.tolist(), tracklet.xyxy):
-        rows = gt.rows_in_frame(f)
-        if len(rows) == 0:
-            continue
-        iou = iou_xyxy(box[None], gt_xyxy[rows])[0]
-        k = int(np.argmax(iou))
-        if iou[k] >= 0.5:
-            gid = int(gt.id[rows[k]])
-            votes[gid] = votes.get(gid, 0) + 1
-    return max(votes, key=votes.get) if votes else -1
 
 
 def run_config(run_dir: Path, config: Path | None) -> Config:
@@ -76,7 +60,7 @@ def run_config(run_dir: Path, config: Path | None) -> Config:
 
 def load_run(run_dir: Path, config: Path | None, with_labels: bool = False):
     """The config, dataset, tracklets, evaluation ground truth and ROIs of a run (and, with
-    ``with_labels``, each tracklet's gt id by :func:`gt_id_of`)."""
+    ``with_labels``, each tracklet's gt id by :func:`mct.associate.labelled.truth_ids`)."""
     cfg = run_config(run_dir, config)
     data = load_dataset(cfg.dataset.root, cfg.dataset.split)
     tracklets, labels = [], []
@@ -84,9 +68,7 @@ def load_run(run_dir: Path, config: Path | None, with_labels: bool = False):
         part = load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
         tracklets += part
         if with_labels:
-            gt = read_mot(cam.root / "gt" / "gt.txt", "gt")
-            gt_xyxy = gt.xyxy
-            labels += [gt_id_of(t, gt, gt_xyxy) for t in part]
+            labels += truth_ids(part, read_mot(cam.root / "gt" / "gt.txt", "gt")).tolist()
     gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
     rois = load_rois(Path(cfg.dataset.root) / cfg.dataset.split, np.unique(gt_rows.camera))
     return cfg, data, tracklets, np.array(labels, np.int64), gt_rows, rois

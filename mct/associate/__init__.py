@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from mct.associate.config import AssociationConfig, TopologyFile
+from mct.associate.config import AssociationConfig, ScoreFit, TopologyFile
 from mct.associate.links import CameraLinks
 from mct.associate.table import TrackletTable
 from mct.types import Camera, GlobalAssignment, Tracklet, camera_number, xyxy_to_tlwh
@@ -73,6 +73,7 @@ def associate_table(
     timings: dict[str, float] | None = None,
     progress: bool = True,
     details: dict | None = None,
+    score: ScoreFit | None = None,
 ) -> np.ndarray:
     """Cluster the rows of ``table`` into vehicles.
 
@@ -80,6 +81,9 @@ def associate_table(
         links: the prior camera links (``None``: nothing known of any camera pair).
         labelled: labelled links (a topology file, ``mct fit-topology``); per camera pair
             they win over the prior and over what the self-training learns.
+        score: what labelled tracks taught the pair score (a topology file's ``score``
+            section): term weights (else 1 each) and a fixed appearance calibration (else
+            the run fits its own each round).
         timings: if given, filled with wall-clock seconds per step (``pca``, ``knn``,
             ``calibrate``, ``pairs``, ``cluster``, ``learn``; the last three summed over
             rounds) and the process's CPU seconds (``<step>_cpu``).
@@ -95,7 +99,7 @@ def associate_table(
     from mct.associate.constraints import camera_adjacency, camera_reach, same_camera_concurrent, search_blocks, within_reach
     from mct.associate.index import blocked_knn, fit_pca
     from mct.associate.score import (
-        AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel, colocation_distance,
+        TERMS, AppearanceModel, ColocationModel, DirectionModel, LinkTable, PairModel, colocation_distance,
         direction_cosines, pair_cosines, pair_log_lr, score_pairs, terms_mask,
     )
 
@@ -110,7 +114,13 @@ def associate_table(
     details["links"] = current
     if n == 0:
         return np.zeros(0, np.int64)
-    terms = terms_mask(cfg.terms)
+    terms = terms_mask(cfg.terms).astype(np.float64)
+    if score is not None and score.weights is not None:
+        terms *= np.array([getattr(score.weights, t) for t in TERMS])
+    fixed_appearance = None
+    if score is not None and score.appearance is not None:
+        c = score.appearance
+        fixed_appearance = AppearanceModel(c.neg_mean, c.neg_std, c.pos_mean, c.pos_std, c.prior, "labels")
     clock.start()
     feats = table.features
     if cfg.index.pca_dim and cfg.index.pca_dim < table.dim:
@@ -154,7 +164,12 @@ def associate_table(
     together = np.isfinite(kdist)
     if together.sum() >= 20:  # the different-vehicles disc: where pairs seen at once stand apart
         colocation = ColocationModel(colocation.sigma_m, max(float(np.quantile(kdist[together], 0.95)), 6 * colocation.sigma_m))
-    appearance = _appearance(table, terms, kcos, kcross, ka, kb, kdist, neg_cos, direction, colocation, arrays, cfg) if terms[0] else AppearanceModel()
+    if not terms[0]:
+        appearance = AppearanceModel()
+    elif fixed_appearance is not None:
+        appearance = fixed_appearance
+    else:
+        appearance = _appearance(table, terms, kcos, kcross, ka, kb, kdist, neg_cos, direction, colocation, arrays, cfg)
     clock.stop("calibrate")
 
     rounds: list[dict] = []
@@ -197,7 +212,7 @@ def associate_table(
             direction = DirectionModel().fit(direction_cosines(table, ca, cb))
         if terms[3]:
             colocation = colocation.fit(distance[conf])
-        if terms[0]:
+        if terms[0] and fixed_appearance is None:
             appearance = _appearance(table, terms, kcos, kcross, ka, kb, kdist, neg_cos, direction, colocation, arrays, cfg)
         clock.stop("learn")
         info.update(confident=int(conf.sum()), kappa=round(direction.kappa, 3), colocation_sigma_m=round(colocation.sigma_m, 3),
@@ -290,7 +305,8 @@ def associate(
         topology: the labelled links of ``cfg.topology``, read by the caller
             (:func:`mct.config.load_topology`); ``None`` when there are none. Raises
             ``ValueError`` when ``cfg.topology`` names a file and none is given.
-        details: see :func:`associate_table`; ``details["links"]`` holds the links used.
+        details: see :func:`associate_table`; ``details["links"]`` holds the links used and
+            ``details["table"]`` the :class:`TrackletTable` (``table.source``: each row's tracklet).
 
     Returns:
         A :class:`GlobalAssignment` holding the tracklets that pass
@@ -302,7 +318,9 @@ def associate(
     table = TrackletTable.from_tracklets(tracklets, cameras, cfg)
     prior = CameraLinks.from_geometry(cameras, table, cfg.links, cfg.world_units)
     labelled = CameraLinks.from_topology(topology, cameras, cfg.links) if topology is not None else None
-    labels = associate_table(table, cfg, prior, labelled, details=details)
+    if details is not None:
+        details["table"] = table
+    labels = associate_table(table, cfg, prior, labelled, details=details, score=topology.score if topology is not None else None)
     return table.assignment(labels + 1)
 
 

@@ -221,7 +221,7 @@ def _cluster(
             while y >= 0:
                 cb += feats[y]
                 y = nxt[y]
-            mean += _appearance_llr(np.dot(ca, cb) / math.sqrt(np.dot(ca, ca) * np.dot(cb, cb)), app)
+            mean += terms[0] * _appearance_llr(np.dot(ca, cb) / math.sqrt(np.dot(ca, ca) * np.dot(cb, cb)), app)
         if mean <= min_mean:
             refused += 1
             continue
@@ -274,7 +274,7 @@ def constrained_agglomerative(
     space_time = scores
     if model.terms[0] and model.appearance.source != "off":
         cos = pair_cosines(table.features, pair_a, pair_b)
-        space_time = scores - model.appearance.log_lr(cos)
+        space_time = scores - float(model.terms[0]) * model.appearance.log_lr(cos)
     order = np.lexsort((hi_, lo_))
     nbr, val = hi_[order], space_time[order]
     indptr = np.zeros(n + 1, np.int64)

@@ -232,8 +232,45 @@ class ScenarioTopology(StrictModel):
         return self
 
 
+class TermWeights(StrictModel):
+    """How much each evidence term counts in the pair score (a term's log-likelihood ratio
+    times its weight). 1 each: the terms' own ratios added, as fitted per run."""
+
+    appearance: float = Field(default=1.0, ge=0.0)
+    travel_time: float = Field(default=1.0, ge=0.0)
+    direction: float = Field(default=1.0, ge=0.0)
+    colocation: float = Field(default=1.0, ge=0.0)
+
+
+class AppearanceCalibration(StrictModel):
+    """A fixed appearance calibration (two normals on ``atanh(cosine)``), fitted on labelled
+    pairs; a run given one uses it instead of fitting its own."""
+
+    neg_mean: float
+    neg_std: float = Field(gt=0.0)
+    pos_mean: float
+    pos_std: float = Field(gt=0.0)
+    prior: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class ScoreFit(StrictModel):
+    """The ``score`` section of a topology file: what labelled tracks taught the pair score
+    (``mct fit-topology --from-run RUN --labels``). Both parts are optional."""
+
+    #: the terms' weights (logistic regression of the labels on the terms' log-likelihood ratios).
+    weights: TermWeights | None = None
+    #: the appearance calibration from labelled pairs (leave it out on a scene of another
+    #: look: the run then fits its own).
+    appearance: AppearanceCalibration | None = None
+    #: where it was fitted (informational).
+    fitted_on: str = ""
+
+
 class TopologyFile(StrictModel):
     """A topology file: ``scenarios: {S02: ScenarioTopology, ...}``; the key ``"*"`` applies to
-    every scenario that has no entry of its own (e.g. a topology fitted on camera ids only)."""
+    every scenario that has no entry of its own (e.g. a topology fitted on camera ids only).
+    An optional ``score`` section carries term weights and an appearance calibration fitted
+    on labelled tracks (:class:`ScoreFit`)."""
 
     scenarios: dict[str, ScenarioTopology] = Field(default_factory=dict)
+    score: ScoreFit | None = None

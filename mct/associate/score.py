@@ -22,10 +22,12 @@ Terms (each 0 when it has nothing to say; see docs/association.md):
   two points spread over a disc of radius ``radius_m`` (different vehicles),
   :class:`ColocationModel`.
 
-Terms are added with weight 1: each is a log-likelihood ratio in its own right, so their
-sum is the log-likelihood ratio of the pair if the cues are independent given same/different
-(they are close to it: what a vehicle looks like says nothing of when it drives). The sum
-plus the prior log-odds is the posterior log-odds of the pair; one threshold cuts it.
+Terms are added with weight 1 by default: each is a log-likelihood ratio in its own right,
+so their sum is the log-likelihood ratio of the pair if the cues are independent given
+same/different (they are close to it: what a vehicle looks like says nothing of when it
+drives). Labelled tracks can fit other weights (:mod:`mct.associate.labelled`, a topology
+file's ``score`` section): a term over-confident on some kind of scene then counts less.
+The sum plus the prior log-odds is the posterior log-odds of the pair; one threshold cuts it.
 
 The per-pair arithmetic is one numba kernel (:func:`pair_log_lr`), used both for the
 candidate pairs and inside the clustering loop (:mod:`mct.associate.clustering`), so a pair
@@ -330,7 +332,8 @@ class PairModel:
     terms are on, and the same-camera handover allowance.
 
     Attributes:
-        terms: ``(4,) bool`` on/off per :data:`TERMS`.
+        terms: ``(4,)`` weight per :data:`TERMS` (0: off; 1: the term's log-likelihood
+            ratio as it is; fitted weights from labelled tracks, :func:`fit_term_weights`).
         handover_s: two tracklets of one camera sharing at most this long at their ends are
             consecutive fragments (gap 0), not a conflict.
     """
@@ -339,7 +342,7 @@ class PairModel:
     direction: DirectionModel
     colocation: ColocationModel
     links: LinkTable
-    terms: np.ndarray = field(default_factory=lambda: np.ones(4, bool))
+    terms: np.ndarray = field(default_factory=lambda: np.ones(4))
     handover_s: float = 0.0
 
     @property
@@ -420,11 +423,11 @@ def _pair(
         return -np.inf
     total = 0.0
     if terms[0] > 0.0:
-        total += _appearance_llr(_dot(feats, i, j), app)
+        total += terms[0] * _appearance_llr(_dot(feats, i, j), app)
     if terms[1] > 0.0 and l_known[k] > 0.0:
-        total += _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
+        total += terms[1] * _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
     if terms[2] > 0.0:
-        total += _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
+        total += terms[2] * _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
     return total
 
 
@@ -512,7 +515,7 @@ def _keep(vals: np.ndarray, keys: np.ndarray, r: int, s: float, e: int) -> None:
 @numba.njit(cache=True, nogil=True)
 def _best_in_windows(
     rows_c: np.ndarray, rows_d: np.ndarray, first: np.ndarray, last: np.ndarray, m: int, pre: int, terms_pre: np.ndarray,
-    floor: float, g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_on: bool,
+    floor: float, g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_w: float,
     feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
     scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
@@ -545,11 +548,11 @@ def _best_in_windows(
             x, y = rows_c[pi[e]], rows_d[pj[e]]
             s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
                       l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, stage_terms, handover_s)
-            if col_on:
-                # ColocationModel.log_lr of the median distance (0 where there is none)
+            if col_w > 0.0:
+                # ColocationModel.log_lr of the median distance (0 where there is none), weighted
                 d = overlap_median(g_off, g_t, g_xy, x, y, MIN_TOGETHER_S)
                 if math.isfinite(d):
-                    s += min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP)
+                    s += col_w * min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP)
             if math.isfinite(s) and (stage == 0 or s > floor):
                 _keep(va, ka, pi[e], s, e)
                 _keep(vb, kb, pj[e], s, e)
@@ -577,7 +580,7 @@ def best_in_windows(
     if m <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     ground = getattr(table, "ground", None)
-    col_on = bool(model.terms[3]) and ground is not None
+    col_w = float(model.terms[3]) if ground is not None else 0.0
     if ground is None:
         g_off, g_t, g_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
     else:
@@ -589,7 +592,7 @@ def best_in_windows(
     return _best_in_windows(
         np.ascontiguousarray(rows_c, np.int64), np.ascontiguousarray(rows_d, np.int64),
         np.ascontiguousarray(first, np.int64), np.ascontiguousarray(last, np.int64), int(m), int(preselect), terms_pre, float(floor),
-        g_off, g_t, g_xy, c0, s2, col_on, *table_args(table), *args,
+        g_off, g_t, g_xy, c0, s2, col_w, *table_args(table), *args,
     )
 
 
@@ -680,16 +683,17 @@ def score_pairs(
     s = pair_log_lr(table, model, a, b)
     if model.terms[3]:
         d = colocation_distance(table, a, b) if distance is None else distance
-        s = s + model.colocation.log_lr(d)
+        s = s + float(model.terms[3]) * model.colocation.log_lr(d)
     return s
 
 
 def term_breakdown(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-    """Each term's ``(P,)`` log-likelihood ratio alone (for diagnostics and tests)."""
+    """Each term's ``(P,)`` log-likelihood ratio alone, unweighted (for diagnostics, tests
+    and fitting the weights)."""
     out: dict[str, np.ndarray] = {}
     for t, name in enumerate(TERMS[:3]):
-        only = np.zeros(4, bool)
-        only[t] = True
+        only = np.zeros(4)
+        only[t] = 1.0
         out[name] = pair_log_lr(table, PairModel(model.appearance, model.direction, model.colocation, model.links, only, model.handover_s), a, b)
     out["colocation"] = model.colocation.log_lr(colocation_distance(table, a, b))
     return out

@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from mct.associate import UNKNOWN_REACH_S, associate_table
-from mct.associate.config import AssociationConfig
+from mct.associate.config import AssociationConfig, ScoreFit
 from mct.associate.links import CameraLinks
 from mct.associate.store import TrackletStore
 from mct.associate.table import TrackletTable
@@ -146,6 +146,7 @@ def associate_stream(
     timeout_s: float | None = None,
     details: list[dict] | None = None,
     on_window: Callable[[dict, TrackletTable], None] | None = None,
+    score: ScoreFit | None = None,
 ) -> StreamResult:
     """Give every store row a global id, window by window, writing each window's ids as it closes.
 
@@ -155,7 +156,7 @@ def associate_stream(
         window_s: window length, seconds; at least twice the overlap (or longer than the
             recording: one window, the one-shot association).
         out_dir: where window results and the resume state go (created).
-        links, labelled: as :func:`~mct.associate.associate_table`, for every window.
+        links, labelled, score: as :func:`~mct.associate.associate_table`, for every window.
         max_tracklet_s: longest tracklet expected, seconds (part of the overlap); longer
             ones are associated, with a warning, but a link from their start may be missed
             at a window boundary.
@@ -243,7 +244,7 @@ def associate_stream(
                         "start may be missed at a window boundary", out_dir, too_long, i, max_tracklet_s)
             warned_long = True
         win_details: dict = {}
-        labels = associate_table(table, cfg, links, labelled, progress=False, details=win_details)
+        labels = associate_table(table, cfg, links, labelled, progress=False, details=win_details, score=score)
         first_gid = int(state["next_gid"])
         gid_of, next_gid = _carry_ids(labels, known, first_gid)
         rows = np.arange(first_new, hi, dtype=np.int64)
