@@ -133,6 +133,7 @@ def associate_table(
     blocks = search_blocks(table, reach, camera_adjacency(table, arrays), cfg.index.time_slice_s)
     depth = 2 * (cfg.k + 1)  # block bases hold a little more than each query reaches: search deeper, drop, trim
     sims, idx = blocked_knn(feats, blocks, depth, cfg.index, len(blocks), progress)
+    del blocks  # the plan (each block's query rows), needed by nothing after the search
     neg_parts: list[np.ndarray] = []
     out_s = np.empty((n, cfg.k), np.float32)
     out_i = np.empty((n, cfg.k), np.int64)

@@ -247,6 +247,36 @@ def test_removed_keys_name_what_replaced_them():
     assert len(set(AssociationConfig.model_fields) - {"index"}) <= 15
 
 
+def test_the_search_plan_is_freed_before_the_clustering(monkeypatch: pytest.MonkeyPatch):
+    # the kNN plan's row lists (0.32 GB at 1M tracklets) were held to the end of the
+    # association, under the clustering's peak
+    import gc
+    import weakref
+
+    import mct.associate.clustering as clustering
+    import mct.associate.constraints as constraints
+
+    plan: list[weakref.ref] = []
+    alive: list[int] = []
+    search_blocks, cluster = constraints.search_blocks, clustering.constrained_agglomerative
+
+    def planned(*args, **kwargs):
+        blocks = search_blocks(*args, **kwargs)
+        plan.extend(weakref.ref(rows) for block in blocks for rows in block)
+        return blocks
+
+    def clustered(*args, **kwargs):
+        gc.collect()
+        alive.append(sum(r() is not None for r in plan))
+        return cluster(*args, **kwargs)
+
+    monkeypatch.setattr(constraints, "search_blocks", planned)
+    monkeypatch.setattr(clustering, "constrained_agglomerative", clustered)
+    table, _ = city(40)
+    associate_table(table, AssociationConfig(self_training_rounds=1), progress=False)
+    assert plan and alive and max(alive) == 0
+
+
 def test_empty_table():
     t = TrackletTable.from_arrays(KEYS, np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros((0, 4), np.float32))
     assert associate_table(t, AssociationConfig(), progress=False).tolist() == []
