@@ -531,26 +531,12 @@ def _links_from_run(run_dir: Path, out: str | None, labels: bool = False) -> Non
 def _score_from_labels(run_dir: Path, cfg: object, dataset: object, tracklets: list, topology: object) -> object:
     """``fit-topology --from-run RUN --labels``: the score section fitted on the run's labelled pairs."""
     from mct.associate import associate
-    from mct.associate.labelled import fit_score, truth_ids
+    from mct.associate.labelled import fit_score, run_truth_ids
 
-    import numpy as np
-
-    truth = np.full(len(tracklets), -1, np.int64)
-    by_camera: dict[tuple[str, str], list[int]] = {}
-    for i, t in enumerate(tracklets):
-        by_camera.setdefault((t.scenario, t.camera_id), []).append(i)
-    missing = []
-    for cam in dataset.cameras:
-        rows = by_camera.get(cam.key)
-        if not rows:
-            continue
-        gt = dataset.read_gt(cam)
-        if gt is None:
-            missing.append("/".join(cam.key))
-            continue
-        truth[rows] = truth_ids([tracklets[i] for i in rows], gt)
-    if missing:
-        fail(f"fit-topology --labels: no gt/gt.txt for camera(s) {', '.join(missing)} of {run_dir} "
+    try:
+        truth = run_truth_ids(tracklets, dataset)
+    except ValueError as exc:
+        fail(f"fit-topology --labels: {exc} of {run_dir} "
              "(the weights are fitted on labelled tracks; give a run on a split with ground truth)")
     details: dict = {}
     with console.status("re-associating the run's tracklets for their candidate pairs"):

@@ -31,11 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from mct.associate import associate, write_submission_rows  # noqa: E402
 from mct.associate.config import AssociationConfig  # noqa: E402
-from mct.associate.labelled import truth_ids  # noqa: E402
+from mct.associate.labelled import run_truth_ids  # noqa: E402
 from mct.associate.score import term_breakdown  # noqa: E402
 from mct.config import Config, ConfigError, load_topology, load_yaml_tree, validate  # noqa: E402
 from mct.data.aicity import load_dataset  # noqa: E402
-from mct.data.mot import read_mot  # noqa: E402
 from mct.data.submission import read_submission  # noqa: E402
 from mct.evaluate.mtmc import evaluate_mtmc_rows, load_rois  # noqa: E402
 from mct.track.tracklets import load_tracklets  # noqa: E402
@@ -60,18 +59,16 @@ def run_config(run_dir: Path, config: Path | None) -> Config:
 
 def load_run(run_dir: Path, config: Path | None, with_labels: bool = False):
     """The config, dataset, tracklets, evaluation ground truth and ROIs of a run (and, with
-    ``with_labels``, each tracklet's gt id by :func:`mct.associate.labelled.truth_ids`)."""
+    ``with_labels``, each tracklet's gt id by :func:`mct.associate.labelled.run_truth_ids`)."""
     cfg = run_config(run_dir, config)
     data = load_dataset(cfg.dataset.root, cfg.dataset.split)
-    tracklets, labels = [], []
+    tracklets = []
     for cam in data.cameras:
-        part = load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
-        tracklets += part
-        if with_labels:
-            labels += truth_ids(part, read_mot(cam.root / "gt" / "gt.txt", "gt")).tolist()
+        tracklets += load_tracklets(run_dir / "cameras" / f"{cam.scenario}_{cam.camera_id}" / "tracklets.npz")
+    labels = run_truth_ids(tracklets, data) if with_labels else np.zeros(0, np.int64)
     gt_rows = read_submission(data.ground_truth_path(cfg.dataset.split))
     rois = load_rois(Path(cfg.dataset.root) / cfg.dataset.split, np.unique(gt_rows.camera))
-    return cfg, data, tracklets, np.array(labels, np.int64), gt_rows, rois
+    return cfg, data, tracklets, labels, gt_rows, rois
 
 
 def reassociate(cfg: Config, data, tracklets, gt_rows, rois, acfg: AssociationConfig) -> tuple[object, dict]:

@@ -32,7 +32,7 @@ from mct.associate.config import AppearanceCalibration, ScoreFit, TermWeights
 from mct.associate.score import TERMS, AppearanceModel, PairModel, pair_cosines, term_breakdown
 from mct.types import Tracklet
 
-__all__ = ["truth_ids", "fit_term_weights", "fit_score"]
+__all__ = ["truth_ids", "run_truth_ids", "fit_term_weights", "fit_score"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,32 @@ def truth_ids(tracklets: Sequence[Tracklet], gt: object, min_iou: float = 0.5) -
                 votes[gid] = votes.get(gid, 0) + 1
         if votes:
             out[t] = max(votes, key=votes.__getitem__)
+    return out
+
+
+def run_truth_ids(tracklets: Sequence[Tracklet], dataset: object) -> np.ndarray:
+    """``(T,) int64``: :func:`truth_ids` for tracklets of any cameras of ``dataset``
+    (:class:`mct.data.aicity.AicDataset`), in the order given.
+
+    Raises:
+        ValueError: a camera with tracklets has no ``gt/gt.txt`` (names the cameras).
+    """
+    out = np.full(len(tracklets), -1, np.int64)
+    by_camera: dict[tuple[str, str], list[int]] = {}
+    for i, t in enumerate(tracklets):
+        by_camera.setdefault((t.scenario, t.camera_id), []).append(i)
+    missing = []
+    for cam in dataset.cameras:  # type: ignore[attr-defined]
+        rows = by_camera.get(cam.key)
+        if not rows:
+            continue
+        gt = dataset.read_gt(cam)  # type: ignore[attr-defined]
+        if gt is None:
+            missing.append("/".join(cam.key))
+            continue
+        out[rows] = truth_ids([tracklets[i] for i in rows], gt)
+    if missing:
+        raise ValueError(f"no gt/gt.txt for camera(s) {', '.join(missing)}")
     return out
 
 
