@@ -64,6 +64,24 @@ def test_blocked_knn_searches_only_each_blocks_base():
     assert (idx[10:] == -1).all()  # rows in no block get no neighbours
 
 
+def test_blocked_knn_on_threads_equals_one_thread():
+    rng = np.random.default_rng(3)
+    x = normalise(rng.normal(size=(600, 16)).astype(np.float32))
+    rows = rng.permutation(600)
+    # 40 blocks of 15 queries against bases of 0-200 rows (empty bases and queries included),
+    # handed over lazily like the constraint plan
+    plan = [(rows[15 * b : 15 * (b + 1)], rng.choice(600, size=int(rng.integers(0, 200)), replace=False)) for b in range(40)]
+    plan.append((np.zeros(0, np.int64), np.arange(10)))
+    one = blocked_knn(x, iter(plan), 4, IndexConfig(), workers=1)
+    many = blocked_knn(x, iter(plan), 4, IndexConfig(), workers=3)
+    assert np.array_equal(one[1], many[1])
+    assert np.array_equal(one[0], many[0])
+    for q, base in plan:  # each query's neighbours come from its own block's base, as many as it holds
+        found = many[1][q]
+        assert set(found[found >= 0].tolist()) <= set(base.tolist())
+        assert ((found >= 0).sum(axis=1) == min(4, len(base))).all()
+
+
 def test_pca_keeps_the_subspace_the_data_lives_in():
     rng = np.random.default_rng(1)
     basis = np.linalg.qr(rng.normal(size=(64, 4)))[0]  # data in a 4-d subspace of 64-d
