@@ -166,12 +166,6 @@ def search_knn(xq: np.ndarray, xb: np.ndarray, k: int, cfg: IndexConfig) -> tupl
 
 
 # ---------------------------------------------------------------------------- blocked search
-def _count(totals: list[int], q_rows: np.ndarray, b_rows: np.ndarray) -> None:
-    if len(q_rows) and len(b_rows):
-        totals[0] += len(q_rows) * len(b_rows)
-        totals[1] += len(q_rows)
-
-
 def blocked_knn(
     features: np.ndarray,
     blocks: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -204,7 +198,7 @@ def blocked_knn(
     out_i = np.full((n, k), -1, np.int64)
     threads = faiss.omp_get_max_threads()
     workers = max(1, compute_threads() if workers is None else workers)
-    totals = [0, 0]  # query x base pairs, queries
+    n_pairs = n_queries = 0  # query x base pairs, queries searched
 
     def one(q_rows: np.ndarray, b_rows: np.ndarray) -> None:
         if len(q_rows) == 0 or len(b_rows) == 0:
@@ -221,26 +215,19 @@ def blocked_knn(
         out_s[q_rows] = s
         out_i[q_rows] = np.where(i >= 0, b_rows[np.maximum(i, 0)], -1)
 
-    bar = tqdm(total=n_blocks, desc="kNN blocks", unit="block", leave=False, disable=not progress)
-    try:
-        if workers == 1:
-            for q_rows, b_rows in blocks:
-                _count(totals, q_rows, b_rows)
-                one(q_rows, b_rows)
+    with tqdm(total=n_blocks, desc="kNN blocks", unit="block", leave=False, disable=not progress) as bar, \
+            ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[None]] = deque()
+        for q_rows, b_rows in blocks:
+            if len(q_rows) and len(b_rows):
+                n_pairs += len(q_rows) * len(b_rows)
+                n_queries += len(q_rows)
+            pending.append(pool.submit(one, q_rows, b_rows))
+            while len(pending) > 2 * workers:
+                pending.popleft().result()
                 bar.update()
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                pending: deque[Future[None]] = deque()
-                for q_rows, b_rows in blocks:
-                    _count(totals, q_rows, b_rows)
-                    pending.append(pool.submit(one, q_rows, b_rows))
-                    while len(pending) > 2 * workers:
-                        pending.popleft().result()
-                        bar.update()
-                while pending:
-                    pending.popleft().result()
-                    bar.update()
-    finally:
-        bar.close()
-    log.debug("blocked kNN: %d queries, mean base %.0f rows", totals[1], totals[0] / max(totals[1], 1))
+        while pending:
+            pending.popleft().result()
+            bar.update()
+    log.debug("blocked kNN: %d queries, mean base %.0f rows", n_queries, n_pairs / max(n_queries, 1))
     return out_s, out_i
