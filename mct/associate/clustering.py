@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-from mct.associate.score import PairModel, _appearance_llr, _pair, pair_cosines, pair_log_lr, table_args
+from mct.associate.score import PairModel, _appearance_llr, _score_many, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
 __all__ = ["candidate_pairs", "best_per_camera", "best_linked_in_time", "mutual_best", "constrained_agglomerative", "conflicts_within"]
@@ -198,15 +198,6 @@ def best_linked_in_time(
 
 
 @numba.njit(cache=True, nogil=True)
-def _lookup(indptr: np.ndarray, nbr: np.ndarray, val: np.ndarray, x: int, y: int) -> float:
-    lo, hi = indptr[x], indptr[x + 1]
-    p = lo + np.searchsorted(nbr[lo:hi], y)
-    if p < hi and nbr[p] == y:
-        return val[p]
-    return np.nan
-
-
-@numba.njit(cache=True, nogil=True)
 def _cluster(
     n: int, pa: np.ndarray, pb: np.ndarray, indptr: np.ndarray, nbr: np.ndarray, val: np.ndarray,
     min_mean: float, max_size: int,
@@ -217,6 +208,7 @@ def _cluster(
 ) -> tuple:
     space_time = terms.copy()
     space_time[0] = 0.0
+    no_ground, no_t, no_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
     parent = np.arange(n)
     size = np.ones(n, np.int64)
     nxt = np.full(n, -1, np.int64)
@@ -237,25 +229,51 @@ def _cluster(
         if size[ra] + size[rb] > max_size:
             refused += 1
             continue
+        # the linkage: each member pair's candidate score without appearance, looked up
+        # (CSR by lower row), else scored, in one call for the merge (a compiled call per
+        # pair costs more than the pair)
         total = 0.0
         count = 0
         ok = True
+        n_new = 0
+        new_x = np.empty(size[ra] * size[rb], np.int64)
+        new_y = np.empty(size[ra] * size[rb], np.int64)
         x = ra
         while x >= 0 and ok:
             y = rb
             while y >= 0:
-                s = _lookup(indptr, nbr, val, min(x, y), max(x, y))
-                if np.isnan(s):
-                    s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                              l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, space_time, handover_s)
+                u, v = min(x, y), max(x, y)
+                lo, hi = indptr[u], indptr[u + 1]
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if nbr[mid] < v:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < indptr[u + 1] and nbr[lo] == v:
+                    s = val[lo]
+                    if s == -np.inf:
+                        ok = False
+                        break
+                    if not np.isnan(s):  # NaN: no direct link, no evidence
+                        total += s
+                        count += 1
+                else:
+                    new_x[n_new] = x
+                    new_y[n_new] = y
+                    n_new += 1
+                y = nxt[y]
+            x = nxt[x]
+        if ok and n_new:
+            for s in _score_many(new_x[:n_new], new_y[:n_new], feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                                 l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, space_time, handover_s,
+                                 no_ground, no_t, no_xy, 0.0, 1.0, 0.0):
                 if s == -np.inf:
                     ok = False
                     break
-                if not np.isnan(s):  # NaN: no direct link, no evidence
+                if not np.isnan(s):
                     total += s
                     count += 1
-                y = nxt[y]
-            x = nxt[x]
         if not ok or count == 0:
             refused += 1
             continue

@@ -177,6 +177,7 @@ def search_blocks(
         long_min_dur = max(float(np.quantile(dur[rows_s], LONG_TRACKLET_QUANTILE)), slice_s)
         for c in cams_s:
             chans = [(order[cam_lo[b] : cam_hi[b]], start[order[cam_lo[b] : cam_hi[b]]], float(cam_maxdur[b])) for b in adjacency[c]]
+            chan_rows = [rows for rows, _, _ in chans]
             q_sorted = order[cam_lo[c] : cam_hi[c]]
             r = float(reach[c])
             if len(q_sorted) == 0:
@@ -187,24 +188,38 @@ def search_blocks(
                 qs = start[normal]
                 edges = np.searchsorted(qs, np.arange(qs[0], qs[-1] + slice_s, slice_s), "left")
                 edges = np.unique(np.append(edges, len(normal)))
-                for lo, hi in zip(edges[:-1], edges[1:]):
-                    q = normal[lo:hi]
-                    blocks._add(q, (chans, float(start[q[0]]), float(end[q].max()), r))
-            for q in q_sorted[is_long]:
-                blocks._add(np.array([q]), (chans, float(start[q]), float(end[q]), r))
+                t0 = start[normal[edges[:-1]]]
+                t1 = np.maximum.reduceat(end[normal], edges[:-1])
+                lo, hi = _base_ranges(chans, t0, t1, r)
+                for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+                    blocks._add(normal[a:b], (chan_rows, lo[:, k], hi[:, k]))
+            longs = q_sorted[is_long]
+            if len(longs):
+                lo, hi = _base_ranges(chans, start[longs], end[longs], r)
+                for k, q in enumerate(longs):
+                    blocks._add(np.array([q]), (chan_rows, lo[:, k], hi[:, k]))
     return blocks
 
 
-def _base(chans: list[tuple[np.ndarray, np.ndarray, float]], t0: float, t1: float, reach: float) -> np.ndarray:
-    """Rows of the channels whose interval may meet ``[t0 - reach, t1 + reach]``."""
-    parts = []
-    for rows, starts, maxdur in chans:
-        lo = np.searchsorted(starts, t0 - reach - maxdur, "left")
-        hi = np.searchsorted(starts, t1 + reach, "right")
-        if hi > lo:
-            parts.append(rows[lo:hi])
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+def _base_ranges(
+    chans: list[tuple[np.ndarray, np.ndarray, float]], t0: np.ndarray, t1: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)``, ``(channels, blocks)``: each channel's rows ``rows[lo:hi]`` (by start)
+    whose interval may meet ``[t0 - reach, t1 + reach]`` of each block (all of a camera's
+    blocks in one search per channel: one search per block and channel was most of the
+    planning's time at 1M tracklets)."""
+    lo = np.zeros((len(chans), len(t0)), np.int64)
+    hi = np.zeros((len(chans), len(t0)), np.int64)
+    for k, (_, starts, maxdur) in enumerate(chans):
+        lo[k] = np.searchsorted(starts, t0 - reach - maxdur, "left")
+        hi[k] = np.searchsorted(starts, t1 + reach, "right")
+    return lo, hi
 
+
+def _base(chan_rows: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A block's base rows: ``chan_rows[k][lo[k]:hi[k]]`` of each channel, concatenated."""
+    parts = [rows[a:b] for rows, a, b in zip(chan_rows, lo.tolist(), hi.tolist()) if b > a]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 # ---------------------------------------------------------------------------- space-time candidates

@@ -393,62 +393,19 @@ def _cap(x: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair(
-    i: int, j: int, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray, scen: np.ndarray,
-    motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
-    l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
-    l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
-) -> float:
-    """Log-likelihood ratio of rows ``i``, ``j`` without co-location; ``-inf`` if impossible,
-    NaN if their cameras have no direct link (not evidence either way)."""
-    if scen[i] != scen[j]:
-        return -np.inf
-    # a: the tracklet seen first (the vehicle's earlier visit)
-    if start[i] < start[j] or (start[i] == start[j] and end[i] <= end[j]):
-        a, b = i, j
-    else:
-        a, b = j, i
-    gap = start[b] - end[a]
-    same_cam = cam[a] == cam[b]
-    if same_cam and gap <= 0.0:
-        # one camera, seen at once: a conflict unless a short handover at the ends
-        if end[b] >= end[a] and -gap <= handover_s + 1e-6:
-            gap = 0.0
-        else:
-            return -np.inf
-    k = (scen[a] * n_c + cam[a]) * n_c + cam[b]
-    if l_min[k] == np.inf:
-        return np.nan  # no direct link (the vehicle passes another camera between them)
-    if gap < l_min[k]:
-        return -np.inf
-    total = 0.0
-    if terms[0] > 0.0:
-        total += terms[0] * _appearance_llr(_dot(feats, i, j), app)
-    if terms[1] > 0.0 and l_known[k] > 0.0:
-        total += terms[1] * _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
-    if terms[2] > 0.0:
-        total += terms[2] * _direction(a, b, motion, kappa, log_i0, gap <= 0.0 and not same_cam)
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
-def _dot(feats: np.ndarray, i: int, j: int) -> float:
-    """Cosine of rows ``i``, ``j`` (L2-normalised), summed in float64."""
-    dot = 0.0
-    for d in range(feats.shape[1]):
-        dot += feats[i, d] * feats[j, d]
-    return dot
-
-
-@numba.njit(cache=True, nogil=True)
 def _appearance_llr(cos: float, app: np.ndarray) -> float:
     """:meth:`AppearanceModel.log_lr` of one cosine (``app``: :attr:`AppearanceModel.params`)."""
+    return _appearance_llr_of(cos, app[0], app[1], app[2], app[3], app[4], app[5])
+
+
+@numba.njit(cache=True, nogil=True)
+def _appearance_llr_of(cos: float, n_mean: float, n_std: float, p_mean: float, p_std: float, z_lo: float, z_hi: float) -> float:
     c = min(max(cos, -_COS_CLIP), _COS_CLIP)
     z = 0.5 * math.log((1.0 + c) / (1.0 - c))
-    z = min(max(z, app[4]), app[5])
-    r0 = (z - app[0]) / app[1]
-    r1 = (z - app[2]) / app[3]
-    return _cap(-0.5 * r1 * r1 - math.log(app[3]) + 0.5 * r0 * r0 + math.log(app[1]))
+    z = min(max(z, z_lo), z_hi)
+    r0 = (z - n_mean) / n_std
+    r1 = (z - p_mean) / p_std
+    return _cap(-0.5 * r1 * r1 - math.log(p_std) + 0.5 * r0 * r0 + math.log(n_std))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -457,41 +414,118 @@ def _unit_known(h0: float, h1: float) -> bool:
 
 
 @numba.njit(cache=True, nogil=True)
-def _direction(a: int, b: int, m: np.ndarray, kappa: float, log_i0: float, together: bool) -> float:
-    """motion rows: 0 entry xy, 1 exit xy (metres, NaN unknown), 2 entry heading, 3 exit heading (unit, 0 unknown)."""
-    out = 0.0
-    if together:
-        # seen at once: one vehicle heads the same way in both views (entry headings, else exit)
-        for row in (2, 3):
-            if _unit_known(m[a, row, 0], m[a, row, 1]) and _unit_known(m[b, row, 0], m[b, row, 1]):
-                c = m[a, row, 0] * m[b, row, 0] + m[a, row, 1] * m[b, row, 1]
-                return kappa * c - log_i0
+def _heading_llr(hx: float, hy: float, sx: float, sy: float, kappa: float, log_i0: float) -> float:
+    """von Mises log-likelihood ratio of a unit heading against a unit direction; 0 if the heading is unknown."""
+    if not _unit_known(hx, hy):
         return 0.0
-    sx = m[b, 0, 0] - m[a, 1, 0]
-    sy = m[b, 0, 1] - m[a, 1, 1]
+    return kappa * (hx * sx + hy * sy) - log_i0
+
+
+@numba.njit(cache=True, nogil=True)
+def _direction(
+    together: bool, a_exit_x: float, a_exit_y: float, a_in_hx: float, a_in_hy: float, a_out_hx: float, a_out_hy: float,
+    b_entry_x: float, b_entry_y: float, b_in_hx: float, b_in_hy: float, b_out_hx: float, b_out_hy: float,
+    kappa: float, log_i0: float,
+) -> float:
+    """The direction term of ``a`` seen before ``b``, from their motion rows (0 entry xy,
+    1 exit xy in metres, NaN unknown; 2 entry heading, 3 exit heading, unit, 0 unknown):
+    seen at once, one vehicle heads the same way in both views (entry headings, else exit);
+    apart, ``a``'s exit heading and ``b``'s entry heading point along the step between them."""
+    if together:
+        if _unit_known(a_in_hx, a_in_hy) and _unit_known(b_in_hx, b_in_hy):
+            return kappa * (a_in_hx * b_in_hx + a_in_hy * b_in_hy) - log_i0
+        if _unit_known(a_out_hx, a_out_hy) and _unit_known(b_out_hx, b_out_hy):
+            return kappa * (a_out_hx * b_out_hx + a_out_hy * b_out_hy) - log_i0
+        return 0.0
+    sx = b_entry_x - a_exit_x
+    sy = b_entry_y - a_exit_y
     dist = math.sqrt(sx * sx + sy * sy)
     if not (dist > MIN_STEP_M):  # NaN too
         return 0.0
     sx /= dist
     sy /= dist
-    if _unit_known(m[a, 3, 0], m[a, 3, 1]):
-        out += kappa * (m[a, 3, 0] * sx + m[a, 3, 1] * sy) - log_i0
-    if _unit_known(m[b, 2, 0], m[b, 2, 1]):
-        out += kappa * (m[b, 2, 0] * sx + m[b, 2, 1] * sy) - log_i0
-    return out
+    return _heading_llr(a_out_hx, a_out_hy, sx, sy, kappa, log_i0) + _heading_llr(b_in_hx, b_in_hy, sx, sy, kappa, log_i0)
 
 
 @numba.njit(cache=True, nogil=True)
 def _score_many(
-    a: np.ndarray, b: np.ndarray, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
+    a_rows: np.ndarray, b_rows: np.ndarray, feats: np.ndarray, start: np.ndarray, end: np.ndarray, cam: np.ndarray,
     scen: np.ndarray, motion: np.ndarray, app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
     l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+    g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_w: float,
 ) -> np.ndarray:
-    out = np.empty(len(a), np.float64)
-    for e in range(len(a)):
-        out[e] = _pair(a[e], b[e], feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                       l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms, handover_s)
+    """The pair score of rows ``a_rows[e]``, ``b_rows[e]``: :func:`pair_log_lr`, plus
+    co-location weighted ``col_w`` (0: without; ``col_c0``, ``col_s2``:
+    :attr:`ColocationModel.params`; ``g_*``: the ground tracks' arrays).
+
+    The whole pair rule is in this one loop, with helpers of scalars only: a compiled
+    helper that takes arrays counts references on each of them per call, and that cost
+    (about 300 ns a pair with this many arrays) was most of the pairs' time."""
+    out = np.empty(len(a_rows), np.float64)
+    n_mean, n_std, p_mean, p_std, z_lo, z_hi = app[0], app[1], app[2], app[3], app[4], app[5]
+    w_app, w_time, w_dir = terms[0], terms[1], terms[2]
+    dim = feats.shape[1]
+    for e in range(len(a_rows)):
+        i, j = a_rows[e], b_rows[e]
+        if scen[i] != scen[j]:
+            out[e] = -np.inf
+            continue
+        # a: the tracklet seen first (the vehicle's earlier visit)
+        if start[i] < start[j] or (start[i] == start[j] and end[i] <= end[j]):
+            a, b = i, j
+        else:
+            a, b = j, i
+        gap = start[b] - end[a]
+        same_cam = cam[a] == cam[b]
+        if same_cam and gap <= 0.0:
+            # one camera, seen at once: a conflict unless a short handover at the ends
+            if end[b] >= end[a] and -gap <= handover_s + 1e-6:
+                gap = 0.0
+            else:
+                out[e] = -np.inf
+                continue
+        k = (scen[a] * n_c + cam[a]) * n_c + cam[b]
+        if l_min[k] == np.inf:
+            out[e] = np.nan  # no direct link (the vehicle passes another camera between them)
+            continue
+        if gap < l_min[k]:
+            out[e] = -np.inf
+            continue
+        total = 0.0
+        if w_app > 0.0:
+            # cosine of L2-normalised rows, summed in float64 on four independent sums
+            # (one chain of dependent additions ran at a quarter of the speed)
+            s0 = s1 = s2 = s3 = 0.0
+            d = 0
+            while d + 4 <= dim:
+                s0 += feats[i, d] * feats[j, d]
+                s1 += feats[i, d + 1] * feats[j, d + 1]
+                s2 += feats[i, d + 2] * feats[j, d + 2]
+                s3 += feats[i, d + 3] * feats[j, d + 3]
+                d += 4
+            while d < dim:
+                s0 += feats[i, d] * feats[j, d]
+                d += 1
+            dot = (s0 + s1) + (s2 + s3)
+            total += w_app * _appearance_llr_of(dot, n_mean, n_std, p_mean, p_std, z_lo, z_hi)
+        if w_time > 0.0 and l_known[k] > 0.0:
+            total += w_time * _cap(_gap_llr(l_lo[k], l_hi[k], l_spread[k], l_mass[k], horizon[scen[a]], gap, OUTLIER_RATE))
+        if w_dir > 0.0:
+            total += w_dir * _direction(
+                gap <= 0.0 and not same_cam,
+                motion[a, 1, 0], motion[a, 1, 1], motion[a, 2, 0], motion[a, 2, 1], motion[a, 3, 0], motion[a, 3, 1],
+                motion[b, 0, 0], motion[b, 0, 1], motion[b, 2, 0], motion[b, 2, 1], motion[b, 3, 0], motion[b, 3, 1],
+                kappa, log_i0)
+        if col_w > 0.0 and not same_cam and g_off[i + 1] > g_off[i] and g_off[j + 1] > g_off[j]:
+            # ColocationModel.log_lr of the median distance seen together (0 where they
+            # were not), weighted; the overlap test first, without a call
+            together_s = min(g_t[g_off[i + 1] - 1], g_t[g_off[j + 1] - 1]) - max(g_t[g_off[i]], g_t[g_off[j]])
+            if together_s >= MIN_TOGETHER_S:
+                dist_m = overlap_median(g_off, g_t, g_xy, i, j, MIN_TOGETHER_S)
+                if math.isfinite(dist_m):
+                    total += col_w * min(max(col_c0 - dist_m * dist_m / (2.0 * col_s2), -TERM_CAP), TERM_CAP)
+        out[e] = total
     return out
 
 
@@ -510,6 +544,22 @@ def _keep(vals: np.ndarray, keys: np.ndarray, r: int, s: float, e: int) -> None:
         k -= 1
     vals[r, k] = s
     keys[r, k] = e
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_of(s: np.ndarray, pi: np.ndarray, pj: np.ndarray, nc: int, nd: int, keep_n: int, floor: float) -> np.ndarray:
+    """Sorted indices of the pairs ``e`` among the ``keep_n`` best scores ``s`` of their
+    ``pi[e]`` or of their ``pj[e]`` (ties: the earlier pair), scoring above ``floor``."""
+    va = np.full((nc, keep_n), -np.inf)
+    ka = np.full((nc, keep_n), -1, np.int64)
+    vb = np.full((nd, keep_n), -np.inf)
+    kb = np.full((nd, keep_n), -1, np.int64)
+    for e in range(len(s)):
+        if math.isfinite(s[e]) and s[e] > floor:
+            _keep(va, ka, pi[e], s[e], e)
+            _keep(vb, kb, pj[e], s[e], e)
+    chosen = np.unique(np.concatenate((ka.ravel(), kb.ravel())))
+    return chosen[chosen >= 0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -537,27 +587,10 @@ def _best_in_windows(
     for stage in range(2):
         if stage == 0 and pre <= 0:
             continue
-        keep_n = pre if stage == 0 else m
-        stage_terms = terms_pre if stage == 0 else terms
-        # the keep_n best of each a into d's camera and of each b into c's camera
-        va = np.full((nc, keep_n), -np.inf)
-        ka = np.full((nc, keep_n), -1, np.int64)
-        vb = np.full((nd, keep_n), -np.inf)
-        kb = np.full((nd, keep_n), -1, np.int64)
-        for e in range(len(pi)):
-            x, y = rows_c[pi[e]], rows_d[pj[e]]
-            s = _pair(x, y, feats, start, end, cam, scen, motion, app, kappa, log_i0,
-                      l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, stage_terms, handover_s)
-            if col_w > 0.0:
-                # ColocationModel.log_lr of the median distance (0 where there is none), weighted
-                d = overlap_median(g_off, g_t, g_xy, x, y, MIN_TOGETHER_S)
-                if math.isfinite(d):
-                    s += col_w * min(max(col_c0 - d * d / (2.0 * col_s2), -TERM_CAP), TERM_CAP)
-            if math.isfinite(s) and (stage == 0 or s > floor):
-                _keep(va, ka, pi[e], s, e)
-                _keep(vb, kb, pj[e], s, e)
-        chosen = np.unique(np.concatenate((ka.ravel(), kb.ravel())))
-        chosen = chosen[chosen >= 0]
+        s = _score_many(rows_c[pi], rows_d[pj], feats, start, end, cam, scen, motion, app, kappa, log_i0,
+                        l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, terms_pre if stage == 0 else terms,
+                        handover_s, g_off, g_t, g_xy, col_c0, col_s2, col_w)
+        chosen = _best_of(s, pi, pj, nc, nd, pre if stage == 0 else m, -np.inf if stage == 0 else floor)
         pi, pj = pi[chosen], pj[chosen]
     return rows_c[pi], rows_d[pj]
 
@@ -636,7 +669,7 @@ def pair_log_lr(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -
     b = np.ascontiguousarray(b, np.int64)
     if len(a) == 0:
         return np.zeros(0, np.float64)
-    args = (*table_args(table), *model.kernel_args())
+    args = (*table_args(table), *model.kernel_args(), *_NO_COLOCATION)
     n = compute_threads()
     if n == 1 or len(a) < PARALLEL_MIN_PAIRS:
         return _score_many(a, b, *args)
@@ -646,6 +679,9 @@ def pair_log_lr(table: object, model: PairModel, a: np.ndarray, b: np.ndarray) -
         parts = pool.map(lambda lo_hi: _score_many(a[lo_hi[0]:lo_hi[1]], b[lo_hi[0]:lo_hi[1]], *args), zip(edges[:-1], edges[1:]))
         return np.concatenate(list(parts))
 
+
+#: :func:`_score_many`'s co-location arguments for none.
+_NO_COLOCATION = (np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2)), 0.0, 1.0, 0.0)
 
 #: pair lists shorter than this are scored on one thread.
 PARALLEL_MIN_PAIRS = 100_000

@@ -95,6 +95,37 @@ def test_the_kernel_gap_term_is_the_links_gap_log_lr():
     assert got[4] > 0 > got[7]  # inside the window vs far beyond it
 
 
+@pytest.mark.parametrize("dim", [1, 4, 7, 130])
+def test_the_kernel_appearance_term_is_the_models_log_lr_for_any_feature_size(dim: int):
+    # the compiled cosine sums the feature dimensions on four independent sums plus a tail:
+    # every dimension counts, whatever the size
+    rng = np.random.default_rng(dim)
+    f = rng.normal(size=(6, dim)).astype(np.float32)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    t = TrackletTable.from_arrays(KEYS, [0, 1, 0, 1, 0, 1], np.arange(6), np.arange(6) * 100.0, np.arange(6) * 100.0 + 5, f)
+    m = model(t, terms=(True, False, False, False))
+    a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 3, 2, 5, 4])
+    cos = np.einsum("ij,ij->i", f[a].astype(np.float64), f[b].astype(np.float64))
+    assert pair_log_lr(t, m, a, b) == pytest.approx(m.appearance.log_lr(cos), abs=1e-5)
+
+
+def test_direction_of_views_seen_at_once_compares_headings_entry_first_then_exit():
+    # motion rows: entry xy, exit xy (metres), entry heading, exit heading (0: unknown)
+    motion = np.zeros((4, 4, 2))
+    motion[0] = [[0, 0], [20, 0], [1, 0], [1, 0]]  # c001, heading east
+    motion[1] = [[0, 1], [20, 1], [1, 0], [0, -1]]  # c002 at once, entering east
+    motion[2] = [[0, 1], [20, 1], [-1, 0], [-1, 0]]  # c002 at once, heading west
+    motion[3] = [[0, 1], [20, 1], [0, 0], [0, 1]]  # c002 at once, entry heading unknown, exit north
+    t = TrackletTable.from_arrays(KEYS, [0, 1, 1, 1], [1, 2, 3, 4], [0.0, 1.0, 1.0, 1.0], [10.0] * 4,
+                                  np.tile(unit(1), (4, 1)), motion=motion)
+    d = DirectionModel(kappa=3.0)
+    m = replace(model(t, terms=(False, False, True, False)), direction=d)
+    same, opposite, exit_only = pair_log_lr(t, m, np.zeros(3, int), np.array([1, 2, 3]))
+    assert same == pytest.approx(3.0 - d.log_i0)  # entry headings agree (exit headings not asked)
+    assert opposite == pytest.approx(-3.0 - d.log_i0)
+    assert exit_only == pytest.approx(0.0 - d.log_i0)  # no entry heading: exit east against north
+
+
 def test_a_look_alike_pair_is_told_apart_by_travel_time_alone():
     # two look-alike cars (identical features) leave c001 at 0-5 s and 20-25 s; the link
     # c001 -> c002 takes 25-35 s; c002 sees them at 35 s and 55 s
