@@ -345,11 +345,14 @@ def constrained_agglomerative(
     if model.terms[0] and model.appearance.source != "off":
         cos = pair_cosines(table.features, pair_a, pair_b)
         space_time = scores - float(model.terms[0]) * model.appearance.log_lr(cos)
-    order = np.lexsort((hi_, lo_))
-    nbr, val = hi_[order], space_time[order]
-    indptr = np.zeros(n + 1, np.int64)
-    np.add.at(indptr, lo_ + 1, 1)
-    indptr = np.cumsum(indptr)
+    code = lo_ * n + hi_
+    if len(code) > 1 and not (code[1:] >= code[:-1]).all():  # the association's candidates come sorted
+        order = np.argsort(code, kind="stable")
+        lo_, nbr, val = lo_[order], hi_[order], space_time[order]
+    else:
+        nbr, val = hi_, space_time
+    del code
+    indptr = np.cumsum(np.bincount(lo_ + 1, minlength=n + 1))
     # the cut is on the likelihood ratio: the candidates' prior share of true pairs falls as
     # k rises (more neighbours asked, more of them false), so a cut on the posterior would
     # let a search setting decide merges (docs/association.md, "The cut")
