@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-from mct.associate.score import PairModel, _appearance_llr, _score_many, pair_cosines, pair_log_lr, table_args
+from mct.associate.score import _NO_COLOCATION, PairModel, _appearance_llr, _score_many, pair_cosines, pair_log_lr, table_args
 from mct.associate.table import TrackletTable
 
 __all__ = ["candidate_pairs", "best_per_camera", "best_linked_in_time", "mutual_best", "constrained_agglomerative", "conflicts_within"]
@@ -205,10 +205,10 @@ def _cluster(
     app: np.ndarray, kappa: float, log_i0: float,
     l_lo: np.ndarray, l_hi: np.ndarray, l_spread: np.ndarray, l_min: np.ndarray, l_known: np.ndarray,
     l_mass: np.ndarray, horizon: np.ndarray, n_c: int, terms: np.ndarray, handover_s: float,
+    g_off: np.ndarray, g_t: np.ndarray, g_xy: np.ndarray, col_c0: float, col_s2: float, col_w: float,
 ) -> tuple:
     space_time = terms.copy()
     space_time[0] = 0.0
-    no_ground, no_t, no_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
     parent = np.arange(n)
     size = np.ones(n, np.int64)
     nxt = np.full(n, -1, np.int64)
@@ -267,7 +267,7 @@ def _cluster(
         if ok and n_new:
             for s in _score_many(new_x[:n_new], new_y[:n_new], feats, start, end, cam, scen, motion, app, kappa, log_i0,
                                  l_lo, l_hi, l_spread, l_min, l_known, l_mass, horizon, n_c, space_time, handover_s,
-                                 no_ground, no_t, no_xy, 0.0, 1.0, 0.0):
+                                 g_off, g_t, g_xy, col_c0, col_s2, col_w):
                 if s == -np.inf:
                     ok = False
                     break
@@ -361,7 +361,7 @@ def constrained_agglomerative(
     visit = visit[np.argsort(-scores[visit], kind="stable")]
     roots, merges, refused = _cluster(
         n, pair_a[visit], pair_b[visit], indptr, nbr, val, min_mean, int(max_cluster_size),
-        *table_args(table), *model.kernel_args(),
+        *table_args(table), *model.kernel_args(), *_NO_COLOCATION,  # the linkage scores pairs without co-location
     )
     _, first, labels = np.unique(roots, return_index=True, return_inverse=True)
     rank = np.empty(len(first), np.int64)

@@ -612,21 +612,25 @@ def best_in_windows(
     pairs, in one compiled pass: the windows of a busy camera pair hold millions of pairs."""
     if m <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    ground = getattr(table, "ground", None)
-    col_w = float(model.terms[3]) if ground is not None else 0.0
-    if ground is None:
-        g_off, g_t, g_xy = np.zeros(1, np.int64), np.zeros(0), np.zeros((0, 2))
-    else:
-        g_off, g_t, g_xy = ground.offsets, ground.times, ground.xy
-    c0, s2 = model.colocation.params
     args = model.kernel_args()
     terms_pre = args[-2].copy()
     terms_pre[0] = 0.0
     return _best_in_windows(
         np.ascontiguousarray(rows_c, np.int64), np.ascontiguousarray(rows_d, np.int64),
         np.ascontiguousarray(first, np.int64), np.ascontiguousarray(last, np.int64), int(m), int(preselect), terms_pre, float(floor),
-        g_off, g_t, g_xy, c0, s2, col_w, *table_args(table), *args,
+        *colocation_args(table, model), *table_args(table), *args,
     )
+
+
+def colocation_args(table: object, model: PairModel) -> tuple:
+    """:func:`_score_many`'s co-location arguments ``(g_off, g_t, g_xy, c0, s2, weight)``:
+    the table's ground tracks and the fitted :class:`ColocationModel`, weighted as the
+    model's terms say; :data:`_NO_COLOCATION` without ground tracks."""
+    ground = getattr(table, "ground", None)
+    if ground is None:
+        return _NO_COLOCATION
+    c0, s2 = model.colocation.params
+    return ground.offsets, ground.times, ground.xy, c0, s2, float(model.terms[3])
 
 
 def pair_cosines(features: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8_192) -> np.ndarray:
